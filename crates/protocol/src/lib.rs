@@ -1,0 +1,214 @@
+//! Duet's signaling wire format: every JSON frame that crosses the `/video` WebSocket, and the
+//! account rules that both the browser and the server enforce.
+//!
+//! The seed tutorial's envelope `{"type", "sdp", "name", "from"}` is kept unchanged: `name` is the
+//! user a message is for and `from` the user it comes from (always set by the server). Duet adds
+//! call control, presence, ICE configuration and errors on top of it; `docs/protocol.md` shows each
+//! message with an example.
+
+mod account;
+mod relay;
+
+pub use account::{AccountError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_MAX_CHARS};
+pub use account::{normalize_username, username_key, validate_password};
+pub use relay::{RelayError, RelayRequest};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Frames longer than this are refused (and the connection closed): an SDP is a few KiB.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Identifies one call across all its messages, chosen by the caller (a random token).
+pub type CallId = String;
+
+/// What one peer tells another through the relay, tagged by `type`.
+///
+/// `offer`, `answer`, `candidate` and `leave` are the seed's; `call_id` is optional on them so the
+/// seed's pages, which never send it, keep working.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum PeerMessage {
+    /// An SDP offer (`sdp` is an `RTCSessionDescriptionInit`).
+    Offer {
+        sdp: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<CallId>,
+    },
+    /// An SDP answer.
+    Answer {
+        sdp: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<CallId>,
+    },
+    /// A trickled ICE candidate (`sdp` is an `RTCIceCandidateInit`, or `null` at the end).
+    Candidate {
+        sdp: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<CallId>,
+    },
+    /// The seed's hang-up.
+    Leave {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<CallId>,
+    },
+    /// The caller asks the callee to ring.
+    Invite { call_id: CallId },
+    /// The callee's client is ringing.
+    Ringing { call_id: CallId },
+    /// The callee picked up; the caller now sends an offer.
+    Accept { call_id: CallId },
+    /// The callee refused.
+    Decline { call_id: CallId },
+    /// The caller gave up before an answer.
+    Cancel { call_id: CallId },
+    /// The callee is already in another call.
+    Busy { call_id: CallId },
+    /// Either side ended an established call.
+    Hangup { call_id: CallId },
+    /// The sender's microphone or camera was switched on or off.
+    Media {
+        call_id: CallId,
+        audio: bool,
+        video: bool,
+    },
+}
+
+impl PeerMessage {
+    /// The call this message belongs to, if it names one.
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            Self::Offer { call_id, .. }
+            | Self::Answer { call_id, .. }
+            | Self::Candidate { call_id, .. }
+            | Self::Leave { call_id } => call_id.as_deref(),
+            Self::Invite { call_id }
+            | Self::Ringing { call_id }
+            | Self::Accept { call_id }
+            | Self::Decline { call_id }
+            | Self::Cancel { call_id }
+            | Self::Busy { call_id }
+            | Self::Hangup { call_id }
+            | Self::Media { call_id, .. } => Some(call_id),
+        }
+    }
+
+    /// Whether the sender's other tabs should see this message too: when one tab answers a
+    /// ringing call, the others must stop ringing.
+    pub fn is_echoed_to_own_tabs(&self) -> bool {
+        matches!(self, Self::Accept { .. } | Self::Decline { .. } | Self::Busy { .. })
+    }
+}
+
+/// A frame the client sends: a message for user `name`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    pub name: String,
+    #[serde(flatten)]
+    pub message: PeerMessage,
+}
+
+impl ClientFrame {
+    pub fn to_json(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Why the server could not act on a frame; sent as `{"type":"error","code":…}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, not an object, or a known `type` with missing or mistyped fields.
+    Malformed,
+    /// A `type` the server does not know.
+    UnknownType,
+    /// The frame exceeded [`MAX_FRAME_BYTES`]; the connection is closed.
+    TooLarge,
+    /// Too many frames too fast; the connection is closed.
+    RateLimited,
+    /// The user in `name` is not online.
+    PeerOffline,
+    /// `name` is missing, empty, or the sender themself.
+    InvalidTarget,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnknownType => "unknown_type",
+            Self::TooLarge => "too_large",
+            Self::RateLimited => "rate_limited",
+            Self::PeerOffline => "peer_offline",
+            Self::InvalidTarget => "invalid_target",
+        }
+    }
+
+    pub const ALL: [ErrorCode; 6] = [
+        Self::Malformed,
+        Self::UnknownType,
+        Self::TooLarge,
+        Self::RateLimited,
+        Self::PeerOffline,
+        Self::InvalidTarget,
+    ];
+}
+
+/// A message from the server itself (not relayed from a peer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerEvent {
+    /// First frame on every connection: who you are and which ICE servers to use
+    /// (an array of `RTCIceServer`, empty by default).
+    Hello {
+        username: String,
+        ice_servers: Value,
+    },
+    /// Second frame: everyone online now (you included).
+    Presence { online: Vec<String> },
+    /// A user came online (their first connection opened).
+    Online { username: String },
+    /// A user went offline (their last connection closed).
+    Offline { username: String },
+    /// A frame of yours could not be handled.
+    Error { code: ErrorCode, message: String },
+}
+
+impl ServerEvent {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A peer's message as delivered: `from` is the sender's authenticated username.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    pub from: String,
+    #[serde(flatten)]
+    pub message: PeerMessage,
+}
+
+/// Anything the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServerMessage {
+    Event(ServerEvent),
+    Peer(Delivered),
+}
+
+impl ServerMessage {
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// The four shapes the seed's page sends, byte for byte as its JavaScript builds them.
+fn seed_frames() -> Vec<Value> {
+    vec![
+        json!({"type":"offer","sdp":{"type":"offer","sdp":"v=0\r\n"},"name":"bob","from":"alice"}),
+        json!({"type":"answer","sdp":{"type":"answer","sdp":"v=0\r\n"},"name":"alice","from":"bob"}),
+        json!({"type":"candidate","sdp":{"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host","sdpMid":"0","sdpMLineIndex":0},"name":"bob","from":"alice"}),
+        json!({"type":"leave","name":"bob","from":"alice"}),
+    ]
+}
+
+#[test]
+fn seed_envelopes_are_relayed_unchanged_but_for_from() {
+    for frame in seed_frames() {
+        let request = RelayRequest::parse(&frame.to_string()).expect("seed frame parses");
+        assert_eq!(request.to, frame["name"]);
+        let delivered: Value = serde_json::from_str(&request.deliver_as("mallory")).unwrap();
+        let mut expected = frame.clone();
+        expected["from"] = json!("mallory");
+        assert_eq!(delivered, expected);
+    }
+}
+
+#[test]
+fn seed_envelopes_decode_as_typed_deliveries() {
+    for frame in seed_frames() {
+        let message = ServerMessage::from_json(&frame.to_string()).expect("decodes");
+        let ServerMessage::Peer(Delivered { from, message }) = message else {
+            panic!("not a peer message: {frame}");
+        };
+        assert_eq!(from, frame["from"]);
+        assert_eq!(message.call_id(), None);
+    }
+}
+
+#[test]
+fn unknown_fields_survive_the_relay() {
+    let text = r#"{"type":"invite","name":"bob","call_id":"c1","client":"duet/1","x":[1,2]}"#;
+    let request = RelayRequest::parse(text).unwrap();
+    assert_eq!(
+        request.message,
+        PeerMessage::Invite {
+            call_id: "c1".into()
+        }
+    );
+    let delivered: Value = serde_json::from_str(&request.deliver_as("alice")).unwrap();
+    assert_eq!(delivered["x"], json!([1, 2]));
+    assert_eq!(delivered["from"], json!("alice"));
+}
+
+#[test]
+fn bad_frames_get_the_documented_codes() {
+    let cases = [
+        ("not json", ErrorCode::Malformed),
+        ("[1,2]", ErrorCode::Malformed),
+        (r#"{"name":"bob"}"#, ErrorCode::Malformed),
+        (r#"{"type":7,"name":"bob"}"#, ErrorCode::Malformed),
+        (r#"{"type":"teleport","name":"bob"}"#, ErrorCode::UnknownType),
+        (r#"{"type":"offer","name":"bob"}"#, ErrorCode::Malformed),
+        (r#"{"type":"invite","name":"bob"}"#, ErrorCode::Malformed),
+        (r#"{"type":"offer","sdp":{}}"#, ErrorCode::InvalidTarget),
+        (r#"{"type":"offer","sdp":{},"name":"  "}"#, ErrorCode::InvalidTarget),
+    ];
+    for (text, code) in cases {
+        let error = RelayRequest::parse(text).expect_err(text);
+        assert_eq!(error.code(), code, "{text}: {error}");
+    }
+    let huge = format!(
+        r#"{{"type":"offer","name":"bob","sdp":"{}"}}"#,
+        "a".repeat(MAX_FRAME_BYTES)
+    );
+    assert_eq!(
+        RelayRequest::parse(&huge).unwrap_err().code(),
+        ErrorCode::TooLarge
+    );
+}
+
+#[test]
+fn every_peer_message_round_trips() {
+    let id = || "call-1".to_owned();
+    let messages = vec![
+        PeerMessage::Offer {
+            sdp: json!({"type":"offer","sdp":"v=0"}),
+            call_id: Some(id()),
+        },
+        PeerMessage::Answer {
+            sdp: json!({"type":"answer","sdp":"v=0"}),
+            call_id: None,
+        },
+        PeerMessage::Candidate {
+            sdp: Value::Null,
+            call_id: Some(id()),
+        },
+        PeerMessage::Leave { call_id: None },
+        PeerMessage::Invite { call_id: id() },
+        PeerMessage::Ringing { call_id: id() },
+        PeerMessage::Accept { call_id: id() },
+        PeerMessage::Decline { call_id: id() },
+        PeerMessage::Cancel { call_id: id() },
+        PeerMessage::Busy { call_id: id() },
+        PeerMessage::Hangup { call_id: id() },
+        PeerMessage::Media {
+            call_id: id(),
+            audio: false,
+            video: true,
+        },
+    ];
+    for message in messages {
+        let frame = ClientFrame {
+            name: "bob".into(),
+            message: message.clone(),
+        };
+        let text = frame.to_json();
+        assert_eq!(serde_json::from_str::<ClientFrame>(&text).unwrap(), frame);
+        let relayed = RelayRequest::parse(&text).unwrap();
+        assert_eq!(relayed.message, message);
+        let delivered = ServerMessage::from_json(&relayed.deliver_as("alice")).unwrap();
+        assert_eq!(
+            delivered,
+            ServerMessage::Peer(Delivered {
+                from: "alice".into(),
+                message
+            })
+        );
+    }
+}
+
+#[test]
+fn server_events_round_trip() {
+    let events = vec![
+        ServerEvent::Hello {
+            username: "张伟".into(),
+            ice_servers: json!([{"urls":"stun:127.0.0.1:3478"}]),
+        },
+        ServerEvent::Presence {
+            online: vec!["a".into(), "b".into()],
+        },
+        ServerEvent::Online {
+            username: "a".into(),
+        },
+        ServerEvent::Offline {
+            username: "a".into(),
+        },
+        ServerEvent::error(ErrorCode::PeerOffline, "bob is not online"),
+    ];
+    for event in events {
+        let text = event.to_json();
+        assert_eq!(
+            ServerMessage::from_json(&text).unwrap(),
+            ServerMessage::Event(event)
+        );
+    }
+    assert_eq!(
+        serde_json::to_value(ServerEvent::error(ErrorCode::TooLarge, "x")).unwrap(),
+        json!({"type":"error","code":"too_large","message":"x"})
+    );
+    for code in ErrorCode::ALL {
+        assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+    }
+}
+
+#[test]
+fn usernames_follow_the_rules() {
+    assert_eq!(normalize_username(" 张伟 ").unwrap(), "张伟");
+    assert_eq!(normalize_username("a.b-c_9").unwrap(), "a.b-c_9");
+    // "é" typed as e + combining accent is the same account as the precomposed one.
+    assert_eq!(normalize_username("e\u{301}").unwrap(), "\u{e9}");
+    assert_eq!(username_key("Bob"), username_key("bOB"));
+    assert_eq!(normalize_username(""), Err(AccountError::UsernameEmpty));
+    assert_eq!(
+        normalize_username(&"x".repeat(33)),
+        Err(AccountError::UsernameTooLong)
+    );
+    assert!(normalize_username(&"张".repeat(32)).is_ok());
+    assert_eq!(
+        normalize_username("a b"),
+        Err(AccountError::UsernameCharacters)
+    );
+    assert_eq!(
+        normalize_username("<script>"),
+        Err(AccountError::UsernameCharacters)
+    );
+    assert_eq!(validate_password("short"), Err(AccountError::PasswordTooShort));
+    assert!(validate_password("long enough").is_ok());
+    assert_eq!(
+        validate_password(&"p".repeat(129)),
+        Err(AccountError::PasswordTooLong)
+    );
+}
+
+proptest! {
+    #[test]
+    fn the_decoder_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = RelayRequest::parse(&text);
+        let _ = ServerMessage::from_json(&text);
+    }
+
+    #[test]
+    fn the_decoder_never_panics_on_json(
+        kind in prop_oneof![Just("offer".to_owned()), Just("invite".to_owned()), Just("media".to_owned()), "[a-z]{0,8}"],
+        name in proptest::option::of("\\PC{0,40}"),
+        sdp in proptest::option::of(any::<i64>()),
+        call_id in proptest::option::of(any::<bool>()),
+    ) {
+        let mut object = serde_json::Map::new();
+        object.insert("type".into(), json!(kind));
+        if let Some(name) = &name { object.insert("name".into(), json!(name)); }
+        if let Some(sdp) = sdp { object.insert("sdp".into(), json!(sdp)); }
+        if let Some(flag) = call_id { object.insert("call_id".into(), if flag { json!("c") } else { json!(1) }); }
+        let text = Value::Object(object).to_string();
+        if let Ok(request) = RelayRequest::parse(&text) {
+            prop_assert_eq!(Some(&request.to), name.as_ref());
+            let delivered: Value = serde_json::from_str(&request.deliver_as("z")).unwrap();
+            prop_assert_eq!(&delivered["type"], &json!(kind));
+        }
+    }
+}
