@@ -1,1 +1,63 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use server::config::{Cli, Command};
+use server::startup::Application;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,server=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::User(command)) => server::operator::run(&cli.settings, command)
+            .await
+            .map_err(|e| e.to_string()),
+        Some(Command::Serve) | None => serve(cli.settings).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("duet: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: server::config::Settings) -> Result<(), String> {
+    let app = Application::build(settings).await.map_err(|e| e.to_string())?;
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    app.run().await.map_err(|e| e.to_string())
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

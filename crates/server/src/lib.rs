@@ -1,0 +1,12 @@
+//! Duet's server: accounts and sessions over SQLite, the signaling relay, and the app's pages.
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod metrics;
+pub mod operator;
+pub mod signaling;
+pub mod startup;
+pub mod state;
+pub mod throttle;

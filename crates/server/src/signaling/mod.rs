@@ -1,0 +1,6 @@
+//! The signaling relay at `GET /video`.
+
+pub mod hub;
+pub mod socket;
+
+pub use hub::Hub;

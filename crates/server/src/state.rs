@@ -1,0 +1,31 @@
+//! The state every handler shares: cheap to clone, `Arc`s inside.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounts::Accounts;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::signaling::Hub;
+use crate::throttle::LoginThrottle;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub accounts: Accounts,
+    pub hub: Arc<Hub>,
+    pub metrics: Metrics,
+    pub throttle: Arc<LoginThrottle>,
+    pub leptos: LeptosOptions,
+    /// Cancelled when the server shuts down: every open WebSocket closes with 1001.
+    pub shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}

@@ -1,0 +1,197 @@
+//! `/user/*` against a real server and a real SQLite file.
+
+mod common;
+
+use common::{spawn_app, spawn_app_with, start, test_settings};
+use serde_json::json;
+
+#[tokio::test]
+async fn register_me_logout_login() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let me: serde_json::Value = alice
+        .http
+        .get(app.url("/user/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me, json!({"username": "alice"}));
+
+    let cookie = alice.cookie().expect("session cookie");
+    let out = alice
+        .http
+        .post(app.url("/user/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success());
+    // The old cookie is dead server-side, not merely forgotten by this browser.
+    let replay = app
+        .browser()
+        .http
+        .get(app.url("/user/me"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401);
+
+    let answer = alice.post_json("/user/login", "ALICE", "correct horse").await;
+    assert_eq!(answer, json!({"flag": true}), "case-insensitive login");
+    let status = alice.http.get(app.url("/user/me")).send().await.unwrap().status();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_and_lax_and_secure_behind_https() {
+    let app = spawn_app().await;
+    let response = app
+        .browser()
+        .http
+        .post(app.url("/user/register"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("username", "carol"), ("password", "correct horse")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Secure"), "{cookie}");
+
+    let plain = app
+        .browser()
+        .http
+        .post(app.url("/user/register"))
+        .form(&[("username", "dave"), ("password", "correct horse")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = plain.headers()["set-cookie"].to_str().unwrap();
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn the_seed_login_form_works() {
+    let app = spawn_app().await;
+    app.user("seeduser").await;
+    let browser = app.browser();
+    let answer: serde_json::Value = browser
+        .http
+        .post(app.url("/user/login"))
+        .form(&[("username", "seeduser"), ("password", "correct horse")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"flag": true}));
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let app = spawn_app().await;
+    app.user("bob").await;
+    let browser = app.browser();
+    let wrong = browser.post_json("/user/login", "bob", "not the password").await;
+    let unknown = browser.post_json("/user/login", "nobody", "not the password").await;
+    assert_eq!(wrong["flag"], false);
+    assert_eq!(wrong, unknown, "no user enumeration through messages");
+    assert_eq!(wrong["error"], "wrong username or password");
+}
+
+#[tokio::test]
+async fn registration_rules_give_clear_errors() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    let cases = [
+        ("", "correct horse", "empty"),
+        ("a b", "correct horse", "letters, digits"),
+        (&"x".repeat(33), "correct horse", "longer than 32"),
+        ("shorty", "short", "shorter than 8"),
+    ];
+    for (name, password, message) in cases {
+        let response = browser
+            .http
+            .post(app.url("/user/register"))
+            .json(&json!({"username": name, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{name:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["flag"], false);
+        assert!(body["error"].as_str().unwrap().contains(message), "{body}");
+    }
+    app.user("张伟").await;
+    let taken = browser
+        .http
+        .post(app.url("/user/register"))
+        .json(&json!({"username": "张伟", "password": "another password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 409);
+    app.user("Erin").await;
+    let taken = browser.post_json("/user/register", "erin", "another password").await;
+    assert_eq!(taken["error"], "this username is taken");
+    let garbage = browser
+        .http
+        .post(app.url("/user/login"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled() {
+    let app = spawn_app_with(|s| s.login_failures = 3).await;
+    app.user("frank").await;
+    let attacker = app.browser();
+    for _ in 0..3 {
+        let answer = attacker.post_json("/user/login", "frank", "guess guess").await;
+        assert_eq!(answer["error"], "wrong username or password");
+    }
+    // Even the right password is refused while the account is throttled.
+    let response = attacker
+        .http
+        .post(app.url("/user/login"))
+        .json(&json!({"username": "frank", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["flag"], false);
+    assert!(body["error"].as_str().unwrap().contains("too many failed logins"));
+}
+
+#[tokio::test]
+async fn accounts_survive_a_restart_on_the_same_file() {
+    let app = spawn_app().await;
+    app.user("grace").await;
+    let dir = app.stop().await.expect("data dir");
+    let app = start(test_settings(dir.path())).await;
+    let answer = app.browser().post_json("/user/login", "grace", "correct horse").await;
+    assert_eq!(answer, json!({"flag": true}));
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = spawn_app().await;
+    let health = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    app.user("heidi").await;
+    app.browser().post_json("/user/login", "heidi", "wrong wrong").await;
+    let text = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("duet_logins_total{outcome=\"failed\"} 1"), "{text}");
+    assert!(text.contains("duet_websocket_connections 0"), "{text}");
+    assert!(text.contains("duet_signaling_errors_total{code=\"peer_offline\"} 0"), "{text}");
+}

@@ -1,0 +1,222 @@
+//! Starts a real Duet on 127.0.0.1:0 with its own SQLite file, and talks to it over real HTTP and
+//! WebSocket connections.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use reqwest::cookie::{CookieStore, Jar};
+use serde_json::{Value, json};
+use server::config::Settings;
+use server::startup::Application;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub fn test_settings(data_dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.addr = "127.0.0.1:0".parse().expect("valid address");
+    settings.data_dir = data_dir.to_path_buf();
+    settings.database_url = None;
+    settings.site_root = data_dir.join("site");
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(dir.path());
+    configure(&mut settings);
+    let mut app = start(settings).await;
+    app._dir = Some(dir);
+    app
+}
+
+pub async fn start(settings: Settings) -> TestApp {
+    let data_dir = settings.data_dir.clone();
+    let app = Application::build(settings).await.expect("app builds");
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run());
+    TestApp {
+        addr,
+        data_dir,
+        _dir: None,
+        shutdown,
+        server,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Shuts the server down gracefully and waits for it; keeps the data directory.
+    pub async fn stop(self) -> Option<tempfile::TempDir> {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        self._dir
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// A fresh HTTP client with its own cookie jar (one browser, in effect).
+    pub fn browser(&self) -> Browser {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .build()
+            .expect("client");
+        Browser {
+            http,
+            jar,
+            base: self.url(""),
+        }
+    }
+
+    /// Registers `name` and returns its logged-in browser.
+    pub async fn user(&self, name: &str) -> Browser {
+        let browser = self.browser();
+        let answer = browser.post_json("/user/register", name, "correct horse").await;
+        assert_eq!(answer, json!({"flag": true}), "register {name}");
+        browser
+    }
+}
+
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub jar: Arc<Jar>,
+    pub base: String,
+}
+
+impl Browser {
+    pub async fn post_json(&self, path: &str, username: &str, password: &str) -> Value {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON answer")
+    }
+
+    pub fn cookie(&self) -> Option<HeaderValue> {
+        let url = self.base.parse().expect("url");
+        self.jar
+            .cookies(&url)
+            .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+    }
+
+    /// Opens the signaling socket with this browser's cookie (and no `Origin`).
+    pub async fn socket(&self) -> Socket {
+        self.socket_with_origin(None).await.expect("handshake")
+    }
+
+    pub async fn socket_with_origin(
+        &self,
+        origin: Option<&str>,
+    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+        let url = format!("{}/video", self.base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request()?;
+        if let Some(cookie) = self.cookie() {
+            request.headers_mut().insert("cookie", cookie);
+        }
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", HeaderValue::from_str(origin).expect("origin"));
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Socket { stream })
+    }
+}
+
+pub struct Socket {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Socket {
+    pub async fn send(&mut self, value: Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.stream
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next message, or `None` if the server closed; panics after 5 s of silence.
+    pub async fn next(&mut self) -> Option<Message> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(message)) => return Some(message),
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        })
+        .await
+        .expect("a message within 5 s")
+    }
+
+    /// The next JSON message whose `type` is `kind`, skipping others.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        loop {
+            match self.next().await {
+                Some(Message::Text(text)) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON from server");
+                    if value["type"] == kind {
+                        return value;
+                    }
+                }
+                Some(other) => panic!("expected {kind}, got {other:?}"),
+                None => panic!("connection closed while waiting for {kind}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            match self.next().await {
+                Some(Message::Close(frame)) => {
+                    return frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+                }
+                Some(_) => continue,
+                None => return 1006,
+            }
+        }
+    }
+
+    /// Swallows the hello and presence frames every connection starts with.
+    pub async fn ready(mut self) -> Self {
+        self.expect("hello").await;
+        self.expect("presence").await;
+        self
+    }
+}

@@ -1,0 +1,141 @@
+// The harness every browser test stands on: a real Duet server (release build) on a free
+// loopback port with its own temporary SQLite file, and as many independent users as a test
+// asks for, each in its own browser context (own cookies, own fake camera).
+import { test as base, expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const BINARY = process.env.DUET_BIN ?? path.join(ROOT, 'target', 'release', 'duet');
+const SITE_ROOT = process.env.DUET_SITE_ROOT ?? path.join(ROOT, 'target', 'site');
+
+export class DuetServer {
+  private child?: ChildProcess;
+  baseURL = '';
+  readonly dataDir: string;
+
+  constructor(readonly extraEnv: Record<string, string> = {}) {
+    this.dataDir = mkdtempSync(path.join(tmpdir(), 'duet-e2e-'));
+  }
+
+  /** Starts the server; `addr` defaults to a free port (the first start) or the previous one. */
+  async start(addr = this.baseURL ? new URL(this.baseURL).host : '127.0.0.1:0'): Promise<void> {
+    const child = spawn(BINARY, [], {
+      env: {
+        ...process.env,
+        DUET_ADDR: addr,
+        DUET_DATA_DIR: this.dataDir,
+        DUET_SITE_ROOT: SITE_ROOT,
+        RUST_LOG: process.env.RUST_LOG ?? 'info',
+        ...this.extraEnv,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    // The server logs its bound address once it is accepting connections.
+    this.baseURL = await new Promise<string>((resolve, reject) => {
+      let log = '';
+      const timer = setTimeout(() => reject(new Error(`duet did not start:\n${log}`)), 30_000);
+      child.stderr!.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+        const match = /Duet is serving addr=(\S+)/.exec(log.replace(/\x1b\[[0-9;]*m/g, ''));
+        if (match) {
+          clearTimeout(timer);
+          resolve(`http://${match[1]}`);
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`duet exited with ${code}:\n${log}`));
+      });
+    });
+    child.stderr!.resume();
+  }
+
+  /** Stops the server: SIGTERM (graceful) or SIGKILL (a crash). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+    this.child = undefined;
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop('SIGKILL');
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export interface User {
+  name: string;
+  password: string;
+  context: BrowserContext;
+  page: Page;
+}
+
+/** A unique username per call, so tests never share accounts or depend on order. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString('hex')}`;
+}
+
+/** Registers a fresh account in its own browser context and opens the app logged in. */
+export async function newUser(
+  browser: Browser,
+  server: DuetServer,
+  prefix = 'user',
+  options: { locale?: string; open?: boolean } = {},
+): Promise<User> {
+  const context = await browser.newContext({
+    baseURL: server.baseURL,
+    locale: options.locale ?? 'en-US',
+    permissions: ['camera', 'microphone'],
+  });
+  const name = uniqueName(prefix);
+  const password = `pw-${randomBytes(6).toString('hex')}`;
+  const response = await context.request.post('/user/register', {
+    data: { username: name, password },
+  });
+  expect(response.ok(), await response.text()).toBeTruthy();
+  expect(await response.json()).toEqual({ flag: true });
+  const page = await context.newPage();
+  if (options.open !== false) await page.goto('/');
+  return { name, password, context, page };
+}
+
+type Fixtures = {
+  /** Opens `n` logged-in users on the worker's server. */
+  users: (count: number, options?: { locale?: string }) => Promise<User[]>;
+};
+type WorkerFixtures = { server: DuetServer };
+
+export const test = base.extend<Fixtures, WorkerFixtures>({
+  server: [
+    async ({}, use) => {
+      const server = new DuetServer();
+      await server.start();
+      await use(server);
+      await server.dispose();
+    },
+    { scope: 'worker' },
+  ],
+  users: async ({ browser, server }, use) => {
+    const opened: User[] = [];
+    await use(async (count, options) => {
+      const made: User[] = [];
+      for (let i = 0; i < count; i++) {
+        const user = await newUser(browser, server, String.fromCharCode(97 + opened.length), options);
+        opened.push(user);
+        made.push(user);
+      }
+      return made;
+    });
+    for (const user of opened) await user.context.close();
+  },
+});
+
+export { expect };
