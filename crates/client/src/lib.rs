@@ -1,4 +1,17 @@
+//! Duet's browser app. The modules split by what they know about:
+//! `call` (the rules of a call, pure), `rtc` (WebRTC), `signaling` (the socket), `api` (HTTP),
+//! `ringer` (attention), `phone` (runs them together), `i18n` (words), `ui` (what users see).
+
+pub mod api;
 pub mod app;
+pub mod call;
+pub mod i18n;
+pub mod phone;
+pub mod ringer;
+pub mod rtc;
+pub mod signaling;
+pub mod ui;
+
 pub use app::{App, shell};
 
 #[cfg(feature = "hydrate")]
@@ -6,4 +19,12 @@ pub use app::{App, shell};
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
+}
+
+/// Trunk's entry point: the page is rendered in the browser from scratch.
+#[cfg(feature = "csr")]
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
 }

@@ -1,0 +1,89 @@
+//! The account endpoints of the Duet server (`/user/*`), as typed async calls.
+
+use gloo_net::http::{Request, Response};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("the server could not be reached: {0}")]
+    Network(String),
+    /// The server understood and said no; the message is meant for the user.
+    #[error("{0}")]
+    Refused(String),
+    #[error("not signed in")]
+    Unauthorized,
+    #[error("unexpected answer from the server (HTTP {0})")]
+    Unexpected(u16),
+}
+
+impl From<gloo_net::Error> for ApiError {
+    fn from(error: gloo_net::Error) -> Self {
+        Self::Network(error.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct Credentials<'a> {
+    username: &'a str,
+    password: &'a str,
+}
+
+/// The seed's answer shape: `flag` says whether it worked.
+#[derive(Deserialize)]
+struct FlagAnswer {
+    flag: bool,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Me {
+    username: String,
+}
+
+pub async fn register(username: &str, password: &str) -> Result<(), ApiError> {
+    post_credentials("/user/register", username, password).await
+}
+
+pub async fn login(username: &str, password: &str) -> Result<(), ApiError> {
+    post_credentials("/user/login", username, password).await
+}
+
+pub async fn logout() -> Result<(), ApiError> {
+    let response = Request::post("/user/logout").send().await?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(ApiError::Unexpected(response.status()))
+    }
+}
+
+/// Who the session cookie belongs to.
+pub async fn me() -> Result<String, ApiError> {
+    let response = Request::get("/user/me").send().await?;
+    match response.status() {
+        200 => Ok(response.json::<Me>().await?.username),
+        401 => Err(ApiError::Unauthorized),
+        status => Err(ApiError::Unexpected(status)),
+    }
+}
+
+async fn post_credentials(path: &str, username: &str, password: &str) -> Result<(), ApiError> {
+    let response = Request::post(path)
+        .json(&Credentials { username, password })?
+        .send()
+        .await?;
+    flag_answer(response).await
+}
+
+/// Refusals come as `{"flag":false,"error":…}` with 200 or a 4xx status alike.
+async fn flag_answer(response: Response) -> Result<(), ApiError> {
+    let status = response.status();
+    match response.json::<FlagAnswer>().await {
+        Ok(FlagAnswer { flag: true, .. }) if response.ok() => Ok(()),
+        Ok(FlagAnswer { error, .. }) if status < 500 => {
+            Err(ApiError::Refused(error.unwrap_or_default()))
+        }
+        _ => Err(ApiError::Unexpected(status)),
+    }
+}

@@ -1,0 +1,635 @@
+use super::*;
+use serde_json::json;
+
+fn id(s: &str) -> CallId {
+    s.to_owned()
+}
+
+fn peer(from: &str, message: PeerMessage) -> Event {
+    Event::Peer {
+        from: from.to_owned(),
+        message,
+    }
+}
+
+fn outgoing(call_id: &str) -> CallState {
+    CallState::Outgoing {
+        peer: "bob".into(),
+        call_id: id(call_id),
+        ringing: false,
+        video: true,
+    }
+}
+
+fn incoming(call_id: &str) -> CallState {
+    CallState::Incoming {
+        peer: "bob".into(),
+        call_id: id(call_id),
+    }
+}
+
+fn active(role: Role) -> Active {
+    Active {
+        media_ready: true,
+        ..Active::new("bob".into(), id("c1"), role, true)
+    }
+}
+
+fn in_call(role: Role) -> CallState {
+    CallState::InCall {
+        call: Active {
+            link: Link::Connected,
+            ..active(role)
+        },
+        started_at_ms: 1000.0,
+    }
+}
+
+fn reason(state: &CallState) -> Option<EndReason> {
+    match state {
+        CallState::Ended { reason, .. } => Some(*reason),
+        _ => None,
+    }
+}
+
+fn sent(effects: &[Effect]) -> Vec<(String, PeerMessage)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { to, message } => Some((to.clone(), message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn dialing_sends_an_invite_and_arms_the_no_answer_timer() {
+    let (state, effects) = CallState::Idle.on(Event::Dial {
+        peer: "bob".into(),
+        call_id: id("c1"),
+        video: true,
+    });
+    assert_eq!(state, outgoing("c1"));
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Send {
+                to: "bob".into(),
+                message: PeerMessage::Invite { call_id: id("c1") }
+            },
+            Effect::StartTimer {
+                timer: Timer::NoAnswer,
+                call_id: id("c1"),
+                ms: NO_ANSWER_MS
+            },
+        ]
+    );
+}
+
+#[test]
+fn dialing_works_straight_from_the_ended_card() {
+    let ended = CallState::Ended {
+        peer: "bob".into(),
+        call_id: id("old"),
+        reason: EndReason::Declined,
+        video: true,
+    };
+    let (state, _) = ended.on(Event::Dial {
+        peer: "carol".into(),
+        call_id: id("new"),
+        video: false,
+    });
+    assert_eq!(state.tag(), "outgoing");
+    assert_eq!(state.peer(), Some("carol"));
+}
+
+#[test]
+fn dialing_during_a_call_is_ignored() {
+    let (state, effects) = in_call(Role::Caller).on(Event::Dial {
+        peer: "carol".into(),
+        call_id: id("c2"),
+        video: true,
+    });
+    assert_eq!(state, in_call(Role::Caller));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn ringing_is_shown_to_the_caller() {
+    let (state, _) = outgoing("c1").on(peer("bob", PeerMessage::Ringing { call_id: id("c1") }));
+    assert!(matches!(state, CallState::Outgoing { ringing: true, .. }));
+}
+
+#[test]
+fn cancelling_tells_the_callee_and_returns_to_idle() {
+    let (state, effects) = outgoing("c1").on(Event::Cancel);
+    assert_eq!(state, CallState::Idle);
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Cancel { call_id: id("c1") })]
+    );
+}
+
+#[test]
+fn no_answer_cancels_the_invite() {
+    let (state, effects) = outgoing("c1").on(Event::Timeout {
+        timer: Timer::NoAnswer,
+        call_id: id("c1"),
+    });
+    assert_eq!(reason(&state), Some(EndReason::NoAnswer));
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Cancel { call_id: id("c1") })]
+    );
+}
+
+#[test]
+fn a_stale_no_answer_timer_is_ignored() {
+    let (state, effects) = outgoing("c2").on(Event::Timeout {
+        timer: Timer::NoAnswer,
+        call_id: id("c1"),
+    });
+    assert_eq!(state, outgoing("c2"));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn decline_busy_and_offline_end_the_outgoing_call() {
+    let cases = [
+        (
+            peer("bob", PeerMessage::Decline { call_id: id("c1") }),
+            EndReason::Declined,
+        ),
+        (
+            peer("bob", PeerMessage::Busy { call_id: id("c1") }),
+            EndReason::Busy,
+        ),
+        (
+            Event::ServerError(ErrorCode::PeerOffline),
+            EndReason::PeerOffline,
+        ),
+        (Event::PeerOffline("bob".into()), EndReason::PeerOffline),
+    ];
+    for (event, expected) in cases {
+        let (state, _) = outgoing("c1").on(event);
+        assert_eq!(reason(&state), Some(expected));
+    }
+}
+
+#[test]
+fn replies_about_other_calls_or_from_others_are_ignored() {
+    for event in [
+        peer("bob", PeerMessage::Decline { call_id: id("c9") }),
+        peer("carol", PeerMessage::Accept { call_id: id("c1") }),
+        Event::PeerOffline("carol".into()),
+    ] {
+        let (state, _) = outgoing("c1").on(event);
+        assert_eq!(state, outgoing("c1"));
+    }
+}
+
+#[test]
+fn accept_makes_the_caller_open_media_as_the_impolite_peer() {
+    let (state, effects) =
+        outgoing("c1").on(peer("bob", PeerMessage::Accept { call_id: id("c1") }));
+    let CallState::Connecting(call) = &state else {
+        panic!("{state:?}")
+    };
+    assert_eq!(call.role, Role::Caller);
+    assert_eq!(
+        effects,
+        vec![Effect::OpenMedia {
+            call_id: id("c1"),
+            video: true,
+            polite: false
+        }]
+    );
+}
+
+#[test]
+fn an_invite_rings_and_answers_ringing() {
+    let (state, effects) =
+        CallState::Idle.on(peer("bob", PeerMessage::Invite { call_id: id("c1") }));
+    assert_eq!(state, incoming("c1"));
+    assert!(effects.contains(&Effect::Ring {
+        from: Some("bob".into())
+    }));
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Ringing { call_id: id("c1") })]
+    );
+}
+
+#[test]
+fn accepting_opens_media_first_and_sends_accept_once_ready() {
+    let (state, effects) = incoming("c1").on(Event::Accept);
+    assert!(effects.contains(&Effect::Ring { from: None }));
+    assert!(effects.contains(&Effect::OpenMedia {
+        call_id: id("c1"),
+        video: true,
+        polite: true
+    }));
+    assert!(sent(&effects).is_empty(), "accept waits for the devices");
+    let (state, effects) = state.on(Event::MediaReady {
+        call_id: id("c1"),
+        video: true,
+    });
+    assert_eq!(state.tag(), "connecting");
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Accept { call_id: id("c1") })]
+    );
+}
+
+#[test]
+fn an_audio_only_side_announces_its_camera_is_off() {
+    let (state, _) = incoming("c1").on(Event::Accept);
+    let (state, effects) = state.on(Event::MediaReady {
+        call_id: id("c1"),
+        video: false,
+    });
+    assert!(sent(&effects).contains(&(
+        "bob".into(),
+        PeerMessage::Media {
+            call_id: id("c1"),
+            audio: true,
+            video: false
+        }
+    )));
+    assert!(!state.active().unwrap().local.video);
+}
+
+#[test]
+fn declining_stops_the_ring() {
+    let (state, effects) = incoming("c1").on(Event::Decline);
+    assert_eq!(state, CallState::Idle);
+    assert_eq!(effects[0], Effect::Ring { from: None });
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Decline { call_id: id("c1") })]
+    );
+}
+
+#[test]
+fn the_caller_cancelling_shows_a_missed_call() {
+    let (state, effects) =
+        incoming("c1").on(peer("bob", PeerMessage::Cancel { call_id: id("c1") }));
+    assert_eq!(reason(&state), Some(EndReason::Cancelled));
+    assert!(effects.contains(&Effect::Ring { from: None }));
+}
+
+#[test]
+fn another_tab_answering_silences_this_one() {
+    for message in [
+        PeerMessage::Accept { call_id: id("c1") },
+        PeerMessage::Decline { call_id: id("c1") },
+        PeerMessage::Busy { call_id: id("c1") },
+    ] {
+        let (state, effects) = incoming("c1").on(peer("me", message));
+        assert_eq!(state, CallState::Idle);
+        assert_eq!(effects, vec![Effect::Ring { from: None }]);
+    }
+}
+
+#[test]
+fn a_second_caller_gets_busy() {
+    for state in [incoming("c1"), in_call(Role::Callee), outgoing("c1")] {
+        let (after, effects) = state
+            .clone()
+            .on(peer("carol", PeerMessage::Invite { call_id: id("c7") }));
+        assert_eq!(after, state);
+        assert_eq!(
+            sent(&effects),
+            vec![("carol".into(), PeerMessage::Busy { call_id: id("c7") })]
+        );
+    }
+}
+
+#[test]
+fn glare_the_smaller_call_id_wins_on_both_sides() {
+    // Alice invited with "a", Bob with "b": "a" < "b".
+    let alice = CallState::Outgoing {
+        peer: "bob".into(),
+        call_id: id("a"),
+        ringing: false,
+        video: true,
+    };
+    let bob = CallState::Outgoing {
+        peer: "alice".into(),
+        call_id: id("b"),
+        ringing: false,
+        video: true,
+    };
+    let (alice, alice_effects) = alice.on(peer("bob", PeerMessage::Invite { call_id: id("b") }));
+    let (bob, bob_effects) = bob.on(peer("alice", PeerMessage::Invite { call_id: id("a") }));
+    assert_eq!(alice.tag(), "outgoing", "alice's call survives");
+    assert!(alice_effects.is_empty());
+    let CallState::Connecting(call) = &bob else {
+        panic!("{bob:?}")
+    };
+    assert_eq!((call.call_id.as_str(), call.role), ("a", Role::Callee));
+    assert_eq!(
+        sent(&bob_effects),
+        vec![("alice".into(), PeerMessage::Cancel { call_id: id("b") })]
+    );
+    assert!(bob_effects.contains(&Effect::OpenMedia {
+        call_id: id("a"),
+        video: true,
+        polite: true
+    }));
+    // Bob's cancel of "b" does not disturb Alice; his accept of "a" connects her.
+    let (alice, _) = alice.on(peer("bob", PeerMessage::Cancel { call_id: id("b") }));
+    assert_eq!(alice.tag(), "outgoing");
+    let (bob, bob_effects) = bob.on(Event::MediaReady {
+        call_id: id("a"),
+        video: true,
+    });
+    assert_eq!(bob.tag(), "connecting");
+    let (to, accept) = sent(&bob_effects).remove(0);
+    assert_eq!(to, "alice");
+    let (alice, _) = alice.on(peer("bob", accept));
+    assert_eq!(alice.tag(), "connecting");
+}
+
+#[test]
+fn the_link_coming_up_starts_the_call_timer() {
+    let (state, _) = CallState::Connecting(active(Role::Caller)).on(Event::Link {
+        call_id: id("c1"),
+        report: LinkReport::Connected,
+        now_ms: 5000.0,
+    });
+    let CallState::InCall {
+        call,
+        started_at_ms,
+    } = state
+    else {
+        panic!()
+    };
+    assert_eq!(started_at_ms, 5000.0);
+    assert_eq!(call.link, Link::Connected);
+}
+
+#[test]
+fn reconnecting_keeps_the_original_start_time() {
+    let (state, _) = in_call(Role::Caller).on(Event::Link {
+        call_id: id("c1"),
+        report: LinkReport::Interrupted,
+        now_ms: 9000.0,
+    });
+    assert_eq!(state.active().unwrap().link, Link::Reconnecting);
+    let (state, _) = state.on(Event::Link {
+        call_id: id("c1"),
+        report: LinkReport::Connected,
+        now_ms: 9500.0,
+    });
+    assert!(matches!(
+        state,
+        CallState::InCall {
+            started_at_ms: 1000.0,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn ice_failure_restarts_once_then_ends_the_call() {
+    let failed = || Event::Link {
+        call_id: id("c1"),
+        report: LinkReport::Failed,
+        now_ms: 0.0,
+    };
+    let (state, effects) = in_call(Role::Caller).on(failed());
+    assert_eq!(effects[0], Effect::RestartIce);
+    assert_eq!(state.tag(), "in-call");
+    assert_eq!(state.active().unwrap().link, Link::Reconnecting);
+    let (state, effects) = state.on(failed());
+    assert_eq!(reason(&state), Some(EndReason::ConnectionLost));
+    assert!(effects.contains(&Effect::Release));
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Hangup { call_id: id("c1") })]
+    );
+}
+
+#[test]
+fn a_recovered_link_earns_another_restart() {
+    let failed = Event::Link {
+        call_id: id("c1"),
+        report: LinkReport::Failed,
+        now_ms: 0.0,
+    };
+    let (state, _) = in_call(Role::Caller).on(failed.clone());
+    let (state, _) = state.on(Event::Link {
+        call_id: id("c1"),
+        report: LinkReport::Connected,
+        now_ms: 0.0,
+    });
+    let (_, effects) = state.on(failed);
+    assert_eq!(effects[0], Effect::RestartIce);
+}
+
+#[test]
+fn a_restart_that_never_recovers_ends_the_call() {
+    let (state, effects) = in_call(Role::Caller).on(Event::Link {
+        call_id: id("c1"),
+        report: LinkReport::Failed,
+        now_ms: 0.0,
+    });
+    assert!(effects.contains(&Effect::StartTimer {
+        timer: Timer::IceRestart,
+        call_id: id("c1"),
+        ms: ICE_RESTART_TIMEOUT_MS
+    }));
+    let (state, _) = state.on(Event::Timeout {
+        timer: Timer::IceRestart,
+        call_id: id("c1"),
+    });
+    assert_eq!(reason(&state), Some(EndReason::ConnectionLost));
+}
+
+#[test]
+fn the_connect_timeout_only_applies_before_media_flows() {
+    let timeout = Event::Timeout {
+        timer: Timer::Connect,
+        call_id: id("c1"),
+    };
+    let (state, _) = CallState::Connecting(active(Role::Caller)).on(timeout.clone());
+    assert_eq!(reason(&state), Some(EndReason::ConnectionLost));
+    let (state, _) = in_call(Role::Caller).on(timeout);
+    assert_eq!(state.tag(), "in-call");
+}
+
+#[test]
+fn hanging_up_releases_media_and_tells_the_peer() {
+    let (state, effects) = in_call(Role::Callee).on(Event::HangUp);
+    assert_eq!(reason(&state), Some(EndReason::HungUp { by_me: true }));
+    assert!(effects.contains(&Effect::Release));
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Hangup { call_id: id("c1") })]
+    );
+}
+
+#[test]
+fn a_callee_giving_up_before_accepting_declines() {
+    let (state, _) = incoming("c1").on(Event::Accept);
+    let (_, effects) = state.on(Event::HangUp);
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Decline { call_id: id("c1") })]
+    );
+}
+
+#[test]
+fn the_peer_hanging_up_ends_the_call_without_echo() {
+    for message in [
+        PeerMessage::Hangup { call_id: id("c1") },
+        PeerMessage::Leave { call_id: None },
+    ] {
+        let (state, effects) = in_call(Role::Caller).on(peer("bob", message));
+        assert_eq!(reason(&state), Some(EndReason::HungUp { by_me: false }));
+        assert!(sent(&effects).is_empty());
+        assert!(effects.contains(&Effect::Release));
+    }
+}
+
+#[test]
+fn media_denied_ends_the_call_and_releases() {
+    let (state, _) = outgoing("c1").on(peer("bob", PeerMessage::Accept { call_id: id("c1") }));
+    let (state, effects) = state.on(Event::MediaFailed { call_id: id("c1") });
+    assert_eq!(reason(&state), Some(EndReason::MediaDenied));
+    assert!(effects.contains(&Effect::Release));
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Hangup { call_id: id("c1") })]
+    );
+}
+
+#[test]
+fn toggles_flip_local_tracks_and_tell_the_peer() {
+    let (state, effects) = in_call(Role::Caller).on(Event::ToggleMic);
+    let flags = MediaFlags {
+        audio: false,
+        video: true,
+    };
+    assert_eq!(state.active().unwrap().local, flags);
+    assert_eq!(effects[0], Effect::SetLocalMedia(flags));
+    assert_eq!(
+        sent(&effects),
+        vec![(
+            "bob".into(),
+            PeerMessage::Media {
+                call_id: id("c1"),
+                audio: false,
+                video: true
+            }
+        )]
+    );
+    let (state, _) = state.on(Event::ToggleCamera);
+    assert_eq!(
+        state.active().unwrap().local,
+        MediaFlags {
+            audio: false,
+            video: false
+        }
+    );
+}
+
+#[test]
+fn remote_media_flags_follow_the_peer() {
+    let (state, _) = in_call(Role::Caller).on(peer(
+        "bob",
+        PeerMessage::Media {
+            call_id: id("c1"),
+            audio: false,
+            video: true,
+        },
+    ));
+    assert!(!state.active().unwrap().remote.audio);
+}
+
+#[test]
+fn negotiation_messages_reach_the_peer_connection_only_for_this_call() {
+    let offer = PeerMessage::Offer {
+        sdp: json!({"type":"offer","sdp":"v=0"}),
+        call_id: Some(id("c1")),
+    };
+    let (_, effects) = in_call(Role::Callee).on(peer("bob", offer.clone()));
+    assert_eq!(effects, vec![Effect::Negotiate(offer)]);
+    let stale = PeerMessage::Candidate {
+        sdp: json!(null),
+        call_id: Some(id("old")),
+    };
+    let (_, effects) = in_call(Role::Callee).on(peer("bob", stale));
+    assert!(effects.is_empty());
+    let foreign = PeerMessage::Answer {
+        sdp: json!({}),
+        call_id: Some(id("c1")),
+    };
+    let (_, effects) = in_call(Role::Callee).on(peer("mallory", foreign));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn a_peer_going_offline_does_not_end_an_established_call() {
+    let (state, effects) = in_call(Role::Caller).on(Event::PeerOffline("bob".into()));
+    assert_eq!(state, in_call(Role::Caller));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn the_ended_card_leaves_by_button_or_timer() {
+    let ended = CallState::Ended {
+        peer: "bob".into(),
+        call_id: id("c1"),
+        reason: EndReason::Busy,
+        video: true,
+    };
+    assert_eq!(ended.clone().on(Event::Dismiss).0, CallState::Idle);
+    let timeout = |call_id: &str| Event::Timeout {
+        timer: Timer::EndedLinger,
+        call_id: id(call_id),
+    };
+    assert_eq!(ended.clone().on(timeout("c1")).0, CallState::Idle);
+    assert_eq!(ended.clone().on(timeout("c0")).0, ended);
+}
+
+#[test]
+fn late_media_for_a_finished_call_changes_nothing() {
+    let (state, effects) = CallState::Idle.on(Event::MediaReady {
+        call_id: id("c1"),
+        video: true,
+    });
+    assert_eq!(state, CallState::Idle);
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn reason_tags_match_the_test_hooks() {
+    let tags: Vec<_> = [
+        EndReason::Declined,
+        EndReason::Busy,
+        EndReason::NoAnswer,
+        EndReason::HungUp { by_me: false },
+        EndReason::ConnectionLost,
+        EndReason::PeerOffline,
+        EndReason::MediaDenied,
+        EndReason::Cancelled,
+    ]
+    .iter()
+    .map(|r| r.tag())
+    .collect();
+    assert_eq!(
+        tags,
+        [
+            "declined",
+            "busy",
+            "no-answer",
+            "hangup",
+            "connection-lost",
+            "peer-offline",
+            "media-denied",
+            "cancelled"
+        ]
+    );
+}

@@ -1,0 +1,306 @@
+//! Every string the user reads, in English and Simplified Chinese.
+//!
+//! One struct per language: a missing translation is a compile error, not a blank button.
+//! Strings with a `{name}` slot are filled by [`fill`].
+
+use protocol::AccountError;
+
+use crate::call::EndReason;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// Picks the language for a BCP 47 tag such as `navigator.language`.
+    pub fn from_tag(tag: &str) -> Self {
+        if tag.trim().to_ascii_lowercase().starts_with("zh") {
+            Self::Zh
+        } else {
+            Self::En
+        }
+    }
+
+    /// The tag for `<html lang>` and for storage.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::En => "en",
+            Self::Zh => "zh-CN",
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Self::En => Self::Zh,
+            Self::Zh => Self::En,
+        }
+    }
+
+    pub fn strings(self) -> &'static Strings {
+        match self {
+            Self::En => &EN,
+            Self::Zh => &ZH,
+        }
+    }
+}
+
+/// Replaces the `{name}` slot.
+pub fn fill(template: &str, name: &str) -> String {
+    template.replace("{name}", name)
+}
+
+pub struct Strings {
+    /// The language's own name, shown on the switch that selects it.
+    pub language_name: &'static str,
+    pub switch_language: &'static str,
+    pub loading: &'static str,
+    pub tagline: &'static str,
+    pub username: &'static str,
+    pub password: &'static str,
+    pub log_in: &'static str,
+    pub register: &'static str,
+    pub working: &'static str,
+    pub log_out: &'static str,
+    pub signed_in_as: &'static str,
+    pub auth_network: &'static str,
+    pub auth_failed: &'static str,
+    pub username_empty: &'static str,
+    pub username_too_long: &'static str,
+    pub username_characters: &'static str,
+    pub password_too_short: &'static str,
+    pub password_too_long: &'static str,
+    pub offline_banner: &'static str,
+    pub contacts_heading: &'static str,
+    pub filter_label: &'static str,
+    pub nobody_online: &'static str,
+    pub no_match: &'static str,
+    pub call_name: &'static str,
+    pub idle_heading: &'static str,
+    pub idle_hint: &'static str,
+    pub calling_name: &'static str,
+    pub ringing: &'static str,
+    pub waiting: &'static str,
+    pub cancel: &'static str,
+    pub incoming_name: &'static str,
+    pub incoming_title: &'static str,
+    pub notification_body: &'static str,
+    pub accept: &'static str,
+    pub decline: &'static str,
+    pub connecting: &'static str,
+    pub connected: &'static str,
+    pub reconnecting: &'static str,
+    pub mute: &'static str,
+    pub unmute: &'static str,
+    pub camera_off: &'static str,
+    pub camera_on: &'static str,
+    pub hang_up: &'static str,
+    pub remote_muted: &'static str,
+    pub remote_camera_off: &'static str,
+    pub you: &'static str,
+    pub your_camera_off: &'static str,
+    pub call_ended: &'static str,
+    pub ended_declined: &'static str,
+    pub ended_busy: &'static str,
+    pub ended_no_answer: &'static str,
+    pub ended_they_hung_up: &'static str,
+    pub ended_you_hung_up: &'static str,
+    pub ended_connection_lost: &'static str,
+    pub ended_peer_offline: &'static str,
+    pub ended_media_denied: &'static str,
+    pub ended_cancelled: &'static str,
+    pub call_again: &'static str,
+    pub audio_only: &'static str,
+    pub back: &'static str,
+}
+
+impl Strings {
+    pub fn account_error(&self, error: &AccountError) -> &'static str {
+        match error {
+            AccountError::UsernameEmpty => self.username_empty,
+            AccountError::UsernameTooLong => self.username_too_long,
+            AccountError::UsernameCharacters => self.username_characters,
+            AccountError::PasswordTooShort => self.password_too_short,
+            AccountError::PasswordTooLong => self.password_too_long,
+        }
+    }
+
+    /// The sentence on the "call ended" card.
+    pub fn end_reason(&self, reason: EndReason, peer: &str) -> String {
+        let template = match reason {
+            EndReason::Declined => self.ended_declined,
+            EndReason::Busy => self.ended_busy,
+            EndReason::NoAnswer => self.ended_no_answer,
+            EndReason::HungUp { by_me: false } => self.ended_they_hung_up,
+            EndReason::HungUp { by_me: true } => self.ended_you_hung_up,
+            EndReason::ConnectionLost => self.ended_connection_lost,
+            EndReason::PeerOffline => self.ended_peer_offline,
+            EndReason::MediaDenied => self.ended_media_denied,
+            EndReason::Cancelled => self.ended_cancelled,
+        };
+        fill(template, peer)
+    }
+}
+
+pub static EN: Strings = Strings {
+    language_name: "English",
+    switch_language: "Switch language",
+    loading: "Loading…",
+    tagline: "Face-to-face calls with the people you know.",
+    username: "Username",
+    password: "Password",
+    log_in: "Log in",
+    register: "Create account",
+    working: "One moment…",
+    log_out: "Log out",
+    signed_in_as: "Signed in as",
+    auth_network: "Can't reach the server. Check your connection and try again.",
+    auth_failed: "That didn't work. Please try again.",
+    username_empty: "Please enter a username.",
+    username_too_long: "Usernames can be at most 32 characters.",
+    username_characters: "Usernames may only use letters, digits, '_', '-' and '.'.",
+    password_too_short: "Passwords need at least 8 characters.",
+    password_too_long: "Passwords can be at most 128 characters.",
+    offline_banner: "Connection to server lost — retrying…",
+    contacts_heading: "Online now",
+    filter_label: "Filter contacts",
+    nobody_online: "Nobody else is online right now.",
+    no_match: "No one online matches that.",
+    call_name: "Call {name}",
+    idle_heading: "Who would you like to see?",
+    idle_hint: "Pick someone who is online. Your camera is on only during a call.",
+    calling_name: "Calling {name}…",
+    ringing: "Ringing…",
+    waiting: "Waiting for an answer…",
+    cancel: "Cancel",
+    incoming_name: "{name} is calling",
+    incoming_title: "📞 {name} is calling — Duet",
+    notification_body: "Open Duet to answer.",
+    accept: "Accept",
+    decline: "Decline",
+    connecting: "Connecting…",
+    connected: "Connected",
+    reconnecting: "Reconnecting…",
+    mute: "Mute microphone",
+    unmute: "Unmute microphone",
+    camera_off: "Turn camera off",
+    camera_on: "Turn camera on",
+    hang_up: "Hang up",
+    remote_muted: "{name} is muted",
+    remote_camera_off: "{name} turned their camera off",
+    you: "You",
+    your_camera_off: "Your camera is off",
+    call_ended: "Call ended",
+    ended_declined: "{name} declined the call.",
+    ended_busy: "{name} is in another call.",
+    ended_no_answer: "{name} didn't answer.",
+    ended_they_hung_up: "{name} hung up.",
+    ended_you_hung_up: "You hung up.",
+    ended_connection_lost: "The connection to {name} was lost.",
+    ended_peer_offline: "{name} is offline.",
+    ended_media_denied: "Duet couldn't use your camera or microphone. Check the browser's permissions, or call with audio only.",
+    ended_cancelled: "Missed call from {name}.",
+    call_again: "Call again",
+    audio_only: "Call with audio only",
+    back: "Back to contacts",
+};
+
+pub static ZH: Strings = Strings {
+    language_name: "中文",
+    switch_language: "切换语言",
+    loading: "加载中…",
+    tagline: "和熟悉的人面对面通话。",
+    username: "用户名",
+    password: "密码",
+    log_in: "登录",
+    register: "注册账号",
+    working: "请稍候…",
+    log_out: "退出登录",
+    signed_in_as: "当前用户",
+    auth_network: "无法连接服务器，请检查网络后重试。",
+    auth_failed: "操作未成功，请重试。",
+    username_empty: "请输入用户名。",
+    username_too_long: "用户名最多 32 个字符。",
+    username_characters: "用户名只能包含字母、数字、“_”、“-”和“.”。",
+    password_too_short: "密码至少需要 8 个字符。",
+    password_too_long: "密码最多 128 个字符。",
+    offline_banner: "与服务器的连接已断开，正在重试…",
+    contacts_heading: "在线联系人",
+    filter_label: "筛选联系人",
+    nobody_online: "目前没有其他人在线。",
+    no_match: "没有符合条件的在线联系人。",
+    call_name: "呼叫 {name}",
+    idle_heading: "想和谁通话？",
+    idle_hint: "选择一位在线联系人。摄像头仅在通话期间开启。",
+    calling_name: "正在呼叫 {name}…",
+    ringing: "对方响铃中…",
+    waiting: "等待对方接听…",
+    cancel: "取消",
+    incoming_name: "{name} 来电",
+    incoming_title: "📞 {name} 来电 — Duet",
+    notification_body: "打开 Duet 接听。",
+    accept: "接听",
+    decline: "拒绝",
+    connecting: "正在连接…",
+    connected: "已连接",
+    reconnecting: "正在重新连接…",
+    mute: "关闭麦克风",
+    unmute: "打开麦克风",
+    camera_off: "关闭摄像头",
+    camera_on: "打开摄像头",
+    hang_up: "挂断",
+    remote_muted: "{name} 已静音",
+    remote_camera_off: "{name} 已关闭摄像头",
+    you: "你",
+    your_camera_off: "你的摄像头已关闭",
+    call_ended: "通话已结束",
+    ended_declined: "{name} 拒绝了通话。",
+    ended_busy: "{name} 正在通话中。",
+    ended_no_answer: "{name} 无人接听。",
+    ended_they_hung_up: "{name} 已挂断。",
+    ended_you_hung_up: "你已挂断。",
+    ended_connection_lost: "与 {name} 的连接已中断。",
+    ended_peer_offline: "{name} 不在线。",
+    ended_media_denied: "Duet 无法使用你的摄像头或麦克风。请检查浏览器权限，或改用语音通话。",
+    ended_cancelled: "{name} 的未接来电。",
+    call_again: "重新呼叫",
+    audio_only: "仅语音呼叫",
+    back: "返回联系人",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_is_chosen_for_any_zh_tag() {
+        for tag in ["zh", "zh-CN", "zh-TW", "ZH-hans"] {
+            assert_eq!(Lang::from_tag(tag), Lang::Zh, "{tag}");
+        }
+        for tag in ["en-US", "de", ""] {
+            assert_eq!(Lang::from_tag(tag), Lang::En, "{tag}");
+        }
+        assert_eq!(Lang::from_tag(Lang::Zh.tag()), Lang::Zh);
+    }
+
+    #[test]
+    fn named_templates_have_their_slot() {
+        for strings in [&EN, &ZH] {
+            for template in [
+                strings.call_name,
+                strings.calling_name,
+                strings.incoming_name,
+                strings.incoming_title,
+                strings.remote_muted,
+                strings.remote_camera_off,
+                strings.ended_declined,
+                strings.ended_cancelled,
+            ] {
+                assert!(template.contains("{name}"), "{template}");
+            }
+            assert!(!strings.end_reason(EndReason::Busy, "bob").contains('{'));
+        }
+    }
+}

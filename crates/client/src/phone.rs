@@ -1,0 +1,476 @@
+//! The phone: runs the call state machine against the signaling socket, the WebRTC glue and
+//! the ringer.
+//!
+//! Components hold a [`Phone`], a copyable handle with the reactive state to show and methods to
+//! send commands. Everything browser-bound lives in one task (the runtime) that handles one input
+//! at a time — commands, server frames, device and connection reports — so there is no shared
+//! mutable state between callbacks, and the state machine sees events in a single order.
+
+use futures::StreamExt;
+use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use leptos::prelude::*;
+use send_wrapper::SendWrapper;
+use serde_json::Value;
+use web_sys::MediaStream;
+
+use protocol::{CallId, ClientFrame, PeerMessage, ServerEvent, ServerMessage};
+
+use crate::call::{CallState, Effect, Event};
+use crate::i18n::{Lang, fill};
+use crate::ringer::{Ringer, request_notification_permission};
+use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink};
+use crate::signaling::{SignalEvent, Signaling};
+
+/// A media stream the UI can hold in a signal (the browser is single-threaded).
+pub type SharedStream = SendWrapper<MediaStream>;
+
+/// What a component can ask the phone to do.
+#[derive(Debug, Clone)]
+enum Command {
+    Dial { peer: String, video: bool },
+    Call(Event),
+    UnlockAudio,
+    Stop,
+}
+
+/// The UI's handle on the phone.
+#[derive(Clone, Copy)]
+pub struct Phone {
+    call: RwSignal<CallState>,
+    online: RwSignal<Vec<String>>,
+    server_down: RwSignal<bool>,
+    local_stream: RwSignal<Option<SharedStream>>,
+    remote_stream: RwSignal<Option<SharedStream>>,
+    commands: StoredValue<Option<UnboundedSender<Command>>>,
+}
+
+impl Default for Phone {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Phone {
+    pub fn new() -> Self {
+        Self {
+            call: RwSignal::new(CallState::Idle),
+            online: RwSignal::new(Vec::new()),
+            server_down: RwSignal::new(false),
+            local_stream: RwSignal::new(None),
+            remote_stream: RwSignal::new(None),
+            commands: StoredValue::new(None),
+        }
+    }
+
+    pub fn call(&self) -> ReadSignal<CallState> {
+        self.call.read_only()
+    }
+
+    /// Everyone else online, sorted.
+    pub fn online(&self) -> ReadSignal<Vec<String>> {
+        self.online.read_only()
+    }
+
+    /// The signaling socket is down and being retried.
+    pub fn server_down(&self) -> ReadSignal<bool> {
+        self.server_down.read_only()
+    }
+
+    pub fn local_stream(&self) -> ReadSignal<Option<SharedStream>> {
+        self.local_stream.read_only()
+    }
+
+    pub fn remote_stream(&self) -> ReadSignal<Option<SharedStream>> {
+        self.remote_stream.read_only()
+    }
+
+    pub fn dial(&self, peer: String, video: bool) {
+        self.command(Command::Dial { peer, video });
+    }
+
+    /// A user action on the current call (accept, hang up, toggle the camera, …).
+    pub fn act(&self, event: Event) {
+        self.command(Command::Call(event));
+    }
+
+    /// To be called from a user gesture, so that a later incoming call can ring.
+    pub fn unlock_audio(&self) {
+        self.command(Command::UnlockAudio);
+    }
+
+    fn command(&self, command: Command) {
+        self.commands.with_value(|commands| {
+            if let Some(commands) = commands {
+                let _ = commands.unbounded_send(command);
+            }
+        });
+    }
+
+    /// Connects to the server and starts answering calls. Browser only (call from an effect).
+    pub fn start(&self, lang: Signal<Lang>, on_signed_out: impl Fn() + 'static) {
+        self.stop();
+        let (commands, command_inbox) = mpsc::unbounded();
+        let (inputs, input_inbox) = mpsc::unbounded();
+        let signaling = {
+            let inputs = inputs.clone();
+            Signaling::connect(move |event| {
+                let _ = inputs.unbounded_send(Input::Signal(event));
+            })
+        };
+        let runtime = Runtime {
+            phone: *self,
+            lang,
+            inputs,
+            signaling,
+            ice_servers: Value::Array(Vec::new()),
+            me: None,
+            media: None,
+            early: Vec::new(),
+            ringer: Ringer::default(),
+            on_signed_out: Box::new(on_signed_out),
+        };
+        self.commands.set_value(Some(commands));
+        wasm_bindgen_futures::spawn_local(runtime.run(command_inbox, input_inbox));
+    }
+
+    /// Hangs up, disconnects and forgets everything (on log-out).
+    pub fn stop(&self) {
+        self.command(Command::Stop);
+        self.commands.set_value(None);
+    }
+
+    fn reset(&self) {
+        self.call.set(CallState::Idle);
+        self.online.set(Vec::new());
+        self.server_down.set(false);
+        self.local_stream.set(None);
+        self.remote_stream.set(None);
+    }
+}
+
+enum Input {
+    Command(Command),
+    Signal(SignalEvent),
+    Media {
+        call_id: CallId,
+        polite: bool,
+        result: Result<LocalMedia, MediaError>,
+    },
+    Link {
+        call_id: CallId,
+        event: LinkEvent,
+    },
+    Event(Event),
+}
+
+/// One call's devices and connection; dropping it hangs up the media (connection first).
+struct CallMedia {
+    call_id: CallId,
+    link: PeerLink,
+    local: LocalMedia,
+}
+
+struct Runtime {
+    phone: Phone,
+    lang: Signal<Lang>,
+    /// Feeds asynchronous results back into the queue.
+    inputs: UnboundedSender<Input>,
+    signaling: Signaling,
+    ice_servers: Value,
+    me: Option<String>,
+    media: Option<CallMedia>,
+    /// Negotiation messages that arrived before our peer connection existed.
+    early: Vec<PeerMessage>,
+    ringer: Ringer,
+    on_signed_out: Box<dyn Fn()>,
+}
+
+impl Runtime {
+    async fn run(mut self, commands: UnboundedReceiver<Command>, inputs: UnboundedReceiver<Input>) {
+        let mut queue = futures::stream::select(commands.map(Input::Command), inputs);
+        while let Some(input) = queue.next().await {
+            if !self.handle(input) {
+                break;
+            }
+        }
+        self.shut_down();
+    }
+
+    /// Returns false when the phone must stop.
+    fn handle(&mut self, input: Input) -> bool {
+        match input {
+            Input::Command(Command::Stop) => return false,
+            Input::Command(Command::Dial { peer, video }) => {
+                self.ringer.unlock();
+                request_notification_permission();
+                self.apply(Event::Dial {
+                    peer,
+                    call_id: new_call_id(),
+                    video,
+                });
+            }
+            Input::Command(Command::Call(event)) => {
+                if event == Event::Accept {
+                    self.ringer.unlock();
+                }
+                self.apply(event);
+            }
+            Input::Command(Command::UnlockAudio) => self.ringer.unlock(),
+            Input::Signal(event) => return self.on_signal(event),
+            Input::Media {
+                call_id,
+                polite,
+                result,
+            } => self.on_media(call_id, polite, result),
+            Input::Link { call_id, event } => self.on_link(call_id, event),
+            Input::Event(event) => self.apply(event),
+        }
+        true
+    }
+
+    /// Leaves any call properly (the peer is told), then lets go of everything.
+    fn shut_down(&mut self) {
+        let farewell = match self.phone.call.get_untracked() {
+            CallState::Outgoing { .. } => Some(Event::Cancel),
+            CallState::Incoming { .. } => Some(Event::Decline),
+            CallState::Connecting(_) | CallState::InCall { .. } => Some(Event::HangUp),
+            CallState::Idle | CallState::Ended { .. } => None,
+        };
+        if let Some(event) = farewell {
+            self.apply(event);
+        }
+        self.ringer.stop();
+        self.release();
+        self.phone.reset();
+    }
+
+    fn on_signal(&mut self, event: SignalEvent) -> bool {
+        match event {
+            SignalEvent::Up => self.phone.server_down.set(false),
+            SignalEvent::Down => self.phone.server_down.set(true),
+            SignalEvent::SignedOut => {
+                (self.on_signed_out)();
+                return false;
+            }
+            SignalEvent::Message(ServerMessage::Event(event)) => self.on_server_event(event),
+            SignalEvent::Message(ServerMessage::Peer(delivered)) => self.apply(Event::Peer {
+                from: delivered.from,
+                message: delivered.message,
+            }),
+        }
+        true
+    }
+
+    fn on_server_event(&mut self, event: ServerEvent) {
+        match event {
+            ServerEvent::Hello {
+                username,
+                ice_servers,
+            } => {
+                self.me = Some(username);
+                self.ice_servers = ice_servers;
+            }
+            ServerEvent::Presence { online } => {
+                let mut others: Vec<String> = online
+                    .into_iter()
+                    .filter(|user| Some(user) != self.me.as_ref())
+                    .collect();
+                sort_names(&mut others);
+                self.phone.online.set(others);
+            }
+            ServerEvent::Online { username } => {
+                if Some(&username) != self.me.as_ref() {
+                    self.phone.online.update(|online| {
+                        if !online.contains(&username) {
+                            online.push(username);
+                            sort_names(online);
+                        }
+                    });
+                }
+            }
+            ServerEvent::Offline { username } => {
+                self.phone
+                    .online
+                    .update(|online| online.retain(|user| *user != username));
+                self.apply(Event::PeerOffline(username));
+            }
+            ServerEvent::Error { code, message } => {
+                web_sys::console::warn_1(&format!("server: {message}").into());
+                self.apply(Event::ServerError(code));
+            }
+        }
+    }
+
+    fn on_media(&mut self, call_id: CallId, polite: bool, result: Result<LocalMedia, MediaError>) {
+        let state = self.phone.call.get_untracked();
+        let wanted = matches!(&state, CallState::Connecting(call) if call.call_id == call_id);
+        if !wanted {
+            // The call ended while the devices were opening: `result` drops here, which stops
+            // the tracks again at once.
+            return;
+        }
+        let local = match result {
+            Ok(local) => local,
+            Err(error) => {
+                web_sys::console::warn_1(&error.to_string().into());
+                self.apply(Event::MediaFailed { call_id });
+                return;
+            }
+        };
+        let link = {
+            let inputs = self.inputs.clone();
+            let call_id = call_id.clone();
+            PeerLink::new(&self.ice_servers, polite, &local, move |event| {
+                let _ = inputs.unbounded_send(Input::Link {
+                    call_id: call_id.clone(),
+                    event,
+                });
+            })
+        };
+        let link = match link {
+            Ok(link) => link,
+            Err(error) => {
+                web_sys::console::error_1(&error.to_string().into());
+                self.apply(Event::MediaFailed { call_id });
+                return;
+            }
+        };
+        for message in self.early.drain(..) {
+            link.negotiate(message);
+        }
+        let video = local.has_video();
+        self.phone
+            .local_stream
+            .set(Some(SendWrapper::new(local.stream().clone())));
+        self.media = Some(CallMedia {
+            call_id: call_id.clone(),
+            link,
+            local,
+        });
+        self.apply(Event::MediaReady { call_id, video });
+    }
+
+    fn on_link(&mut self, call_id: CallId, event: LinkEvent) {
+        let Some(media) = self.media.as_ref().filter(|m| m.call_id == call_id) else {
+            return;
+        };
+        match event {
+            LinkEvent::Outbound(outbound) => {
+                let peer = self
+                    .phone
+                    .call
+                    .with_untracked(|s| s.peer().map(str::to_owned));
+                let message = outbound.into_message(Some(media.call_id.clone()));
+                if let (Some(peer), Some(message)) = (peer, message) {
+                    self.send(&peer, message);
+                }
+            }
+            LinkEvent::RemoteStream(stream) => {
+                self.phone.remote_stream.set(Some(SendWrapper::new(stream)));
+            }
+            LinkEvent::Report(report) => self.apply(Event::Link {
+                call_id,
+                report,
+                now_ms: js_sys::Date::now(),
+            }),
+        }
+    }
+
+    /// Runs one transition of the state machine and carries out its effects.
+    fn apply(&mut self, event: Event) {
+        let current = self.phone.call.get_untracked();
+        let (next, effects) = current.clone().on(event);
+        if next != current {
+            self.phone.call.set(next);
+        }
+        for effect in effects {
+            self.perform(effect);
+        }
+    }
+
+    fn perform(&mut self, effect: Effect) {
+        match effect {
+            Effect::Send { to, message } => self.send(&to, message),
+            Effect::StartTimer { timer, call_id, ms } => {
+                let inputs = self.inputs.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    gloo_timers::future::TimeoutFuture::new(ms).await;
+                    let _ = inputs.unbounded_send(Input::Event(Event::Timeout { timer, call_id }));
+                });
+            }
+            Effect::Ring { from: Some(peer) } => {
+                let strings = self.lang.get_untracked().strings();
+                self.ringer.start(
+                    &fill(strings.incoming_title, &peer),
+                    strings.notification_body,
+                );
+            }
+            Effect::Ring { from: None } => self.ringer.stop(),
+            Effect::OpenMedia {
+                call_id,
+                video,
+                polite,
+            } => {
+                self.release();
+                let inputs = self.inputs.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = LocalMedia::open(video).await;
+                    let _ = inputs.unbounded_send(Input::Media {
+                        call_id,
+                        polite,
+                        result,
+                    });
+                });
+            }
+            Effect::Negotiate(message) => match &self.media {
+                Some(media) => media.link.negotiate(message),
+                None => self.early.push(message),
+            },
+            Effect::RestartIce => {
+                if let Some(media) = &self.media {
+                    media.link.restart_ice();
+                }
+            }
+            Effect::SetLocalMedia(flags) => {
+                if let Some(media) = &self.media {
+                    media.local.set_enabled(flags);
+                }
+            }
+            Effect::Release => self.release(),
+        }
+    }
+
+    fn release(&mut self) {
+        self.media = None;
+        self.early.clear();
+        self.phone.local_stream.set(None);
+        self.phone.remote_stream.set(None);
+    }
+
+    fn send(&self, to: &str, message: PeerMessage) {
+        self.signaling.send(&ClientFrame {
+            name: to.to_owned(),
+            message,
+        });
+    }
+}
+
+/// Case-insensitive, so "alice" and "Bob" sort as people expect.
+fn sort_names(names: &mut Vec<String>) {
+    names.sort_by_cached_key(|name| (name.to_lowercase(), name.clone()));
+    names.dedup();
+}
+
+/// 128 random bits as hex: unguessable, and comparable for the glare rule.
+fn new_call_id() -> CallId {
+    let mut bytes = [0u8; 16];
+    let filled = web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .is_some_and(|crypto| crypto.get_random_values_with_u8_array(&mut bytes).is_ok());
+    if !filled {
+        for byte in &mut bytes {
+            *byte = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

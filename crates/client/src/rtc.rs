@@ -1,0 +1,473 @@
+//! All WebRTC glue: the camera and microphone, the peer connection, perfect negotiation.
+//!
+//! Nothing else in the app touches `RTCPeerConnection` or `getUserMedia`. Both resources are
+//! released by `Drop`, so ending a call is dropping its [`LocalMedia`] and [`PeerLink`] — there is
+//! no path that forgets to stop a track.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use futures::StreamExt;
+use futures::channel::mpsc::{self, UnboundedSender};
+use futures::future::{AbortHandle, abortable};
+use js_sys::{JSON, Reflect};
+use protocol::PeerMessage;
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit,
+    RtcIceConnectionState, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
+    RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
+};
+
+use crate::call::{LinkReport, MediaFlags};
+
+/// Where end-to-end tests find the live objects (they read `getStats()` and track states).
+const PC_HOOK: &str = "__duetPc";
+const STREAM_HOOK: &str = "__duetLocalStream";
+
+#[wasm_bindgen]
+extern "C" {
+    /// `RTCPeerConnection` methods web-sys does not bind (yet).
+    #[wasm_bindgen(extends = RtcPeerConnection, js_name = RTCPeerConnection)]
+    type PcExt;
+    // The argument-less form lets the browser pick offer or answer, which perfect negotiation
+    // relies on.
+    #[wasm_bindgen(method, js_name = setLocalDescription)]
+    fn set_local_description(this: &PcExt) -> js_sys::Promise;
+    #[wasm_bindgen(method, js_name = restartIce)]
+    fn restart_ice(this: &PcExt);
+}
+
+fn set_local_description(pc: &RtcPeerConnection) -> JsFuture {
+    JsFuture::from(pc.unchecked_ref::<PcExt>().set_local_description())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    #[error("permission to use the camera or microphone was denied")]
+    Denied,
+    #[error("no camera or microphone was found")]
+    Missing,
+    #[error("the camera or microphone could not be started: {0}")]
+    Failed(String),
+    #[error("this page cannot use media devices (it needs HTTPS or localhost)")]
+    Unsupported,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RtcError {
+    #[error("the peer connection could not be created: {0}")]
+    PeerConnection(String),
+}
+
+fn describe(value: &JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+fn set_hook(name: &str, value: &JsValue) {
+    if let Some(window) = web_sys::window() {
+        let _ = Reflect::set(&window, &JsValue::from_str(name), value);
+    }
+}
+
+fn clear_hook(name: &str) {
+    if let Some(window) = web_sys::window() {
+        let _ = Reflect::delete_property(&window, &JsValue::from_str(name));
+    }
+}
+
+fn to_js(value: &Value) -> Option<JsValue> {
+    JSON::parse(&value.to_string()).ok()
+}
+
+fn to_json(value: &JsValue) -> Option<Value> {
+    let text = String::from(JSON::stringify(value).ok()?);
+    serde_json::from_str(&text).ok()
+}
+
+fn tracks(stream: &MediaStream) -> impl Iterator<Item = MediaStreamTrack> {
+    stream
+        .get_tracks()
+        .into_iter()
+        .filter_map(|track| track.dyn_into::<MediaStreamTrack>().ok())
+}
+
+/// Our camera and microphone for one call. Dropping it stops every track (the camera light
+/// goes off).
+pub struct LocalMedia {
+    stream: MediaStream,
+}
+
+impl LocalMedia {
+    /// Opens the microphone and, if `video`, the camera. A missing or broken camera falls back
+    /// to audio only rather than failing the call; a refused permission does not.
+    pub async fn open(video: bool) -> Result<Self, MediaError> {
+        let stream = match get_user_media(video).await {
+            Err(MediaError::Missing | MediaError::Failed(_)) if video => {
+                get_user_media(false).await?
+            }
+            other => other?,
+        };
+        set_hook(STREAM_HOOK, &stream);
+        Ok(Self { stream })
+    }
+
+    pub fn has_video(&self) -> bool {
+        self.stream.get_video_tracks().length() > 0
+    }
+
+    pub fn stream(&self) -> &MediaStream {
+        &self.stream
+    }
+
+    /// Mutes by disabling tracks (they keep running, so unmuting is instant and needs no
+    /// renegotiation).
+    pub fn set_enabled(&self, flags: MediaFlags) {
+        for track in tracks(&self.stream) {
+            let on = if track.kind() == "video" {
+                flags.video
+            } else {
+                flags.audio
+            };
+            track.set_enabled(on);
+        }
+    }
+}
+
+impl Drop for LocalMedia {
+    fn drop(&mut self) {
+        for track in tracks(&self.stream) {
+            track.stop();
+        }
+        clear_hook(STREAM_HOOK);
+    }
+}
+
+async fn get_user_media(video: bool) -> Result<MediaStream, MediaError> {
+    let devices = web_sys::window()
+        .ok_or(MediaError::Unsupported)?
+        .navigator()
+        .media_devices()
+        .map_err(|_| MediaError::Unsupported)?;
+    // `mediaDevices` is undefined on insecure origins, which web-sys does not check.
+    if JsValue::from(devices.clone()).is_undefined() {
+        return Err(MediaError::Unsupported);
+    }
+    let constraints = MediaStreamConstraints::new();
+    constraints.set_audio(&JsValue::TRUE);
+    constraints.set_video(&JsValue::from_bool(video));
+    let promise = devices
+        .get_user_media_with_constraints(&constraints)
+        .map_err(|_| MediaError::Unsupported)?;
+    match JsFuture::from(promise).await {
+        Ok(stream) => stream
+            .dyn_into::<MediaStream>()
+            .map_err(|_| MediaError::Failed("not a media stream".into())),
+        Err(error) => Err(classify(&error)),
+    }
+}
+
+fn classify(error: &JsValue) -> MediaError {
+    let name = Reflect::get(error, &JsValue::from_str("name"))
+        .ok()
+        .and_then(|n| n.as_string())
+        .unwrap_or_default();
+    match name.as_str() {
+        "NotAllowedError" | "SecurityError" => MediaError::Denied,
+        "NotFoundError" | "OverconstrainedError" => MediaError::Missing,
+        _ => MediaError::Failed(describe(error)),
+    }
+}
+
+/// What the peer connection needs the app to do or know.
+pub enum LinkEvent {
+    /// A message for the peer (offer, answer or candidate, without the call id).
+    Outbound(Outbound),
+    /// The peer's media arrived (called again if the stream changes).
+    RemoteStream(MediaStream),
+    Report(LinkReport),
+}
+
+pub enum Outbound {
+    /// An `RTCSessionDescriptionInit` (`{type, sdp}`).
+    Description(Value),
+    /// An `RTCIceCandidateInit` (`{candidate, sdpMid, sdpMLineIndex}`).
+    Candidate(Value),
+}
+
+impl Outbound {
+    pub fn into_message(self, call_id: Option<String>) -> Option<PeerMessage> {
+        Some(match self {
+            Self::Description(sdp) => match sdp.get("type").and_then(Value::as_str) {
+                Some("offer") => PeerMessage::Offer { sdp, call_id },
+                Some("answer") => PeerMessage::Answer { sdp, call_id },
+                _ => return None,
+            },
+            Self::Candidate(sdp) => PeerMessage::Candidate { sdp, call_id },
+        })
+    }
+}
+
+/// The perfect-negotiation flags, shared by the event handlers and the inbound queue.
+#[derive(Default)]
+struct Negotiation {
+    making_offer: Cell<bool>,
+    ignore_offer: Cell<bool>,
+    /// Candidates that arrived before the remote description they belong to.
+    early_candidates: RefCell<Vec<Value>>,
+    last_report: Cell<Option<LinkReport>>,
+    remote_stream_id: RefCell<Option<String>>,
+}
+
+type Handler<E> = Closure<dyn FnMut(E)>;
+
+/// One call's `RTCPeerConnection`. Dropping it closes the connection.
+pub struct PeerLink {
+    pc: RtcPeerConnection,
+    inbox: UnboundedSender<PeerMessage>,
+    worker: AbortHandle,
+    _handlers: (
+        Handler<JsValue>,
+        Handler<RtcPeerConnectionIceEvent>,
+        Handler<RtcTrackEvent>,
+        Handler<JsValue>,
+    ),
+}
+
+impl PeerLink {
+    /// Creates the connection and adds `media`'s tracks, which starts negotiation by itself
+    /// (`negotiationneeded`). The `polite` side yields when both offer at once.
+    pub fn new(
+        ice_servers: &Value,
+        polite: bool,
+        media: &LocalMedia,
+        on_event: impl Fn(LinkEvent) + 'static,
+    ) -> Result<Self, RtcError> {
+        let config = RtcConfiguration::new();
+        if ice_servers.is_array() {
+            if let Some(servers) = to_js(ice_servers) {
+                config.set_ice_servers(&servers);
+            }
+        }
+        let pc = RtcPeerConnection::new_with_configuration(&config)
+            .map_err(|e| RtcError::PeerConnection(describe(&e)))?;
+        let on_event: Rc<dyn Fn(LinkEvent)> = Rc::new(on_event);
+        let state = Rc::new(Negotiation::default());
+
+        let on_negotiation_needed = {
+            let (pc, state, on_event) = (pc.clone(), state.clone(), on_event.clone());
+            Closure::<dyn FnMut(JsValue)>::new(move |_| {
+                let (pc, state, on_event) = (pc.clone(), state.clone(), on_event.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    state.making_offer.set(true);
+                    if set_local_description(&pc).await.is_ok() {
+                        send_local_description(&pc, &*on_event);
+                    }
+                    state.making_offer.set(false);
+                });
+            })
+        };
+        pc.set_onnegotiationneeded(Some(on_negotiation_needed.as_ref().unchecked_ref()));
+
+        let on_ice_candidate = {
+            let on_event = on_event.clone();
+            Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(
+                move |event: RtcPeerConnectionIceEvent| {
+                    // `null` marks the end of gathering; the seed never sent it, nor do we.
+                    if let Some(candidate) = event.candidate() {
+                        if let Some(init) = to_json(&candidate.to_json()) {
+                            on_event(LinkEvent::Outbound(Outbound::Candidate(init)));
+                        }
+                    }
+                },
+            )
+        };
+        pc.set_onicecandidate(Some(on_ice_candidate.as_ref().unchecked_ref()));
+
+        let on_track = {
+            let (state, on_event) = (state.clone(), on_event.clone());
+            let fallback = MediaStream::new().ok();
+            Closure::<dyn FnMut(RtcTrackEvent)>::new(move |event: RtcTrackEvent| {
+                let stream = match event.streams().get(0).dyn_into::<MediaStream>() {
+                    Ok(stream) => stream,
+                    // A peer that added tracks without a stream: collect them ourselves.
+                    Err(_) => match &fallback {
+                        Some(stream) => {
+                            stream.add_track(&event.track());
+                            stream.clone()
+                        }
+                        None => return,
+                    },
+                };
+                let id = stream.id();
+                if state.remote_stream_id.borrow().as_deref() != Some(&id) {
+                    *state.remote_stream_id.borrow_mut() = Some(id);
+                    on_event(LinkEvent::RemoteStream(stream));
+                }
+            })
+        };
+        pc.set_ontrack(Some(on_track.as_ref().unchecked_ref()));
+
+        let on_state_change = {
+            let (pc, state, on_event) = (pc.clone(), state.clone(), on_event.clone());
+            Closure::<dyn FnMut(JsValue)>::new(move |_| {
+                let report = link_report(&pc);
+                if report.is_some() && report != state.last_report.get() {
+                    state.last_report.set(report);
+                    if let Some(report) = report {
+                        on_event(LinkEvent::Report(report));
+                    }
+                }
+            })
+        };
+        pc.set_onconnectionstatechange(Some(on_state_change.as_ref().unchecked_ref()));
+        pc.set_oniceconnectionstatechange(Some(on_state_change.as_ref().unchecked_ref()));
+
+        // Inbound descriptions and candidates are applied strictly one after another: each
+        // step awaits the browser, and interleaving two would break the negotiation.
+        let (inbox, mut inbound) = mpsc::unbounded::<PeerMessage>();
+        let (worker, stop) = {
+            let (pc, state, on_event) = (pc.clone(), state.clone(), on_event.clone());
+            abortable(async move {
+                while let Some(message) = inbound.next().await {
+                    match message {
+                        PeerMessage::Offer { sdp, .. } | PeerMessage::Answer { sdp, .. } => {
+                            apply_description(&pc, &state, polite, &sdp, &*on_event).await;
+                        }
+                        PeerMessage::Candidate { sdp, .. } => {
+                            apply_candidate(&pc, &state, sdp).await;
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        };
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = worker.await;
+        });
+
+        for track in tracks(media.stream()) {
+            pc.add_track_0(&track, media.stream());
+        }
+        set_hook(PC_HOOK, &pc);
+
+        Ok(Self {
+            pc,
+            inbox,
+            worker: stop,
+            _handlers: (
+                on_negotiation_needed,
+                on_ice_candidate,
+                on_track,
+                on_state_change,
+            ),
+        })
+    }
+
+    /// Hands over an offer, answer or candidate from the peer.
+    pub fn negotiate(&self, message: PeerMessage) {
+        let _ = self.inbox.unbounded_send(message);
+    }
+
+    /// Asks ICE to gather fresh candidates; the new offer follows through `negotiationneeded`.
+    pub fn restart_ice(&self) {
+        self.pc.unchecked_ref::<PcExt>().restart_ice();
+    }
+}
+
+impl Drop for PeerLink {
+    fn drop(&mut self) {
+        self.worker.abort();
+        self.pc.set_onnegotiationneeded(None);
+        self.pc.set_onicecandidate(None);
+        self.pc.set_ontrack(None);
+        self.pc.set_onconnectionstatechange(None);
+        self.pc.set_oniceconnectionstatechange(None);
+        self.pc.close();
+        clear_hook(PC_HOOK);
+    }
+}
+
+fn link_report(pc: &RtcPeerConnection) -> Option<LinkReport> {
+    use RtcIceConnectionState as Ice;
+    use RtcPeerConnectionState as Pc;
+    let ice = pc.ice_connection_state();
+    match pc.connection_state() {
+        Pc::Failed => Some(LinkReport::Failed),
+        _ if ice == Ice::Failed => Some(LinkReport::Failed),
+        Pc::Connected => Some(LinkReport::Connected),
+        Pc::Disconnected => Some(LinkReport::Interrupted),
+        _ if ice == Ice::Disconnected => Some(LinkReport::Interrupted),
+        _ => None,
+    }
+}
+
+fn send_local_description(pc: &RtcPeerConnection, on_event: &dyn Fn(LinkEvent)) {
+    if let Some(description) = pc.local_description().and_then(|d| to_json(&d)) {
+        on_event(LinkEvent::Outbound(Outbound::Description(description)));
+    }
+}
+
+/// Perfect negotiation's `onmessage` for a description.
+async fn apply_description(
+    pc: &RtcPeerConnection,
+    state: &Negotiation,
+    polite: bool,
+    sdp: &Value,
+    on_event: &dyn Fn(LinkEvent),
+) {
+    let is_offer = sdp.get("type").and_then(Value::as_str) == Some("offer");
+    let collision =
+        is_offer && (state.making_offer.get() || pc.signaling_state() != RtcSignalingState::Stable);
+    state.ignore_offer.set(!polite && collision);
+    if state.ignore_offer.get() {
+        return;
+    }
+    let Some(description) = to_js(sdp) else {
+        return;
+    };
+    let description: RtcSessionDescriptionInit = description.unchecked_into();
+    // The polite side's pending offer is rolled back implicitly by this call.
+    if let Err(error) = JsFuture::from(pc.set_remote_description(&description)).await {
+        web_sys::console::warn_1(&format!("setRemoteDescription: {}", describe(&error)).into());
+        return;
+    }
+    if is_offer {
+        if set_local_description(&pc).await.is_err() {
+            return;
+        }
+        send_local_description(pc, on_event);
+    }
+    let early = std::mem::take(&mut *state.early_candidates.borrow_mut());
+    for candidate in early {
+        apply_candidate(pc, state, candidate).await;
+    }
+}
+
+async fn apply_candidate(pc: &RtcPeerConnection, state: &Negotiation, sdp: Value) {
+    if sdp.is_null() {
+        return;
+    }
+    if pc.remote_description().is_none() {
+        state.early_candidates.borrow_mut().push(sdp);
+        return;
+    }
+    let Some(init) = to_js(&sdp) else {
+        return;
+    };
+    let init: RtcIceCandidateInit = init.unchecked_into();
+    let added = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init));
+    if let Err(error) = JsFuture::from(added).await {
+        // Candidates of an offer we chose to ignore are expected to fail.
+        if !state.ignore_offer.get() {
+            web_sys::console::warn_1(&format!("addIceCandidate: {}", describe(&error)).into());
+        }
+    }
+}
