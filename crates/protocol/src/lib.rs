@@ -96,7 +96,10 @@ impl PeerMessage {
     /// Whether the sender's other tabs should see this message too: when one tab answers a
     /// ringing call, the others must stop ringing.
     pub fn is_echoed_to_own_tabs(&self) -> bool {
-        matches!(self, Self::Accept { .. } | Self::Decline { .. } | Self::Busy { .. })
+        matches!(
+            self,
+            Self::Accept { .. } | Self::Decline { .. } | Self::Busy { .. }
+        )
     }
 }
 

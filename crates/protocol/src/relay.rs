@@ -81,11 +81,10 @@ impl RelayRequest {
             _ => return Err(RelayError::MissingTarget),
         };
         let object = Value::Object(fields);
-        let message =
-            PeerMessage::deserialize(&object).map_err(|e| RelayError::InvalidFields {
-                kind: kind_of(&object),
-                reason: e.to_string(),
-            })?;
+        let message = PeerMessage::deserialize(&object).map_err(|e| RelayError::InvalidFields {
+            kind: kind_of(&object),
+            reason: e.to_string(),
+        })?;
         let Value::Object(fields) = object else {
             unreachable!("constructed as an object above")
         };

@@ -59,11 +59,17 @@ fn bad_frames_get_the_documented_codes() {
         ("[1,2]", ErrorCode::Malformed),
         (r#"{"name":"bob"}"#, ErrorCode::Malformed),
         (r#"{"type":7,"name":"bob"}"#, ErrorCode::Malformed),
-        (r#"{"type":"teleport","name":"bob"}"#, ErrorCode::UnknownType),
+        (
+            r#"{"type":"teleport","name":"bob"}"#,
+            ErrorCode::UnknownType,
+        ),
         (r#"{"type":"offer","name":"bob"}"#, ErrorCode::Malformed),
         (r#"{"type":"invite","name":"bob"}"#, ErrorCode::Malformed),
         (r#"{"type":"offer","sdp":{}}"#, ErrorCode::InvalidTarget),
-        (r#"{"type":"offer","sdp":{},"name":"  "}"#, ErrorCode::InvalidTarget),
+        (
+            r#"{"type":"offer","sdp":{},"name":"  "}"#,
+            ErrorCode::InvalidTarget,
+        ),
     ];
     for (text, code) in cases {
         let error = RelayRequest::parse(text).expect_err(text);
@@ -184,7 +190,10 @@ fn usernames_follow_the_rules() {
         normalize_username("<script>"),
         Err(AccountError::UsernameCharacters)
     );
-    assert_eq!(validate_password("short"), Err(AccountError::PasswordTooShort));
+    assert_eq!(
+        validate_password("short"),
+        Err(AccountError::PasswordTooShort)
+    );
     assert!(validate_password("long enough").is_ok());
     assert_eq!(
         validate_password(&"p".repeat(129)),

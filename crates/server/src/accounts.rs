@@ -49,7 +49,11 @@ fn hash_password(password: &str) -> Result<String, AccountsError> {
 
 fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -106,7 +110,9 @@ impl Accounts {
         username: &str,
         password: &str,
     ) -> Result<Option<String>, AccountsError> {
-        let key = normalize_username(username).map(|name| username_key(&name)).ok();
+        let key = normalize_username(username)
+            .map(|name| username_key(&name))
+            .ok();
         let row: Option<(String, String)> = match &key {
             Some(key) => {
                 sqlx::query_as("SELECT username, password_hash FROM users WHERE username_key = ?")

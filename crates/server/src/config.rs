@@ -103,9 +103,9 @@ fn parse_ice_servers(raw: &str) -> Result<serde_json::Value, String> {
 
 impl Settings {
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("duet.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("duet.db").display()))
     }
 
     pub fn login_window(&self) -> Duration {

@@ -9,7 +9,8 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,server=info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,server=info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -30,7 +31,9 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: server::config::Settings) -> Result<(), String> {
-    let app = Application::build(settings).await.map_err(|e| e.to_string())?;
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| e.to_string())?;
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -42,17 +42,27 @@ impl Metrics {
             "Open signaling WebSocket connections",
             connections.clone(),
         );
-        registry.register("users_online", "Users with at least one open connection", users_online.clone());
+        registry.register(
+            "users_online",
+            "Users with at least one open connection",
+            users_online.clone(),
+        );
         registry.register(
             "messages_relayed",
             "Signaling messages delivered to a peer",
             messages_relayed.clone(),
         );
-        registry.register("signaling_errors", "Error replies sent, by code", errors.clone());
+        registry.register(
+            "signaling_errors",
+            "Error replies sent, by code",
+            errors.clone(),
+        );
         registry.register("logins", "Login attempts, by outcome", logins.clone());
         // Show every error code from the start, so a dashboard sees zeros rather than gaps.
         for code in ErrorCode::ALL {
-            let _ = errors.get_or_create(&CodeLabel { code: code.as_str() });
+            let _ = errors.get_or_create(&CodeLabel {
+                code: code.as_str(),
+            });
         }
         for outcome in ["succeeded", "failed", "throttled"] {
             let _ = logins.get_or_create(&OutcomeLabel { outcome });
@@ -68,7 +78,11 @@ impl Metrics {
     }
 
     pub fn error(&self, code: ErrorCode) {
-        self.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+        self.errors
+            .get_or_create(&CodeLabel {
+                code: code.as_str(),
+            })
+            .inc();
     }
 
     pub fn login(&self, outcome: &'static str) {

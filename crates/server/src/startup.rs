@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -18,7 +18,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use tower_sessions::{Expiry, ExpiredDeletion, SessionManagerLayer};
+use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::accounts::{Accounts, AccountsError};
@@ -56,12 +56,13 @@ impl Application {
         let sessions = SqliteStore::new(pool.clone());
         sessions.migrate().await.map_err(StartupError::Sessions)?;
         let metrics = Metrics::new();
-        let listener = TcpListener::bind(settings.addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: settings.addr,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(settings.addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.addr,
+                    source,
+                })?;
         let bound = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: settings.addr,
             source,
@@ -110,7 +111,10 @@ impl Application {
                 state.settings.session_idle_minutes,
             )));
 
-        let router = router(state.clone()).layer(session_layer);
+        // Outside the session layer, so it sees the cookie that layer sets.
+        let router = router(state.clone())
+            .layer(session_layer)
+            .layer(middleware::from_fn(secure_cookies_behind_https));
         Ok(Self {
             listener,
             router,
@@ -147,7 +151,11 @@ fn router(state: AppState) -> Router {
     let pkg_dir = state.settings.site_root.join("pkg");
     // File names under /pkg are stable across builds, so browsers must revalidate (cheap: 304).
     let pkg = Router::new()
-        .fallback_service(ServeDir::new(pkg_dir).precompressed_br().precompressed_gzip())
+        .fallback_service(
+            ServeDir::new(pkg_dir)
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
@@ -162,16 +170,22 @@ fn router(state: AppState) -> Router {
             let options = state.leptos.clone();
             move || client::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(client::shell))
-        .layer(middleware::from_fn(secure_cookies_behind_https))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            client::shell,
+        ))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-async fn metrics(State(state): State<AppState>) -> ([(header::HeaderName, &'static str); 1], String) {
+async fn metrics(
+    State(state): State<AppState>,
+) -> ([(header::HeaderName, &'static str); 1], String) {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

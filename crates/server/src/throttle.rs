@@ -40,7 +40,10 @@ impl LoginThrottle {
         keys.iter()
             .filter_map(|key| {
                 let times = map.get_mut(key)?;
-                while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                while times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
                     times.pop_front();
                 }
                 (times.len() >= self.limit)
@@ -62,7 +65,11 @@ impl LoginThrottle {
         }
         // Keep memory bounded under a spray of random usernames.
         if map.len() > 100_000 {
-            map.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
+            map.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
         }
     }
 

@@ -39,9 +39,17 @@ async fn register_me_logout_login() {
         .unwrap();
     assert_eq!(replay.status(), 401);
 
-    let answer = alice.post_json("/user/login", "ALICE", "correct horse").await;
+    let answer = alice
+        .post_json("/user/login", "ALICE", "correct horse")
+        .await;
     assert_eq!(answer, json!({"flag": true}), "case-insensitive login");
-    let status = alice.http.get(app.url("/user/me")).send().await.unwrap().status();
+    let status = alice
+        .http
+        .get(app.url("/user/me"))
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status, 200);
 }
 
@@ -57,7 +65,10 @@ async fn the_session_cookie_is_http_only_and_lax_and_secure_behind_https() {
         .send()
         .await
         .unwrap();
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(cookie.contains("Secure"), "{cookie}");
@@ -97,8 +108,12 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     let app = spawn_app().await;
     app.user("bob").await;
     let browser = app.browser();
-    let wrong = browser.post_json("/user/login", "bob", "not the password").await;
-    let unknown = browser.post_json("/user/login", "nobody", "not the password").await;
+    let wrong = browser
+        .post_json("/user/login", "bob", "not the password")
+        .await;
+    let unknown = browser
+        .post_json("/user/login", "nobody", "not the password")
+        .await;
     assert_eq!(wrong["flag"], false);
     assert_eq!(wrong, unknown, "no user enumeration through messages");
     assert_eq!(wrong["error"], "wrong username or password");
@@ -137,7 +152,9 @@ async fn registration_rules_give_clear_errors() {
         .unwrap();
     assert_eq!(taken.status(), 409);
     app.user("Erin").await;
-    let taken = browser.post_json("/user/register", "erin", "another password").await;
+    let taken = browser
+        .post_json("/user/register", "erin", "another password")
+        .await;
     assert_eq!(taken["error"], "this username is taken");
     let garbage = browser
         .http
@@ -156,7 +173,9 @@ async fn failed_logins_are_throttled() {
     app.user("frank").await;
     let attacker = app.browser();
     for _ in 0..3 {
-        let answer = attacker.post_json("/user/login", "frank", "guess guess").await;
+        let answer = attacker
+            .post_json("/user/login", "frank", "guess guess")
+            .await;
         assert_eq!(answer["error"], "wrong username or password");
     }
     // Even the right password is refused while the account is throttled.
@@ -170,7 +189,12 @@ async fn failed_logins_are_throttled() {
     assert_eq!(response.status(), 429);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["flag"], false);
-    assert!(body["error"].as_str().unwrap().contains("too many failed logins"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed logins")
+    );
 }
 
 #[tokio::test]
@@ -179,7 +203,10 @@ async fn accounts_survive_a_restart_on_the_same_file() {
     app.user("grace").await;
     let dir = app.stop().await.expect("data dir");
     let app = start(test_settings(dir.path())).await;
-    let answer = app.browser().post_json("/user/login", "grace", "correct horse").await;
+    let answer = app
+        .browser()
+        .post_json("/user/login", "grace", "correct horse")
+        .await;
     assert_eq!(answer, json!({"flag": true}));
 }
 
@@ -189,9 +216,22 @@ async fn health_and_metrics() {
     let health = reqwest::get(app.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
     app.user("heidi").await;
-    app.browser().post_json("/user/login", "heidi", "wrong wrong").await;
-    let text = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(text.contains("duet_logins_total{outcome=\"failed\"} 1"), "{text}");
+    app.browser()
+        .post_json("/user/login", "heidi", "wrong wrong")
+        .await;
+    let text = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("duet_logins_total{outcome=\"failed\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("duet_websocket_connections 0"), "{text}");
-    assert!(text.contains("duet_signaling_errors_total{code=\"peer_offline\"} 0"), "{text}");
+    assert!(
+        text.contains("duet_signaling_errors_total{code=\"peer_offline\"} 0"),
+        "{text}"
+    );
 }

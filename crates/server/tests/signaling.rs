@@ -13,19 +13,35 @@ async fn the_handshake_needs_a_session_and_a_friendly_origin() {
     let app = spawn_app().await;
     let stranger = app.browser().socket_with_origin(None).await;
     match stranger {
-        Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
+        Err(error) if matches!(*error, WsError::Http(_)) => {
+            let WsError::Http(response) = *error else {
+                unreachable!()
+            };
+            assert_eq!(response.status(), 401)
+        }
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
     }
     let alice = app.user("alice").await;
     match alice.socket_with_origin(Some("http://evil.example")).await {
-        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        Err(error) if matches!(*error, WsError::Http(_)) => {
+            let WsError::Http(response) = *error else {
+                unreachable!()
+            };
+            assert_eq!(response.status(), 403)
+        }
         other => panic!("expected 403, got {:?}", other.map(|_| ())),
     }
     let own = format!("http://{}", app.addr);
-    let socket = alice.socket_with_origin(Some(&own)).await.expect("own origin");
+    let socket = alice
+        .socket_with_origin(Some(&own))
+        .await
+        .expect("own origin");
     let mut socket = socket;
     let hello = socket.expect("hello").await;
-    assert_eq!(hello, json!({"type":"hello","username":"alice","ice_servers":[]}));
+    assert_eq!(
+        hello,
+        json!({"type":"hello","username":"alice","ice_servers":[]})
+    );
     let presence = socket.expect("presence").await;
     assert_eq!(presence["online"], json!(["alice"]));
 }
@@ -34,7 +50,8 @@ async fn the_handshake_needs_a_session_and_a_friendly_origin() {
 async fn allowed_origins_and_ice_servers_come_from_settings() {
     let app = spawn_app_with(|s| {
         s.allowed_origins = vec!["https://duet.example".into()];
-        s.ice_servers = json!([{"urls": "turn:127.0.0.1:3478", "username": "u", "credential": "c"}]);
+        s.ice_servers =
+            json!([{"urls": "turn:127.0.0.1:3478", "username": "u", "credential": "c"}]);
     })
     .await;
     let alice = app.user("alice").await;
@@ -51,11 +68,16 @@ async fn the_seed_envelope_is_relayed_unchanged_but_for_from() {
     let app = spawn_app().await;
     let mut alice = app.user("alice").await.socket().await.ready().await;
     let mut bob = app.user("bob").await.socket().await.ready().await;
-    let offer = json!({"type":"offer","sdp":{"type":"offer","sdp":"v=0\r\n"},"name":"bob","from":"bob"});
+    let offer =
+        json!({"type":"offer","sdp":{"type":"offer","sdp":"v=0\r\n"},"name":"bob","from":"bob"});
     alice.send(offer.clone()).await;
     let mut expected = offer;
     expected["from"] = json!("alice");
-    assert_eq!(bob.expect("offer").await, expected, "from is the sender, whatever it wrote");
+    assert_eq!(
+        bob.expect("offer").await,
+        expected,
+        "from is the sender, whatever it wrote"
+    );
 
     for frame in [
         json!({"type":"answer","sdp":{"type":"answer","sdp":"v=0\r\n"},"name":"alice","from":""}),
@@ -75,7 +97,8 @@ async fn names_are_matched_case_insensitively() {
     let app = spawn_app().await;
     let mut alice = app.user("Alice").await.socket().await.ready().await;
     let mut bob = app.user("bob").await.socket().await.ready().await;
-    bob.send(json!({"type":"invite","name":"ALICE","call_id":"c1"})).await;
+    bob.send(json!({"type":"invite","name":"ALICE","call_id":"c1"}))
+        .await;
     let invite = alice.expect("invite").await;
     assert_eq!(invite["from"], "bob");
     assert_eq!(invite["call_id"], "c1");
@@ -90,11 +113,26 @@ async fn bad_input_gets_documented_errors_while_others_keep_talking() {
 
     let cases = [
         ("{not json".to_owned(), "malformed"),
-        (json!({"type":"teleport","name":"bob"}).to_string(), "unknown_type"),
-        (json!({"type":"offer","name":"bob"}).to_string(), "malformed"),
-        (json!({"type":"offer","sdp":{}}).to_string(), "invalid_target"),
-        (json!({"type":"offer","sdp":{},"name":"nobody"}).to_string(), "peer_offline"),
-        (json!({"type":"invite","call_id":"x","name":"mallory"}).to_string(), "invalid_target"),
+        (
+            json!({"type":"teleport","name":"bob"}).to_string(),
+            "unknown_type",
+        ),
+        (
+            json!({"type":"offer","name":"bob"}).to_string(),
+            "malformed",
+        ),
+        (
+            json!({"type":"offer","sdp":{}}).to_string(),
+            "invalid_target",
+        ),
+        (
+            json!({"type":"offer","sdp":{},"name":"nobody"}).to_string(),
+            "peer_offline",
+        ),
+        (
+            json!({"type":"invite","call_id":"x","name":"mallory"}).to_string(),
+            "invalid_target",
+        ),
     ];
     for (text, code) in cases {
         mallory.send_text(text.clone()).await;
@@ -102,7 +140,9 @@ async fn bad_input_gets_documented_errors_while_others_keep_talking() {
         assert_eq!(error["code"], code, "{text}");
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
         // Meanwhile a pair keeps relaying.
-        alice.send(json!({"type":"ringing","name":"bob","call_id":text})).await;
+        alice
+            .send(json!({"type":"ringing","name":"bob","call_id":text}))
+            .await;
         assert_eq!(bob.expect("ringing").await["call_id"], text);
     }
 
@@ -112,7 +152,9 @@ async fn bad_input_gets_documented_errors_while_others_keep_talking() {
     assert_eq!(mallory.expect("error").await["code"], "too_large");
     assert_eq!(mallory.expect_close().await, 1009);
 
-    alice.send(json!({"type":"ringing","name":"bob","call_id":"after"})).await;
+    alice
+        .send(json!({"type":"ringing","name":"bob","call_id":"after"}))
+        .await;
     assert_eq!(bob.expect("ringing").await["call_id"], "after");
 }
 
@@ -126,7 +168,9 @@ async fn a_flood_is_cut_off_with_policy_close() {
         let frame = json!({"type":"candidate","name":"alice","sdp":null,"call_id":i.to_string()});
         if flooder
             .stream
-            .send(tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into()))
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                frame.to_string().into(),
+            ))
             .await
             .is_err()
         {
@@ -135,7 +179,8 @@ async fn a_flood_is_cut_off_with_policy_close() {
     }
     assert_eq!(flooder.expect("error").await["code"], "rate_limited");
     assert_eq!(flooder.expect_close().await, 1008);
-    bob.send(json!({"type":"hangup","name":"alice","call_id":"z"})).await;
+    bob.send(json!({"type":"hangup","name":"alice","call_id":"z"}))
+        .await;
     assert_eq!(alice.expect("hangup").await["from"], "bob");
 }
 
@@ -148,23 +193,32 @@ async fn presence_follows_connections_and_tabs() {
     let bob_browser = app.user("bob").await;
     let mut bob_tab1 = bob_browser.socket().await;
     bob_tab1.expect("hello").await;
-    assert_eq!(bob_tab1.expect("presence").await["online"], json!(["alice", "bob"]));
+    assert_eq!(
+        bob_tab1.expect("presence").await["online"],
+        json!(["alice", "bob"])
+    );
     assert_eq!(alice.expect("online").await["username"], "bob");
 
     // A second tab: no new announcement; messages reach both tabs.
     let mut bob_tab2 = bob_browser.socket().await.ready().await;
-    alice.send(json!({"type":"invite","name":"bob","call_id":"c1"})).await;
+    alice
+        .send(json!({"type":"invite","name":"bob","call_id":"c1"}))
+        .await;
     assert_eq!(bob_tab1.expect("invite").await["call_id"], "c1");
     assert_eq!(bob_tab2.expect("invite").await["call_id"], "c1");
 
     // Answering in one tab tells the other tab too, so it stops ringing.
-    bob_tab1.send(json!({"type":"accept","name":"alice","call_id":"c1"})).await;
+    bob_tab1
+        .send(json!({"type":"accept","name":"alice","call_id":"c1"}))
+        .await;
     assert_eq!(alice.expect("accept").await["from"], "bob");
     assert_eq!(bob_tab2.expect("accept").await["call_id"], "c1");
 
     // Closing one tab keeps bob online; closing the last shows him offline.
     drop(bob_tab1);
-    bob_tab2.send(json!({"type":"ringing","name":"alice","call_id":"still-here"})).await;
+    bob_tab2
+        .send(json!({"type":"ringing","name":"alice","call_id":"still-here"}))
+        .await;
     let next = alice.expect("ringing").await;
     assert_eq!(next["call_id"], "still-here", "no offline event came first");
     drop(bob_tab2);

@@ -91,7 +91,9 @@ impl Hub {
         online.sort();
         // A fresh queue has room for these two.
         let _ = tx.try_send(Outgoing::Text(hello.to_json().into()));
-        let _ = tx.try_send(Outgoing::Text(ServerEvent::Presence { online }.to_json().into()));
+        let _ = tx.try_send(Outgoing::Text(
+            ServerEvent::Presence { online }.to_json().into(),
+        ));
         if first {
             let announcement: Utf8Bytes = ServerEvent::Online {
                 username: display_name.to_owned(),
@@ -164,7 +166,11 @@ impl Hub {
 
     /// Everyone online now, sorted.
     pub fn online(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.lock().values().map(|u| u.display_name.clone()).collect();
+        let mut names: Vec<String> = self
+            .lock()
+            .values()
+            .map(|u| u.display_name.clone())
+            .collect();
         names.sort();
         names
     }

@@ -3,13 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
-use protocol::{ErrorCode, MAX_FRAME_BYTES, RelayRequest, ServerEvent, normalize_username, username_key};
+use protocol::{
+    ErrorCode, MAX_FRAME_BYTES, RelayRequest, ServerEvent, normalize_username, username_key,
+};
 use tokio::sync::mpsc;
 
 use super::hub::{Delivery, Membership, Outgoing};
@@ -188,6 +190,13 @@ async fn serve(socket: WebSocket, username: String, state: AppState) {
 
     state.hub.leave(&key, id);
     drop(own_tx);
+    // Finish the closing handshake: keep reading until the client answers our close frame, so
+    // the socket is not torn down with unread data (a TCP reset could swallow the close frame
+    // and the error before it).
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
     // The writer ends once it has sent the close frame (or the peer is gone); bound the wait so
     // a peer that stopped reading cannot hold this task.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
@@ -218,7 +227,10 @@ fn relay(
         ));
     };
     if target_key == own_key {
-        return reply(ServerEvent::error(ErrorCode::InvalidTarget, "you cannot call yourself"));
+        return reply(ServerEvent::error(
+            ErrorCode::InvalidTarget,
+            "you cannot call yourself",
+        ));
     }
     let echo = request.message.is_echoed_to_own_tabs();
     let target = request.to.clone();

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use server::config::Settings;
 use server::startup::Application;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
@@ -97,7 +97,9 @@ impl TestApp {
     /// Registers `name` and returns its logged-in browser.
     pub async fn user(&self, name: &str) -> Browser {
         let browser = self.browser();
-        let answer = browser.post_json("/user/register", name, "correct horse").await;
+        let answer = browser
+            .post_json("/user/register", name, "correct horse")
+            .await;
         assert_eq!(answer, json!({"flag": true}), "register {name}");
         browser
     }
@@ -137,9 +139,9 @@ impl Browser {
     pub async fn socket_with_origin(
         &self,
         origin: Option<&str>,
-    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    ) -> Result<Socket, Box<tokio_tungstenite::tungstenite::Error>> {
         let url = format!("{}/video", self.base.replacen("http", "ws", 1));
-        let mut request = url.into_client_request()?;
+        let mut request = url.into_client_request().map_err(Box::new)?;
         if let Some(cookie) = self.cookie() {
             request.headers_mut().insert("cookie", cookie);
         }
@@ -148,7 +150,9 @@ impl Browser {
                 .headers_mut()
                 .insert("origin", HeaderValue::from_str(origin).expect("origin"));
         }
-        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(Box::new)?;
         Ok(Socket { stream })
     }
 }
