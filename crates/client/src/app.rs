@@ -1,6 +1,14 @@
 use leptos::prelude::*;
 use leptos_meta::*;
 
+use crate::api;
+use crate::i18n::Lang;
+use crate::phone::Phone;
+use crate::ui::{Header, Home, Locale, LoginForm, OfflineBanner, Session};
+
+/// Where the chosen language is remembered.
+const LANG_KEY: &str = "duet.lang";
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -8,6 +16,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <HashedStylesheet options=options.clone() id="duet"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -18,17 +28,86 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The whole app: one page whose view follows the session and the call.
+///
+/// The server renders the neutral "loading" state (it knows neither the user nor the browser's
+/// language); effects — which only run in the browser — then ask who is signed in and pick the
+/// language, so the hydrated page starts out identical to the server's.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let count = RwSignal::new(0);
+    let lang = RwSignal::new(Lang::En);
+    let session = RwSignal::new(Session::Checking);
+    let phone = Phone::new();
+    provide_context(Locale::new(lang));
+    provide_context(session);
+    provide_context(phone);
+
+    Effect::new(move |_| {
+        lang.set(initial_lang());
+        leptos::task::spawn_local(async move {
+            session.set(match api::me().await {
+                Ok(username) => Session::SignedIn(username),
+                Err(_) => Session::SignedOut,
+            });
+        });
+        // Audio may only start after a gesture; any click unlocks the ring tone for later.
+        let unlock = window_event_listener(leptos::ev::pointerdown, move |_| phone.unlock_audio());
+        let unlock_keys = window_event_listener(leptos::ev::keydown, move |_| phone.unlock_audio());
+        on_cleanup(move || {
+            unlock.remove();
+            unlock_keys.remove();
+        });
+    });
+
+    Effect::new(move |_| {
+        let lang = lang.get();
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("lang", lang.tag());
+        }
+    });
+
+    let user = Memo::new(move |_| session.with(|s| s.username().map(str::to_owned)));
+    Effect::new(move |_| match user.get() {
+        Some(_) => phone.start(lang.into(), move || session.set(Session::SignedOut)),
+        None => phone.stop(),
+    });
+
+    let view_of_session = move || match session.get() {
+        Session::Checking => view! {
+            <p class="loading" role="status">{move || Locale::use_context().t().loading}</p>
+        }
+        .into_any(),
+        Session::SignedOut => view! { <LoginForm/> }.into_any(),
+        Session::SignedIn(_) => view! { <Home/> }.into_any(),
+    };
+
     view! {
-        <Stylesheet id="duet" href="/pkg/duet.css"/>
         <Title text="Duet"/>
-        <main>
-            <button data-testid="counter" on:click=move |_| count.update(|c| *c += 1)>
-                {move || format!("clicked {}", count.get())}
-            </button>
-        </main>
+        <div class="app">
+            <Header/>
+            <OfflineBanner/>
+            <main class="main">{view_of_session}</main>
+        </div>
+    }
+}
+
+/// The stored choice, else the browser's language.
+fn initial_lang() -> Lang {
+    let stored = window()
+        .local_storage()
+        .ok()
+        .flatten()
+        .and_then(|storage| storage.get_item(LANG_KEY).ok().flatten());
+    match stored {
+        Some(tag) => Lang::from_tag(&tag),
+        None => Lang::from_tag(&window().navigator().language().unwrap_or_default()),
+    }
+}
+
+/// Remembers the language the user picked.
+pub fn store_lang(lang: Lang) {
+    if let Ok(Some(storage)) = window().local_storage() {
+        let _ = storage.set_item(LANG_KEY, lang.tag());
     }
 }

@@ -735,16 +735,16 @@ fn on_active_message(
         },
         None => CallState::Connecting(call),
     };
-    if let PeerMessage::Invite { call_id } = &message {
-        if *call_id != call.call_id {
-            let effects = vec![send(
-                &from,
-                PeerMessage::Busy {
-                    call_id: call_id.clone(),
-                },
-            )];
-            return (rebuild(call), effects);
-        }
+    if let PeerMessage::Invite { call_id } = &message
+        && *call_id != call.call_id
+    {
+        let effects = vec![send(
+            &from,
+            PeerMessage::Busy {
+                call_id: call_id.clone(),
+            },
+        )];
+        return (rebuild(call), effects);
     }
     if from != call.peer {
         return (rebuild(call), vec![]);

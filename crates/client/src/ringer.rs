@@ -66,10 +66,10 @@ impl Ringer {
         if let Some(notification) = self.notification.take() {
             notification.close();
         }
-        if let Some(title) = self.saved_title.take() {
-            if let Some(document) = web_sys::window().and_then(|w| w.document()) {
-                document.set_title(&title);
-            }
+        if let Some(title) = self.saved_title.take()
+            && let Some(document) = web_sys::window().and_then(|w| w.document())
+        {
+            document.set_title(&title);
         }
     }
 }

@@ -251,10 +251,10 @@ impl PeerLink {
         on_event: impl Fn(LinkEvent) + 'static,
     ) -> Result<Self, RtcError> {
         let config = RtcConfiguration::new();
-        if ice_servers.is_array() {
-            if let Some(servers) = to_js(ice_servers) {
-                config.set_ice_servers(&servers);
-            }
+        if ice_servers.is_array()
+            && let Some(servers) = to_js(ice_servers)
+        {
+            config.set_ice_servers(&servers);
         }
         let pc = RtcPeerConnection::new_with_configuration(&config)
             .map_err(|e| RtcError::PeerConnection(describe(&e)))?;
@@ -281,10 +281,10 @@ impl PeerLink {
             Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(
                 move |event: RtcPeerConnectionIceEvent| {
                     // `null` marks the end of gathering; the seed never sent it, nor do we.
-                    if let Some(candidate) = event.candidate() {
-                        if let Some(init) = to_json(&candidate.to_json()) {
-                            on_event(LinkEvent::Outbound(Outbound::Candidate(init)));
-                        }
+                    if let Some(candidate) = event.candidate()
+                        && let Some(init) = to_json(&candidate.to_json())
+                    {
+                        on_event(LinkEvent::Outbound(Outbound::Candidate(init)));
                     }
                 },
             )
@@ -440,7 +440,7 @@ async fn apply_description(
         return;
     }
     if is_offer {
-        if set_local_description(&pc).await.is_err() {
+        if set_local_description(pc).await.is_err() {
             return;
         }
         send_local_description(pc, on_event);

@@ -1,0 +1,384 @@
+use leptos::html;
+use leptos::prelude::*;
+
+use crate::call::{Active, CallState, EndReason, Event, Link};
+use crate::i18n::fill;
+use crate::phone::{Phone, SharedStream};
+use crate::ui::icons::{CameraIcon, HangUpIcon, MicIcon, PhoneIcon};
+use crate::ui::{Avatar, Locale, format_duration};
+
+/// Which pane the call area shows. Connecting and in-call share one, so the video elements
+/// survive the moment the media starts flowing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pane {
+    Idle,
+    Outgoing,
+    Incoming,
+    Active,
+    Ended,
+}
+
+/// The call area. Its root carries the call's state for tests and styles.
+#[component]
+pub fn CallView() -> impl IntoView {
+    let phone = expect_context::<Phone>();
+    let call = phone.call();
+    let tag = Memo::new(move |_| call.with(CallState::tag));
+    let reason = Memo::new(move |_| {
+        call.with(|state| match state {
+            CallState::Ended { reason, .. } => Some(reason.tag()),
+            _ => None,
+        })
+    });
+    let pane = Memo::new(move |_| {
+        call.with(|state| match state {
+            CallState::Idle => Pane::Idle,
+            CallState::Outgoing { .. } => Pane::Outgoing,
+            CallState::Incoming { .. } => Pane::Incoming,
+            CallState::Connecting(_) | CallState::InCall { .. } => Pane::Active,
+            CallState::Ended { .. } => Pane::Ended,
+        })
+    });
+    view! {
+        <section class="stage card" data-testid="call-view" data-state=tag data-reason=reason>
+            {move || match pane.get() {
+                Pane::Idle => view! { <IdleHint/> }.into_any(),
+                Pane::Outgoing => view! { <OutgoingCall/> }.into_any(),
+                Pane::Incoming => view! { <IncomingCall/> }.into_any(),
+                Pane::Active => view! { <InCall/> }.into_any(),
+                Pane::Ended => view! { <CallEnded/> }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// The peer of the current call ("" when there is none).
+fn peer_memo(phone: Phone) -> Memo<String> {
+    let call = phone.call();
+    Memo::new(move |_| call.with(|s| s.peer().unwrap_or_default().to_owned()))
+}
+
+#[component]
+fn IdleHint() -> impl IntoView {
+    let locale = Locale::use_context();
+    view! {
+        <div class="call-card idle">
+            <div class="idle-art" aria-hidden="true">
+                <span></span>
+                <span></span>
+            </div>
+            <h2>{move || locale.t().idle_heading}</h2>
+            <p class="muted">{move || locale.t().idle_hint}</p>
+        </div>
+    }
+}
+
+#[component]
+fn OutgoingCall() -> impl IntoView {
+    let locale = Locale::use_context();
+    let phone = expect_context::<Phone>();
+    let call = phone.call();
+    let peer = peer_memo(phone);
+    let ringing =
+        Memo::new(move |_| call.with(|s| matches!(s, CallState::Outgoing { ringing: true, .. })));
+    view! {
+        <div class="call-card" aria-live="polite">
+            <div class="pulse">
+                <Avatar name=peer.get_untracked() large=true/>
+            </div>
+            <h2>{move || fill(locale.t().calling_name, &peer.get())}</h2>
+            <p class="muted" role="status">
+                {move || if ringing.get() { locale.t().ringing } else { locale.t().waiting }}
+            </p>
+            <div class="call-actions">
+                <button
+                    type="button"
+                    class="btn danger round-label"
+                    data-testid="cancel"
+                    on:click=move |_| phone.act(Event::Cancel)
+                >
+                    <HangUpIcon/>
+                    <span>{move || locale.t().cancel}</span>
+                </button>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+fn IncomingCall() -> impl IntoView {
+    let locale = Locale::use_context();
+    let phone = expect_context::<Phone>();
+    let peer = peer_memo(phone);
+    let accept = NodeRef::<html::Button>::new();
+    // Answering is one key press away.
+    Effect::new(move |_| {
+        if let Some(button) = accept.get() {
+            let _ = button.focus();
+        }
+    });
+    view! {
+        <div class="call-card incoming" role="alertdialog" aria-labelledby="incoming-title">
+            <div class="pulse ringing">
+                <Avatar name=peer.get_untracked() large=true/>
+            </div>
+            <h2 id="incoming-title">{move || fill(locale.t().incoming_name, &peer.get())}</h2>
+            <div class="call-actions">
+                <button
+                    type="button"
+                    class="btn danger round-label"
+                    data-testid="decline"
+                    on:click=move |_| phone.act(Event::Decline)
+                >
+                    <HangUpIcon/>
+                    <span>{move || locale.t().decline}</span>
+                </button>
+                <button
+                    type="button"
+                    class="btn success round-label"
+                    data-testid="accept"
+                    node_ref=accept
+                    on:click=move |_| phone.act(Event::Accept)
+                >
+                    <PhoneIcon/>
+                    <span>{move || locale.t().accept}</span>
+                </button>
+            </div>
+        </div>
+    }
+}
+
+/// Connecting and talking: the peer large, ourselves small, and the controls.
+#[component]
+fn InCall() -> impl IntoView {
+    let locale = Locale::use_context();
+    let phone = expect_context::<Phone>();
+    let call = phone.call();
+    let active = Memo::new(move |_| call.with(|s| s.active().cloned()));
+    let started_at = Memo::new(move |_| {
+        call.with(|s| match s {
+            CallState::InCall { started_at_ms, .. } => Some(*started_at_ms),
+            _ => None,
+        })
+    });
+    let field = move |read: fn(&Active) -> bool| {
+        Memo::new(move |_| active.with(|a| a.as_ref().is_some_and(read)))
+    };
+    let mic_on = field(|a| a.local.audio);
+    let camera_on = field(|a| a.local.video);
+    let remote_muted = field(|a| !a.remote.audio);
+    let remote_camera_off = field(|a| !a.remote.video);
+    let peer = peer_memo(phone);
+
+    let status = move || {
+        let strings = locale.t();
+        match (
+            started_at.get(),
+            active.with(|a| a.as_ref().map(|a| a.link)),
+        ) {
+            (Some(_), Some(Link::Reconnecting)) => strings.reconnecting,
+            (Some(_), _) => strings.connected,
+            (None, _) => strings.connecting,
+        }
+    };
+
+    // The call timer ticks only while this pane is shown.
+    let now = RwSignal::new(0.0);
+    Effect::new(move |_| {
+        now.set(js_sys::Date::now());
+        let tick = set_interval_with_handle(
+            move || now.set(js_sys::Date::now()),
+            std::time::Duration::from_millis(1000),
+        );
+        if let Ok(tick) = tick {
+            on_cleanup(move || tick.clear());
+        }
+    });
+    let elapsed = move || {
+        started_at
+            .get()
+            .map(|start| format_duration(now.get() - start))
+    };
+
+    view! {
+        <div class="in-call" class:connecting=move || started_at.get().is_none()>
+            <div class="remote">
+                <Video testid="remote-video" stream=phone.remote_stream() local=false/>
+                <Show when=move || remote_camera_off.get()>
+                    <div class="camera-off-cover" data-testid="remote-camera-off">
+                        <Avatar name=peer.get_untracked() large=true/>
+                        <p>{move || fill(locale.t().remote_camera_off, &peer.get())}</p>
+                    </div>
+                </Show>
+                <Show when=move || started_at.get().is_none()>
+                    <div class="connecting-cover" role="status">
+                        <span class="spinner" aria-hidden="true"></span>
+                        {move || locale.t().connecting}
+                    </div>
+                </Show>
+            </div>
+            <div class="call-info">
+                <span class="peer-name">{move || peer.get()}</span>
+                <span class="timer" aria-label="duration">{elapsed}</span>
+                <span class="link-state" role="status">{status}</span>
+                <Show when=move || remote_muted.get()>
+                    <span class="badge" data-testid="remote-muted">
+                        <MicIcon off=true/>
+                        {move || fill(locale.t().remote_muted, &peer.get())}
+                    </span>
+                </Show>
+            </div>
+            <div class="local" aria-label=move || locale.t().you>
+                <Video testid="local-video" stream=phone.local_stream() local=true/>
+                <Show when=move || !camera_on.get()>
+                    <div class="camera-off-cover small">
+                        <CameraIcon off=true/>
+                        <span class="visually-hidden">{move || locale.t().your_camera_off}</span>
+                    </div>
+                </Show>
+            </div>
+            <div class="controls" role="toolbar" aria-label=move || peer.get()>
+                <button
+                    type="button"
+                    class="btn round"
+                    class:off=move || !mic_on.get()
+                    data-testid="toggle-mic"
+                    aria-pressed=move || (!mic_on.get()).to_string()
+                    aria-label=move || if mic_on.get() { locale.t().mute } else { locale.t().unmute }
+                    title=move || if mic_on.get() { locale.t().mute } else { locale.t().unmute }
+                    on:click=move |_| phone.act(Event::ToggleMic)
+                >
+                    {move || view! { <MicIcon off=!mic_on.get()/> }}
+                </button>
+                <button
+                    type="button"
+                    class="btn round"
+                    class:off=move || !camera_on.get()
+                    data-testid="toggle-camera"
+                    aria-pressed=move || (!camera_on.get()).to_string()
+                    aria-label=move || {
+                        if camera_on.get() { locale.t().camera_off } else { locale.t().camera_on }
+                    }
+                    title=move || {
+                        if camera_on.get() { locale.t().camera_off } else { locale.t().camera_on }
+                    }
+                    on:click=move |_| phone.act(Event::ToggleCamera)
+                >
+                    {move || view! { <CameraIcon off=!camera_on.get()/> }}
+                </button>
+                <button
+                    type="button"
+                    class="btn round danger"
+                    data-testid="hangup"
+                    aria-label=move || locale.t().hang_up
+                    title=move || locale.t().hang_up
+                    on:click=move |_| phone.act(Event::HangUp)
+                >
+                    <HangUpIcon/>
+                </button>
+            </div>
+        </div>
+    }
+}
+
+/// A `<video>` showing a stream from the phone. Our own preview is muted (no echo) and
+/// mirrored, as people expect of a mirror.
+#[component]
+fn Video(
+    testid: &'static str,
+    stream: ReadSignal<Option<SharedStream>>,
+    local: bool,
+) -> impl IntoView {
+    let video = NodeRef::<html::Video>::new();
+    Effect::new(move |_| {
+        let stream = stream.get();
+        if let Some(video) = video.get() {
+            video.set_src_object(stream.as_deref());
+            if stream.is_some() {
+                // Autoplay can be refused; the user's click on call/accept normally allows it.
+                let _ = video.play();
+            }
+        }
+    });
+    view! {
+        <video
+            node_ref=video
+            data-testid=testid
+            class:mirrored=local
+            autoplay=true
+            playsinline=true
+            muted=local
+            prop:muted=local
+        ></video>
+    }
+}
+
+#[component]
+fn CallEnded() -> impl IntoView {
+    let locale = Locale::use_context();
+    let phone = expect_context::<Phone>();
+    let call = phone.call();
+    let ended = Memo::new(move |_| {
+        call.with(|s| match s {
+            CallState::Ended {
+                peer,
+                reason,
+                video,
+                ..
+            } => Some((peer.clone(), *reason, *video)),
+            _ => None,
+        })
+    });
+    let peer = move || ended.with(|e| e.as_ref().map(|(p, ..)| p.clone()).unwrap_or_default());
+    let video = move || ended.with(|e| e.as_ref().is_some_and(|(_, _, v)| *v));
+    let media_denied = move || ended.with(|e| matches!(e, Some((_, EndReason::MediaDenied, true))));
+    let sentence = move || {
+        ended.with(|e| {
+            e.as_ref()
+                .map(|(peer, reason, _)| locale.t().end_reason(*reason, peer))
+                .unwrap_or_default()
+        })
+    };
+    let again = NodeRef::<html::Button>::new();
+    Effect::new(move |_| {
+        if let Some(button) = again.get() {
+            let _ = button.focus();
+        }
+    });
+    view! {
+        <div class="call-card ended">
+            <Avatar name=peer() large=true/>
+            <h2>{move || locale.t().call_ended}</h2>
+            <p class="reason" role="status">{sentence}</p>
+            <div class="call-actions wrap">
+                <button
+                    type="button"
+                    class="btn primary"
+                    data-testid="call-again"
+                    node_ref=again
+                    on:click=move |_| phone.dial(peer(), video())
+                >
+                    {move || locale.t().call_again}
+                </button>
+                <Show when=media_denied>
+                    <button
+                        type="button"
+                        class="btn secondary"
+                        data-testid="call-audio-only"
+                        on:click=move |_| phone.dial(peer(), false)
+                    >
+                        {move || locale.t().audio_only}
+                    </button>
+                </Show>
+                <button
+                    type="button"
+                    class="btn ghost"
+                    data-testid="back"
+                    on:click=move |_| phone.act(Event::Dismiss)
+                >
+                    {move || locale.t().back}
+                </button>
+            </div>
+        </div>
+    }
+}

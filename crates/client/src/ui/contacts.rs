@@ -1,0 +1,82 @@
+use leptos::prelude::*;
+
+use crate::i18n::fill;
+use crate::phone::Phone;
+use crate::ui::{Avatar, Locale};
+
+/// Everyone else who is online; choosing one calls them.
+#[component]
+pub fn ContactList() -> impl IntoView {
+    let locale = Locale::use_context();
+    let phone = expect_context::<Phone>();
+    let online = phone.online();
+    let call = phone.call();
+    let down = phone.server_down();
+    let filter = RwSignal::new(String::new());
+
+    let shown = Memo::new(move |_| {
+        let needle = filter.get().trim().to_lowercase();
+        online.with(|names| {
+            names
+                .iter()
+                .filter(|name| name.to_lowercase().contains(&needle))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    });
+    // A call in progress (or no server to ring through) rules out starting another.
+    let can_call = Memo::new(move |_| call.with(|c| c.is_free()) && !down.get());
+    let empty_text = move || {
+        if online.with(Vec::is_empty) {
+            Some(locale.t().nobody_online)
+        } else if shown.with(Vec::is_empty) {
+            Some(locale.t().no_match)
+        } else {
+            None
+        }
+    };
+
+    view! {
+        <aside class="contacts card" aria-labelledby="contacts-heading">
+            <div class="contacts-head">
+                <h2 id="contacts-heading">{move || locale.t().contacts_heading}</h2>
+                <span class="count" aria-hidden="true">{move || online.with(Vec::len)}</span>
+            </div>
+            <input
+                type="search"
+                class="filter"
+                data-testid="contact-filter"
+                aria-label=move || locale.t().filter_label
+                placeholder=move || locale.t().filter_label
+                autocomplete="off"
+                bind:value=filter
+            />
+            <ul class="contact-list" role="list">
+                <For each=move || shown.get() key=|name| name.clone() let:name>
+                    <li>
+                        <button
+                            type="button"
+                            class="contact"
+                            data-testid="contact"
+                            data-user=name.clone()
+                            aria-label={
+                                let name = name.clone();
+                                move || fill(locale.t().call_name, &name)
+                            }
+                            disabled=move || !can_call.get()
+                            on:click={
+                                let name = name.clone();
+                                move |_| phone.dial(name.clone(), true)
+                            }
+                        >
+                            <Avatar name=name.clone()/>
+                            <span class="contact-name">{name.clone()}</span>
+                            <span class="presence-dot" aria-hidden="true"></span>
+                        </button>
+                    </li>
+                </For>
+            </ul>
+            {move || empty_text().map(|text| view! { <p class="muted empty">{text}</p> })}
+        </aside>
+    }
+}
