@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
@@ -69,6 +68,7 @@ impl Application {
         })?;
         let leptos = LeptosOptions::builder()
             .output_name("duet")
+            .hash_files(hash_file_present())
             .site_root(settings.site_root.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .site_addr(bound)
@@ -149,17 +149,13 @@ impl Application {
 fn router(state: AppState) -> Router {
     let routes = generate_route_list(client::App);
     let pkg_dir = state.settings.site_root.join("pkg");
-    // File names under /pkg are stable across builds, so browsers must revalidate (cheap: 304).
     let pkg = Router::new()
         .fallback_service(
             ServeDir::new(pkg_dir)
                 .precompressed_br()
                 .precompressed_gzip(),
         )
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        ));
+        .layer(middleware::from_fn(cache_by_name));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -218,4 +214,48 @@ async fn secure_cookies_behind_https(request: Request, next: Next) -> Response {
         }
     }
     response
+}
+
+/// The release build names its files after their content (`duet.<hash>.wasm`) and leaves the
+/// hashes in `hash.txt` beside the executable, where leptos looks for them.
+fn hash_file_present() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").is_file()))
+        .unwrap_or(false)
+}
+
+/// A file whose name holds its content hash never changes: cache it for a year. Any other file
+/// may change under the same name, so browsers revalidate it (a cheap 304).
+async fn cache_by_name(request: Request, next: Next) -> Response {
+    let hashed = is_content_hashed(request.uri().path());
+    let mut response = next.run(request).await;
+    let policy = if hashed {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    if response.status().is_success() {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    }
+    response
+}
+
+/// `duet.0123456789abcdef.wasm` → true; `duet.css` → false.
+fn is_content_hashed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    name.split('.')
+        .any(|part| part.len() >= 8 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hashed_names_are_recognised() {
+        assert!(super::is_content_hashed("/duet.0123456789abcdef.wasm"));
+        assert!(!super::is_content_hashed("/duet.css"));
+        assert!(!super::is_content_hashed("/duet.wasm"));
+    }
 }
