@@ -1,0 +1,107 @@
+// What the call tests share: starting a call through the UI and proving that media flows,
+// from the browser's own statistics.
+import { expect, type Page } from '@playwright/test';
+import type { User } from './fixtures';
+
+export const callState = (page: Page) => page.getByTestId('call-view');
+
+export async function expectState(page: Page, state: string, reason?: string) {
+  await expect(callState(page)).toHaveAttribute('data-state', state);
+  if (reason) await expect(callState(page)).toHaveAttribute('data-reason', reason);
+}
+
+/** Waits until `who` is listed as online on `viewer`'s contact list. */
+export async function expectOnline(viewer: User, who: User) {
+  await expect(viewer.page.locator(`[data-testid="contact"][data-user="${who.name}"]`)).toBeVisible();
+}
+
+/** `caller` clicks `callee` in the contact list. */
+export async function dial(caller: User, callee: User) {
+  await expectOnline(caller, callee);
+  await caller.page.locator(`[data-testid="contact"][data-user="${callee.name}"]`).click();
+}
+
+/** A full call set-up through the UI: dial, ring, accept, and wait for both sides to talk. */
+export async function connect(caller: User, callee: User) {
+  await dial(caller, callee);
+  await expectState(callee.page, 'incoming');
+  await callee.page.getByTestId('accept').click();
+  await expectState(caller.page, 'in-call');
+  await expectState(callee.page, 'in-call');
+  await expectMediaFlowing(caller.page);
+  await expectMediaFlowing(callee.page);
+}
+
+interface InboundSample {
+  framesDecoded: number;
+  audioPackets: number;
+}
+
+/** Sums inbound RTP statistics of the page's current peer connection. */
+export async function inbound(page: Page): Promise<InboundSample> {
+  return page.evaluate(async () => {
+    const pc = (window as unknown as { __duetPc?: RTCPeerConnection }).__duetPc;
+    const sample = { framesDecoded: 0, audioPackets: 0 };
+    if (!pc) return sample;
+    const report = await pc.getStats();
+    report.forEach((stat: any) => {
+      if (stat.type !== 'inbound-rtp') return;
+      if (stat.kind === 'video') sample.framesDecoded += stat.framesDecoded ?? 0;
+      if (stat.kind === 'audio') sample.audioPackets += stat.packetsReceived ?? 0;
+    });
+    return sample;
+  });
+}
+
+/** The remote video shows pictures, and decoded frames and audio packets keep rising. */
+export async function expectMediaFlowing(page: Page) {
+  await expect
+    .poll(() => page.getByTestId('remote-video').evaluate((v: HTMLVideoElement) => v.videoWidth))
+    .toBeGreaterThan(0);
+  const first = await inbound(page);
+  await expect.poll(async () => (await inbound(page)).framesDecoded).toBeGreaterThan(first.framesDecoded);
+  await expect.poll(async () => (await inbound(page)).audioPackets).toBeGreaterThan(first.audioPackets);
+}
+
+/** Keeps a handle on the page's camera stream, to check later that it was released. */
+export async function holdLocalStream(page: Page) {
+  await page.evaluate(() => {
+    const w = window as any;
+    w.__heldStream = w.__duetLocalStream;
+  });
+}
+
+export async function expectHeldStreamEnded(page: Page) {
+  await expect
+    .poll(() =>
+      page.evaluate(() => {
+        const stream = (window as any).__heldStream as MediaStream | undefined;
+        if (!stream) return 'no stream held';
+        return stream.getTracks().every((t) => t.readyState === 'ended') ? 'ended' : 'live';
+      }),
+    )
+    .toBe('ended');
+}
+
+/** No camera or microphone is open (the camera light is off). */
+export async function expectNoLiveCapture(page: Page) {
+  const live = await page.evaluate(() => {
+    const stream = (window as any).__duetLocalStream as MediaStream | undefined | null;
+    return stream ? stream.getTracks().filter((t) => t.readyState === 'live').length : 0;
+  });
+  expect(live).toBe(0);
+}
+
+export async function hangUp(page: Page) {
+  await page.getByTestId('hangup').click();
+}
+
+/** From the ended view back to the contact list. */
+export async function backToIdle(page: Page) {
+  const state = await callState(page).getAttribute('data-state');
+  if (state === 'ended') {
+    const back = page.getByTestId('back');
+    if (await back.isVisible()) await back.click();
+  }
+  await expectState(page, 'idle');
+}
