@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Signaling benchmarks: Duet against a minimal relay and PeerServer, driven by crates/loadgen.
+#
+#   bench/run.sh [SCENARIO...]     (default: throughput latency burst idle concurrency)
+#
+# Scenarios (each load phase is bounded: --duration seconds plus warm-up and drain):
+#   throughput   closed loop, 1,000 connections: Duet, minimal relay, PeerServer
+#   latency      open loop 10,000 msg/s, 1,000 connections: Duet, minimal relay, PeerServer
+#   burst        open loop with 50 concurrent logins during the measured window (Duet)
+#   idle         idle authenticated connections: server RSS at 10k and 50k (Duet, minimal)
+#   concurrency  100k connections (1,000 of them active at 10,000 msg/s) (Duet, minimal)
+#   presence     N distinct users connecting: the O(N^2) `online` broadcast during ramp-up
+#
+# Servers listen on 127.0.0.1 only and are killed on exit, error or interrupt.
+# Results: one JSON file per run in bench/results/<UTC stamp>/, plus a log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(throughput latency burst idle concurrency)
+DURATION=${DURATION:-10}
+OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+LOG="$OUT/run.log"
+
+echo "building release binaries" | tee -a "$LOG"
+cargo build --release -p server -p loadgen --bins 2>&1 | tail -n 2 | tee -a "$LOG"
+DUET=$ROOT/target/release/duet
+LOADGEN=$ROOT/target/release/loadgen
+MINIMAL=$ROOT/target/release/minimal-relay
+PEERJS=$ROOT/bench/peerserver/node_modules/peer/dist/bin/peerjs.js
+if [ ! -f "$PEERJS" ]; then
+    (cd bench/peerserver && npm ci --no-audit --no-fund) >>"$LOG" 2>&1
+fi
+
+# Room for 100k+ sockets on each side (root may raise the hard limit).
+ulimit -Hn 1048576 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)"
+
+SERVER_PID=""
+DATA_DIRS=()
+cleanup() {
+    stop_server
+    for dir in "${DATA_DIRS[@]}"; do rm -rf "$dir"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+
+wait_port() {
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "server on port $1 did not come up" | tee -a "$LOG"
+    return 1
+}
+
+# start_duet PORT [VAR=value ...]: a fresh data directory every time.
+start_duet() {
+    local port=$1; shift
+    local dir; dir=$(mktemp -d); DATA_DIRS+=("$dir")
+    env DUET_ADDR=127.0.0.1:$port DUET_DATA_DIR="$dir" "$@" "$DUET" >>"$OUT/duet-$port.log" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$port"
+}
+
+start_minimal() {
+    "$MINIMAL" "127.0.0.1:$1" >>"$OUT/minimal-$1.log" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$1"
+}
+
+start_peerjs() {
+    # Its defaults cap clients at 5,000 and drop those without a HEARTBEAT for 60 s.
+    node "$PEERJS" --host 127.0.0.1 --port "$1" --concurrent_limit 1000000 \
+        --alive_timeout 600000 >/dev/null 2>>"$OUT/peerjs-$1.log" &
+    SERVER_PID=$!
+    wait_port "$1"
+}
+
+# loadgen NAME ARGS...: one run, its JSON report kept as $OUT/NAME.json.
+loadgen() {
+    local name=$1; shift
+    echo "== $name: loadgen $*" | tee -a "$LOG"
+    if timeout 900 "$LOADGEN" --server-pid "$SERVER_PID" --label "$name" \
+        --json-out "$OUT/$name.json" "$@" >>"$LOG" 2>&1; then
+        echo "   ok" | tee -a "$LOG"
+    else
+        echo "   exit $? (see $LOG)" | tee -a "$LOG"
+    fi
+    summary "$OUT/$name.json"
+}
+
+summary() {
+    [ -f "$1" ] || return 0
+    python3 - "$1" <<'EOF' | tee -a "$LOG"
+import json, sys
+r = json.load(open(sys.argv[1]))
+l = r["latency"]
+print(f'   {r["label"]}: connected {r["connected"]}/{r["conns"]} in {r["connect_secs"]} s, '
+      f'delivered {r["delivered_per_sec"]} msg/s, p50 {l["p50_us"]} p99 {l["p99_us"]} '
+      f'p99.9 {l["p99_9_us"]} max {l["max_us"]} us, lost {r["lost"]} dup {r["duplicated"]} '
+      f'misrouted {r["misrouted"]} errors {r["errors"]}, server {r["server_bytes_per_conn"]} B/conn, '
+      f'server frames {r["server_frames"]}')
+if "login_burst" in r:
+    b = r["login_burst"]
+    print(f'   burst of {b["logins"]} logins took {b["burst_secs"]} s: p99 during '
+          f'{b["latency_during_burst"]["p99_us"]} us ({b["latency_during_burst"]["count"]} msgs), '
+          f'outside {b["latency_outside_burst"]["p99_us"]} us')
+EOF
+}
+
+PORT=18400
+for scenario in "${SCENARIOS[@]}"; do
+    PORT=$((PORT + 1))
+    case $scenario in
+    throughput)
+        start_duet $PORT
+        loadgen duet-closed-1k --flavour duet --target 127.0.0.1:$PORT --mode closed --conns 1000 --duration "$DURATION"
+        stop_server
+        start_minimal $PORT
+        loadgen minimal-closed-1k --flavour minimal --target 127.0.0.1:$PORT --mode closed --conns 1000 --duration "$DURATION"
+        stop_server
+        start_peerjs $PORT
+        loadgen peerjs-closed-1k --flavour peerjs --target 127.0.0.1:$PORT --mode closed --conns 1000 --duration "$DURATION"
+        stop_server
+        ;;
+    latency)
+        start_duet $PORT
+        loadgen duet-open-10k --flavour duet --target 127.0.0.1:$PORT --mode open --rate 10000 --conns 1000 --duration "$DURATION"
+        stop_server
+        start_minimal $PORT
+        loadgen minimal-open-10k --flavour minimal --target 127.0.0.1:$PORT --mode open --rate 10000 --conns 1000 --duration "$DURATION"
+        stop_server
+        start_peerjs $PORT
+        loadgen peerjs-open-10k --flavour peerjs --target 127.0.0.1:$PORT --mode open --rate 10000 --conns 1000 --duration "$DURATION"
+        stop_server
+        ;;
+    burst)
+        start_duet $PORT
+        loadgen duet-open-10k-logins50 --flavour duet --target 127.0.0.1:$PORT --mode open --rate 10000 --conns 1000 \
+            --duration "$DURATION" --login-burst 50 --burst-at 3
+        stop_server
+        ;;
+    idle)
+        for n in 10000 50000; do
+            # Connections share 1,000 accounts (argon2 makes registering 50k users take ~10 min);
+            # see `presence` for distinct users.
+            start_duet $PORT
+            loadgen duet-idle-$n --flavour duet --target 127.0.0.1:$PORT --mode idle --conns $n --idle-users 1000 --settle 5
+            stop_server
+            start_minimal $PORT
+            loadgen minimal-idle-$n --flavour minimal --target 127.0.0.1:$PORT --mode idle --conns $n --settle 5
+            stop_server
+        done
+        ;;
+    concurrency)
+        N=${CONCURRENCY:-100000}
+        start_duet $PORT
+        loadgen duet-open-10k-at-$N --flavour duet --target 127.0.0.1:$PORT --mode open --rate 10000 --conns "$N" \
+            --active 1000 --idle-users 1000 --duration "$DURATION" --settle 5
+        stop_server
+        start_minimal $PORT
+        loadgen minimal-open-10k-at-$N --flavour minimal --target 127.0.0.1:$PORT --mode open --rate 10000 --conns "$N" \
+            --active 1000 --duration "$DURATION" --settle 5
+        stop_server
+        ;;
+    presence)
+        for n in ${PRESENCE_USERS:-1000 2000 4000}; do
+            start_duet $PORT
+            loadgen duet-presence-$n --flavour duet --target 127.0.0.1:$PORT --mode idle --conns "$n" --settle 2
+            stop_server
+        done
+        ;;
+    *)
+        echo "unknown scenario $scenario" >&2
+        exit 2
+        ;;
+    esac
+done
+echo "results in $OUT" | tee -a "$LOG"

@@ -1,0 +1,117 @@
+//! The smallest useful signaling relay, as a reference point for Duet's: a WebSocket at
+//! `ws://ADDR/?name=ID` registers the connection under `ID`; every text frame is parsed just
+//! enough to read its `name` field and forwarded unchanged to the connection registered under
+//! that name. No accounts, no validation, no presence, no limits. Loopback addresses only.
+//!
+//! Usage: `minimal-relay 127.0.0.1:PORT`
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+type Routes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Utf8Bytes>>>>;
+
+#[derive(Deserialize)]
+struct Target<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+}
+
+fn main() {
+    let addr: SocketAddr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".into())
+        .parse()
+        .expect("usage: minimal-relay 127.0.0.1:PORT");
+    assert!(addr.ip().is_loopback(), "loopback addresses only");
+    // Same file limit headroom as the load generator.
+    // SAFETY: setrlimit only reads the struct we pass.
+    unsafe {
+        let limit = libc::rlimit {
+            rlim_cur: 1 << 20,
+            rlim_max: 1 << 20,
+        };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(addr).await.expect("bind");
+        eprintln!("minimal-relay listening on {addr}");
+        let routes: Routes = Arc::default();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(serve(stream, routes.clone()));
+        }
+    });
+}
+
+async fn serve(stream: TcpStream, routes: Routes) {
+    let _ = stream.set_nodelay(true);
+    let mut name = None;
+    let callback = |request: &Request, response: Response| {
+        name = request.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("name="))
+                .map(str::to_owned)
+        });
+        Ok(response)
+    };
+    // The same tight buffers as Duet's server, so memory figures compare.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024);
+    let Ok(ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
+    else {
+        return;
+    };
+    let Some(name) = name else { return };
+    let (mut sink, mut source) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Utf8Bytes>();
+    routes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.clone(), tx);
+    let writer = tokio::spawn(async move {
+        while let Some(text) = rx.recv().await {
+            if sink.send(Message::Text(text)).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(message)) = source.next().await {
+        let Message::Text(text) = message else {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+            continue;
+        };
+        let Ok(target) = serde_json::from_str::<Target>(text.as_str()) else {
+            continue;
+        };
+        let peer = routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(target.name.as_ref())
+            .cloned();
+        if let Some(peer) = peer {
+            let _ = peer.send(text.clone());
+        }
+    }
+    routes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&name);
+    writer.abort();
+}
