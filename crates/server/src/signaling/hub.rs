@@ -194,3 +194,59 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(name: &str) -> ServerEvent {
+        ServerEvent::Hello {
+            username: name.to_owned(),
+            ice_servers: serde_json::json!([]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_too_slow_to_drain_its_queue_is_kicked() {
+        let hub = Hub::new(Metrics::new());
+        let slow = hub.join("slow".into(), "slow", hello("slow"));
+        let text: Utf8Bytes = "{}".into();
+        // Two frames (hello, presence) are already queued.
+        for _ in 0..QUEUE_CAPACITY - 2 {
+            assert_eq!(hub.deliver("slow", &text, None), Delivery::Delivered(1));
+        }
+        assert_eq!(hub.deliver("slow", &text, None), Delivery::Delivered(0));
+        tokio::time::timeout(std::time::Duration::from_secs(1), slow.kicked.notified())
+            .await
+            .expect("kicked");
+    }
+
+    #[tokio::test]
+    async fn presence_counts_users_not_tabs() {
+        let hub = Hub::new(Metrics::new());
+        let mut watcher = hub.join("w".into(), "w", hello("w"));
+        let tab1 = hub.join("bob".into(), "Bob", hello("Bob"));
+        let tab2 = hub.join("bob".into(), "Bob", hello("Bob"));
+        assert_eq!(hub.online(), vec!["Bob".to_owned(), "w".to_owned()]);
+        hub.leave("bob", tab1.id);
+        assert_eq!(hub.online().len(), 2);
+        hub.leave("bob", tab2.id);
+        assert_eq!(hub.online(), vec!["w".to_owned()]);
+        let mut seen = Vec::new();
+        while let Ok(Outgoing::Text(text)) = watcher.queue.try_recv() {
+            seen.push(text.to_string());
+        }
+        let events: Vec<&str> = seen
+            .iter()
+            .filter(|t| !t.contains("\"presence\"") && !t.contains("\"hello\""))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            events,
+            [
+                r#"{"type":"online","username":"Bob"}"#,
+                r#"{"type":"offline","username":"Bob"}"#
+            ]
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! `duet user …` on a real database file, then a login over HTTP with what it created.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{start, test_settings};
+use serde_json::json;
+
+fn duet(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(args)
+        .env("DUET_DATA_DIR", data_dir)
+        .env_remove("DUET_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("duet runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write password");
+    child.wait_with_output().expect("duet exits")
+}
+
+#[tokio::test]
+async fn operator_adds_lists_and_changes_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let added = duet(
+        dir.path(),
+        &["user", "add", "operator.made"],
+        "first password\n",
+    );
+    assert!(added.status.success(), "{added:?}");
+    let dup = duet(
+        dir.path(),
+        &["user", "add", "Operator.Made"],
+        "first password\n",
+    );
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("taken"));
+    let short = duet(dir.path(), &["user", "add", "other"], "short\n");
+    assert!(String::from_utf8_lossy(&short.stderr).contains("shorter than 8"));
+
+    let changed = duet(
+        dir.path(),
+        &["user", "passwd", "operator.made"],
+        "second password\n",
+    );
+    assert!(changed.status.success(), "{changed:?}");
+    let listed = duet(dir.path(), &["user", "list"], "");
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(listing.starts_with("operator.made\t"), "{listing}");
+    assert_eq!(listing.lines().count(), 1);
+
+    let app = start(test_settings(dir.path())).await;
+    let browser = app.browser();
+    let old = browser
+        .post_json("/user/login", "operator.made", "first password")
+        .await;
+    assert_eq!(old["flag"], false);
+    let new = browser
+        .post_json("/user/login", "operator.made", "second password")
+        .await;
+    assert_eq!(new, json!({"flag": true}));
+}
