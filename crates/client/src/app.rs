@@ -17,6 +17,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HashedStylesheet options=options.clone() id="duet"/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -44,6 +45,10 @@ pub fn App() -> impl IntoView {
     provide_context(phone);
 
     Effect::new(move |_| {
+        // Tests wait for this before they interact.
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "");
+        }
         lang.set(initial_lang());
         leptos::task::spawn_local(async move {
             session.set(match api::me().await {

@@ -328,6 +328,15 @@ impl CallState {
         matches!(self, Self::Idle | Self::Ended { .. })
     }
 
+    /// Whether choosing `user` in the contact list does something now: call them, or answer
+    /// them if they are the one ringing.
+    pub fn can_dial(&self, user: &str) -> bool {
+        match self {
+            Self::Incoming { peer, .. } => peer == user,
+            state => state.is_free(),
+        }
+    }
+
     /// The transition function: the next state and what to do about it.
     pub fn on(self, event: Event) -> (CallState, Vec<Effect>) {
         use CallState as S;
@@ -406,6 +415,11 @@ impl CallState {
                 E::Peer { from, message },
             ) => on_outgoing_message(peer, call_id, ringing, video, from, message),
 
+            // Calling the person who is calling us is answering them (the other half of glare:
+            // their invite arrived before we pressed "call").
+            (S::Incoming { peer, call_id }, E::Dial { peer: wanted, .. }) if wanted == peer => {
+                S::Incoming { peer, call_id }.on(E::Accept)
+            }
             (S::Incoming { peer, call_id }, E::Accept) => {
                 let call = Active::new(peer, call_id.clone(), Role::Callee, true);
                 let effects = vec![

@@ -260,6 +260,30 @@ fn an_audio_only_side_announces_its_camera_is_off() {
 }
 
 #[test]
+fn calling_the_person_who_rings_answers_them() {
+    let (state, effects) = incoming("c1").on(Event::Dial {
+        peer: "bob".into(),
+        call_id: id("c2"),
+        video: true,
+    });
+    assert_eq!(state.tag(), "connecting");
+    assert_eq!(state.call_id(), Some("c1"));
+    assert!(effects.contains(&Effect::OpenMedia {
+        call_id: id("c1"),
+        video: true,
+        polite: true
+    }));
+    assert!(incoming("c1").can_dial("bob"));
+    assert!(!incoming("c1").can_dial("carol"));
+    let (state, _) = incoming("c1").on(Event::Dial {
+        peer: "carol".into(),
+        call_id: id("c2"),
+        video: true,
+    });
+    assert_eq!(state, incoming("c1"));
+}
+
+#[test]
 fn declining_stops_the_ring() {
     let (state, effects) = incoming("c1").on(Event::Decline);
     assert_eq!(state, CallState::Idle);

@@ -24,8 +24,6 @@ pub fn ContactList() -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     });
-    // A call in progress (or no server to ring through) rules out starting another.
-    let can_call = Memo::new(move |_| call.with(|c| c.is_free()) && !down.get());
     let empty_text = move || {
         if online.with(Vec::is_empty) {
             Some(locale.t().nobody_online)
@@ -63,7 +61,11 @@ pub fn ContactList() -> impl IntoView {
                                 let name = name.clone();
                                 move || fill(locale.t().call_name, &name)
                             }
-                            disabled=move || !can_call.get()
+                            disabled={
+                                let name = name.clone();
+                                // No server to ring through, or a call already in progress.
+                                move || down.get() || !call.with(|c| c.can_dial(&name))
+                            }
                             on:click={
                                 let name = name.clone();
                                 move |_| phone.dial(name.clone(), true)
