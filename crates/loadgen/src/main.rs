@@ -125,6 +125,8 @@ struct Args {
     label: String,
 }
 
+const TIMELINE_SECS: usize = 600;
+
 const PASSWORD: &str = "loadgen-password-1";
 
 /// The shared clock: message timestamps are nanoseconds since this instant.
@@ -217,6 +219,25 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some((utime + stime) as f64 / hz)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn own_rss() -> Option<u64> {
     rss_bytes(std::process::id())
 }
@@ -252,6 +273,10 @@ struct Shared {
     burst_from: AtomicU64,
     burst_to: AtomicU64,
     histograms: Mutex<Histograms>,
+    /// Per second of send time since the load began: worst latency (ns) and messages over 1 ms.
+    timeline_max: Vec<AtomicU64>,
+    timeline_slow: Vec<AtomicU64>,
+    load_from: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
 }
 
@@ -372,6 +397,9 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
             send_lag: histogram(),
         }),
         first_error: std::sync::Mutex::new(None),
+        timeline_max: (0..TIMELINE_SECS).map(|_| AtomicU64::new(0)).collect(),
+        timeline_slow: (0..TIMELINE_SECS).map(|_| AtomicU64::new(0)).collect(),
+        load_from: AtomicU64::new(u64::MAX),
         args,
     });
     let args = &shared.args;
@@ -468,8 +496,12 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     // 3. Load.
     let mut writers = Vec::new();
     let load_started = Instant::now();
+    let loadavg_before = loadavg();
+    let server_cpu_before = args.server_pid.and_then(cpu_secs);
+    let own_cpu_before = cpu_secs(std::process::id());
     if args.mode != Mode::Idle {
         let start_ns = now_ns();
+        shared.load_from.store(start_ns, Ordering::Relaxed);
         let measure_from = start_ns + args.warmup * 1_000_000_000;
         let measure_to = measure_from + args.duration * 1_000_000_000;
         shared.measure_from.store(measure_from, Ordering::Relaxed);
@@ -510,6 +542,12 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         tokio::time::sleep(Duration::from_secs(args.drain)).await;
     }
     let load_secs = load_started.elapsed().as_secs_f64();
+    let cpu_used = |before: Option<f64>, pid: Option<u32>| match (before, pid.and_then(cpu_secs)) {
+        (Some(b), Some(a)) => Some(round2(a - b)),
+        _ => None,
+    };
+    let server_cpu = cpu_used(server_cpu_before, args.server_pid);
+    let own_cpu = cpu_used(own_cpu_before, Some(std::process::id()));
     let rss_after = args.server_pid.and_then(rss_bytes);
     shared.stop_reading.store(true, Ordering::Relaxed);
     let frames_total = shared.counters.server_frames.load(Ordering::Relaxed);
@@ -576,11 +614,35 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         "server_rss_after": rss_after,
         "server_bytes_per_conn": per_conn(rss_connected),
         "loadgen_rss_connected": own_rss_connected,
+        "loadavg_before_load": loadavg_before,
+        "loadavg_after_load": loadavg(),
+        "server_cpu_secs": server_cpu,
+        "loadgen_cpu_secs": own_cpu,
+        "server_cpu_us_per_msg": match server_cpu {
+            Some(cpu) if received > 0 => json!(round2(cpu * 1e6 / received as f64)),
+            _ => serde_json::Value::Null,
+        },
     });
+    if args.mode != Mode::Idle {
+        let seconds = (args.warmup + args.duration) as usize;
+        report["timeline"] = json!(
+            (0..seconds.min(TIMELINE_SECS))
+                .map(|i| {
+                    json!({
+                        "sec": i,
+                        "max_us": shared.timeline_max[i].load(Ordering::Relaxed) / 1000,
+                        "over_1ms": shared.timeline_slow[i].load(Ordering::Relaxed),
+                    })
+                })
+                .collect::<Vec<_>>()
+        );
+    }
     if args.login_burst > 0 {
         let from = shared.burst_from.load(Ordering::Relaxed);
         let to = shared.burst_to.load(Ordering::Relaxed);
+        let load_from = shared.load_from.load(Ordering::Relaxed);
         report["login_burst"] = json!({
+            "starts_at_sec": round2(from.saturating_sub(load_from) as f64 / 1e9),
             "logins": args.login_burst,
             "burst_secs": round2(to.saturating_sub(from) as f64 / 1e9),
             "latency_during_burst": quantiles(&h.burst),
@@ -869,11 +931,21 @@ async fn read_loop(
         if let Some(window) = windows.get(stamp.src) {
             window.add_permits(1);
         }
+        let latency = now.saturating_sub(stamp.ts).max(1_000);
+        let load_from = shared.load_from.load(Ordering::Relaxed);
+        if stamp.ts >= load_from {
+            let slot = ((stamp.ts - load_from) / 1_000_000_000) as usize;
+            if let Some(max) = shared.timeline_max.get(slot) {
+                max.fetch_max(latency, Ordering::Relaxed);
+                if latency > 1_000_000 {
+                    shared.timeline_slow[slot].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         let from = shared.measure_from.load(Ordering::Relaxed);
         let to = shared.measure_to.load(Ordering::Relaxed);
         if stamp.ts >= from && stamp.ts < to {
             c.measured.fetch_add(1, Ordering::Relaxed);
-            let latency = now.saturating_sub(stamp.ts).max(1_000);
             let _ = local.record(latency);
             if shared.args.login_burst > 0 {
                 let b_from = shared.burst_from.load(Ordering::Relaxed);
