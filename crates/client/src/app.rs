@@ -59,9 +59,20 @@ pub fn App() -> impl IntoView {
         // Audio may only start after a gesture; any click unlocks the ring tone for later.
         let unlock = window_event_listener(leptos::ev::pointerdown, move |_| phone.unlock_audio());
         let unlock_keys = window_event_listener(leptos::ev::keydown, move |_| phone.unlock_audio());
+        // Closing the tab says goodbye, so the peer sees "hung up" at once instead of waiting
+        // for the media path to time out.
+        let leave = window_event_listener(leptos::ev::pagehide, move |_| phone.stop());
+        // A page restored from the back-forward cache has no phone any more: start afresh.
+        let restore = window_event_listener(leptos::ev::pageshow, move |event| {
+            if event.persisted() {
+                let _ = window().location().reload();
+            }
+        });
         on_cleanup(move || {
             unlock.remove();
             unlock_keys.remove();
+            leave.remove();
+            restore.remove();
         });
     });
 

@@ -42,6 +42,9 @@ impl Ringer {
 
     pub fn start(&mut self, title: &str, body: &str) {
         self.stop();
+        // Without an earlier gesture the context may stay suspended (silent), but the title and
+        // the notification still work.
+        self.unlock();
         self.tone = self.audio.as_ref().and_then(|audio| play(audio).ok());
         if let Some(document) = web_sys::window().and_then(|w| w.document()) {
             self.saved_title = Some(document.title());

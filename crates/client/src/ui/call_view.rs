@@ -203,7 +203,12 @@ fn InCall() -> impl IntoView {
     view! {
         <div class="in-call" class:connecting=move || started_at.get().is_none()>
             <div class="remote">
-                <Video testid="remote-video" stream=phone.remote_stream() local=false/>
+                <Video
+                    testid="remote-video"
+                    label=Signal::derive(move || peer.get())
+                    stream=phone.remote_stream()
+                    local=false
+                />
                 <Show when=move || remote_camera_off.get()>
                     <div class="camera-off-cover" data-testid="remote-camera-off">
                         <Avatar name=peer.get_untracked() large=true/>
@@ -219,7 +224,9 @@ fn InCall() -> impl IntoView {
             </div>
             <div class="call-info">
                 <span class="peer-name">{move || peer.get()}</span>
-                <span class="timer" aria-label="duration">{elapsed}</span>
+                <span class="timer" title=move || locale.t().call_duration>
+                    {elapsed}
+                </span>
                 <span class="link-state" role="status">{status}</span>
                 <Show when=move || remote_muted.get()>
                     <span class="badge" data-testid="remote-muted">
@@ -228,8 +235,13 @@ fn InCall() -> impl IntoView {
                     </span>
                 </Show>
             </div>
-            <div class="local" aria-label=move || locale.t().you>
-                <Video testid="local-video" stream=phone.local_stream() local=true/>
+            <div class="local">
+                <Video
+                    testid="local-video"
+                    label=Signal::derive(move || locale.t().you.to_owned())
+                    stream=phone.local_stream()
+                    local=true
+                />
                 <Show when=move || !camera_on.get()>
                     <div class="camera-off-cover small">
                         <CameraIcon off=true/>
@@ -286,6 +298,7 @@ fn InCall() -> impl IntoView {
 #[component]
 fn Video(
     testid: &'static str,
+    label: Signal<String>,
     stream: ReadSignal<Option<SharedStream>>,
     local: bool,
 ) -> impl IntoView {
@@ -304,6 +317,7 @@ fn Video(
         <video
             node_ref=video
             data-testid=testid
+            aria-label=label
             class:mirrored=local
             autoplay=true
             playsinline=true

@@ -24,6 +24,16 @@ pub fn ContactList() -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     });
+    // The one person a filter leaves, if calling them is possible now.
+    let only_match = move || {
+        let names = shown.get_untracked();
+        match names.as_slice() {
+            [only] if !down.get_untracked() && call.with_untracked(|c| c.can_dial(only)) => {
+                Some(only.clone())
+            }
+            _ => None,
+        }
+    };
     let empty_text = move || {
         if online.with(Vec::is_empty) {
             Some(locale.t().nobody_online)
@@ -48,6 +58,14 @@ pub fn ContactList() -> impl IntoView {
                 placeholder=move || locale.t().filter_label
                 autocomplete="off"
                 bind:value=filter
+                on:keydown=move |ev| {
+                    // Enter on a filter that leaves one person calls them.
+                    if ev.key() == "Enter"
+                        && let Some(name) = only_match()
+                    {
+                        phone.dial(name, true);
+                    }
+                }
             />
             <ul class="contact-list" role="list">
                 <For each=move || shown.get() key=|name| name.clone() let:name>
