@@ -8,8 +8,8 @@
 #   latency      open loop 10,000 msg/s, 1,000 connections: Duet, minimal relay, PeerServer
 #   burst        open loop with 50 concurrent logins during the measured window (Duet, with
 #                the default DUET_HASH_CONCURRENCY=2 and with 1)
-#   idle         idle authenticated connections: server RSS at 10k and 50k (Duet, minimal)
-#   concurrency  100k connections (1,000 of them active at 10,000 msg/s) (Duet, minimal)
+#   idle         idle authenticated connections: server RSS at 10k and MAX_CONNS (Duet, minimal)
+#   concurrency  MAX_CONNS connections, 1,000 of them active at 10,000 msg/s (Duet, minimal)
 #   presence     N distinct users connecting: the O(N^2) `online` broadcast during ramp-up
 #
 # Servers listen on 127.0.0.1 only and are killed on exit, error or interrupt.
@@ -42,6 +42,8 @@ fi
 # Room for 100k+ sockets on each side (root may raise the hard limit).
 ulimit -Hn 1048576 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)"
+# One process can hold at most this many sockets (the server and the generator alike).
+MAX_CONNS=${MAX_CONNS:-$(( $(ulimit -Hn) - 500 ))}
 
 SERVER_PID=""
 DATA_DIRS=()
@@ -166,11 +168,16 @@ for scenario in "${SCENARIOS[@]}"; do
         stop_server
         ;;
     idle)
-        for n in 10000 50000; do
-            # Connections share 1,000 accounts (argon2 makes registering 50k users take ~10 min);
-            # see `presence` for distinct users.
+        # RLIMIT_NOFILE's hard limit is what caps one process here (see the doc): MAX_CONNS below it.
+        for n in ${IDLE_SIZES:-10000 $MAX_CONNS}; do
+            # Connections spread over 10 accounts: the figure is the connection's own cost. With
+            # 1,000 accounts every connection also receives a ~9 KB presence list, whose freed
+            # buffers the allocator keeps (see the doc).
             start_duet $PORT
-            loadgen duet-idle-$n --flavour duet --target 127.0.0.1:$PORT --mode idle --conns $n --idle-users 1000 --settle 5
+            loadgen duet-idle-$n-u10 --flavour duet --target 127.0.0.1:$PORT --mode idle --conns $n --idle-users 10 --settle 5
+            stop_server
+            start_duet $PORT
+            loadgen duet-idle-$n-u1000 --flavour duet --target 127.0.0.1:$PORT --mode idle --conns $n --idle-users 1000 --settle 5
             stop_server
             start_minimal $PORT
             loadgen minimal-idle-$n --flavour minimal --target 127.0.0.1:$PORT --mode idle --conns $n --settle 5
@@ -178,7 +185,7 @@ for scenario in "${SCENARIOS[@]}"; do
         done
         ;;
     concurrency)
-        N=${CONCURRENCY:-100000}
+        N=${CONCURRENCY:-$MAX_CONNS}
         start_duet $PORT
         loadgen duet-open-10k-at-$N --flavour duet --target 127.0.0.1:$PORT --mode open --rate 10000 --conns "$N" \
             --active 1000 --idle-users 1000 --duration "$DURATION" --settle 5

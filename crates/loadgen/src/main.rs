@@ -363,7 +363,8 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     }
     let sources = args
         .sources
-        .unwrap_or_else(|| (args.conns.div_ceil(20_000)).clamp(1, 250) as u8)
+        // 28k ephemeral ports per address, less those still in TIME_WAIT from earlier runs.
+        .unwrap_or_else(|| (args.conns / 4_000 + 1).clamp(1, 250) as u8)
         .max(1);
     let setup_deadline = Instant::now() + Duration::from_secs(args.setup_timeout);
 
@@ -840,25 +841,23 @@ async fn read_loop(
     let prefix = &shared.args.prefix;
     let peer_name = peer.map(|p| peer_id(prefix, p));
     let mut next_seq = 0u64;
-    let mut local = histogram();
-    let mut local_burst = histogram();
-    let mut local_outside = histogram();
+    // Allocated on first use: a histogram is ~200 KB, and idle connections never record.
+    let mut local: Option<Box<[Histogram<u64>; 3]>> = None;
     let c = &shared.counters;
-    let flush =
-        |local: &mut Histogram<u64>, burst: &mut Histogram<u64>, outside: &mut Histogram<u64>| {
-            if local.is_empty() && burst.is_empty() && outside.is_empty() {
-                return;
-            }
-            // try_lock: the report takes the lock only after reading stopped.
-            if let Ok(mut h) = shared.histograms.try_lock() {
-                let _ = h.all.add(&*local);
-                let _ = h.burst.add(&*burst);
-                let _ = h.outside_burst.add(&*outside);
-                local.reset();
-                burst.reset();
-                outside.reset();
-            }
+    let flush = |local: &mut Option<Box<[Histogram<u64>; 3]>>| {
+        let Some([all, burst, outside]) = local.as_deref_mut() else {
+            return;
         };
+        // try_lock: the report takes the lock only after reading stopped.
+        if let Ok(mut h) = shared.histograms.try_lock() {
+            let _ = h.all.add(&*all);
+            let _ = h.burst.add(&*burst);
+            let _ = h.outside_burst.add(&*outside);
+            all.reset();
+            burst.reset();
+            outside.reset();
+        }
+    };
     let mut last_flush = Instant::now();
     loop {
         if shared.stop_reading.load(Ordering::Relaxed) {
@@ -867,7 +866,7 @@ async fn read_loop(
         let frame = match tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
             Err(_) => {
                 if last_flush.elapsed() > Duration::from_secs(1) {
-                    flush(&mut local, &mut local_burst, &mut local_outside);
+                    flush(&mut local);
                     last_flush = Instant::now();
                 }
                 continue;
@@ -946,7 +945,9 @@ async fn read_loop(
         let to = shared.measure_to.load(Ordering::Relaxed);
         if stamp.ts >= from && stamp.ts < to {
             c.measured.fetch_add(1, Ordering::Relaxed);
-            let _ = local.record(latency);
+            let [all, local_burst, local_outside] = &mut **local
+                .get_or_insert_with(|| Box::new([histogram(), histogram(), histogram()]));
+            let _ = all.record(latency);
             if shared.args.login_burst > 0 {
                 let b_from = shared.burst_from.load(Ordering::Relaxed);
                 let b_to = shared.burst_to.load(Ordering::Relaxed);
@@ -960,15 +961,17 @@ async fn read_loop(
             }
         }
         if last_flush.elapsed() > Duration::from_secs(1) {
-            flush(&mut local, &mut local_burst, &mut local_outside);
+            flush(&mut local);
             last_flush = Instant::now();
         }
     }
     // Final flush, waiting for the lock this time.
-    let mut h = shared.histograms.lock().await;
-    let _ = h.all.add(&local);
-    let _ = h.burst.add(&local_burst);
-    let _ = h.outside_burst.add(&local_outside);
+    if let Some([all, burst, outside]) = local.as_deref() {
+        let mut h = shared.histograms.lock().await;
+        let _ = h.all.add(all);
+        let _ = h.burst.add(burst);
+        let _ = h.outside_burst.add(outside);
+    }
 }
 
 /// A realistic trickle-ICE candidate (about 300 bytes on the wire) with the loadgen stamp.
