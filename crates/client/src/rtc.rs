@@ -471,3 +471,35 @@ async fn apply_candidate(pc: &RtcPeerConnection, state: &Negotiation, sdp: Value
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outbound_descriptions_become_the_seeds_messages() {
+        let call_id = Some("c1".to_owned());
+        let offer = json!({"type": "offer", "sdp": "v=0"});
+        assert_eq!(
+            Outbound::Description(offer.clone()).into_message(call_id.clone()),
+            Some(PeerMessage::Offer {
+                sdp: offer,
+                call_id: call_id.clone()
+            })
+        );
+        let answer = json!({"type": "answer", "sdp": "v=0"});
+        assert!(matches!(
+            Outbound::Description(answer).into_message(call_id.clone()),
+            Some(PeerMessage::Answer { .. })
+        ));
+        let candidate = json!({"candidate": "candidate:1", "sdpMid": "0", "sdpMLineIndex": 0});
+        assert!(matches!(
+            Outbound::Candidate(candidate).into_message(call_id.clone()),
+            Some(PeerMessage::Candidate { .. })
+        ));
+        // A rollback or garbage is never sent to the peer.
+        let rollback = json!({"type": "rollback"});
+        assert_eq!(Outbound::Description(rollback).into_message(call_id), None);
+    }
+}
