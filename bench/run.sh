@@ -10,6 +10,7 @@
 #                the default DUET_HASH_CONCURRENCY=2 and with 1)
 #   idle         idle authenticated connections: server RSS at 10k and MAX_CONNS (Duet, minimal)
 #   concurrency  MAX_CONNS connections, 1,000 of them active at 10,000 msg/s (Duet, minimal)
+#   malloc       the idle runs again with GLIBC_TUNABLES=$TUNABLES
 #   presence     N distinct users connecting: the O(N^2) `online` broadcast during ramp-up
 #
 # Servers listen on 127.0.0.1 only and are killed on exit, error or interrupt.
@@ -193,6 +194,18 @@ for scenario in "${SCENARIOS[@]}"; do
         start_minimal $PORT
         loadgen minimal-open-10k-at-$N --flavour minimal --target 127.0.0.1:$PORT --mode open --rate 10000 --conns "$N" \
             --active 1000 --duration "$DURATION" --settle 5
+        stop_server
+        ;;
+    malloc)
+        # Environment only, no code change: glibc malloc tunables (default: a fixed mmap
+        # threshold, so argon2's 19 MiB blocks go back to the system when freed).
+        TUNABLES=${TUNABLES:-glibc.malloc.mmap_threshold=131072}
+        TAG=${TAG:-mmap128k}
+        start_duet $PORT GLIBC_TUNABLES=$TUNABLES
+        loadgen duet-idle-10000-u10-$TAG --flavour duet --target 127.0.0.1:$PORT --mode idle --conns 10000 --idle-users 10 --settle 5
+        stop_server
+        start_duet $PORT GLIBC_TUNABLES=$TUNABLES
+        loadgen duet-idle-10000-u1000-$TAG --flavour duet --target 127.0.0.1:$PORT --mode idle --conns 10000 --idle-users 1000 --settle 5
         stop_server
         ;;
     presence)
