@@ -908,7 +908,8 @@ async fn read_loop(
         };
         c.received.fetch_add(1, Ordering::Relaxed);
         let sender = incoming.from.or(incoming.src);
-        let routed_ok = Some(stamp.dst) == Some(me).filter(|_| peer.is_some())
+        let routed_ok = peer.is_some()
+            && stamp.dst == me
             && Some(stamp.src) == peer
             && match shared.args.flavour {
                 // The minimal relay sets no sender.
@@ -1052,4 +1053,48 @@ async fn write_loop(
         }
     }
     Some(sink)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets() {
+        assert!(check_loopback(&"127.0.0.1:8080".parse().unwrap()).is_ok());
+        assert!(check_loopback(&"127.3.2.1:80".parse().unwrap()).is_ok());
+        assert!(check_loopback(&"10.0.0.1:8080".parse().unwrap()).is_err());
+        assert!(check_loopback(&"0.0.0.0:8080".parse().unwrap()).is_err());
+        assert!(check_loopback(&"[::1]:8080".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn duet_frame_is_a_valid_candidate_and_keeps_its_stamp() {
+        let frame = candidate_frame(Flavour::Duet, "lg", 7, 6, 42);
+        assert!((300..400).contains(&frame.len()), "{} bytes", frame.len());
+        let request = protocol::RelayRequest::parse(&frame).expect("valid relay frame");
+        assert_eq!(request.to, "lg6");
+        let delivered = request.deliver_as("lg7");
+        let incoming: Incoming = serde_json::from_str(&delivered).unwrap();
+        assert_eq!(incoming.from.as_deref(), Some("lg7"));
+        let stamp = incoming.lg.expect("stamp relayed");
+        assert_eq!((stamp.src, stamp.dst, stamp.seq), (7, 6, 42));
+    }
+
+    #[test]
+    fn peerjs_frame_carries_the_stamp_in_its_payload() {
+        let frame = candidate_frame(Flavour::Peerjs, "lg", 1, 0, 3);
+        let value: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(value["type"], "CANDIDATE");
+        assert_eq!(value["dst"], "lg0");
+        // PeerServer relays only type, src, dst and payload.
+        let relayed = json!({"type": value["type"], "src": "lg1", "dst": value["dst"], "payload": value["payload"]});
+        let text = relayed.to_string();
+        let incoming: Incoming = serde_json::from_str(&text).unwrap();
+        let stamp = incoming
+            .payload
+            .and_then(|p| p.lg)
+            .expect("stamp in payload");
+        assert_eq!((stamp.src, stamp.dst, stamp.seq), (1, 0, 3));
+    }
 }

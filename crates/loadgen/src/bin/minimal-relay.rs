@@ -55,6 +55,8 @@ fn main() {
     });
 }
 
+// The handshake callback's error type is tungstenite's, not ours to shrink.
+#[allow(clippy::result_large_err)]
 async fn serve(stream: TcpStream, routes: Routes) {
     let _ = stream.set_nodelay(true);
     let mut name = None;
