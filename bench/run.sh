@@ -24,6 +24,12 @@ SCENARIOS=("$@")
 DURATION=${DURATION:-10}
 # The box is shared with other builds: give the measured processes priority for their short runs.
 NICE=${NICE:--5}
+# PIN=1: the server on CPU 0, the generator (one worker thread) on CPU 1.
+if [ -n "${PIN:-}" ]; then
+    SERVER_CPU=(taskset -c 0); GEN_CPU=(taskset -c 1); GEN_ARGS=(--threads 1); SUFFIX=-pinned
+else
+    SERVER_CPU=(); GEN_CPU=(); GEN_ARGS=(); SUFFIX=
+fi
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 LOG="$OUT/run.log"
@@ -78,20 +84,20 @@ wait_port() {
 start_duet() {
     local port=$1; shift
     local dir; dir=$(mktemp -d); DATA_DIRS+=("$dir")
-    nice -n "$NICE" env DUET_ADDR=127.0.0.1:$port DUET_DATA_DIR="$dir" "$@" "$DUET" >>"$OUT/duet-$port.log" 2>&1 &
+    "${SERVER_CPU[@]}" nice -n "$NICE" env DUET_ADDR=127.0.0.1:$port DUET_DATA_DIR="$dir" "$@" "$DUET" >>"$OUT/duet-$port.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$port"
 }
 
 start_minimal() {
-    nice -n "$NICE" "$MINIMAL" "127.0.0.1:$1" >>"$OUT/minimal-$1.log" 2>&1 &
+    "${SERVER_CPU[@]}" nice -n "$NICE" "$MINIMAL" "127.0.0.1:$1" >>"$OUT/minimal-$1.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$1"
 }
 
 start_peerjs() {
     # Its defaults cap clients at 5,000 and drop those without a HEARTBEAT for 60 s.
-    nice -n "$NICE" node "$PEERJS" --host 127.0.0.1 --port "$1" --concurrent_limit 1000000 \
+    "${SERVER_CPU[@]}" nice -n "$NICE" node "$PEERJS" --host 127.0.0.1 --port "$1" --concurrent_limit 1000000 \
         --alive_timeout 600000 >/dev/null 2>>"$OUT/peerjs-$1.log" &
     SERVER_PID=$!
     wait_port "$1"
@@ -99,10 +105,10 @@ start_peerjs() {
 
 # loadgen NAME ARGS...: one run, its JSON report kept as $OUT/NAME.json.
 loadgen() {
-    local name=$1; shift
+    local name=$1$SUFFIX; shift
     echo "== $name: loadgen $*" | tee -a "$LOG"
-    if timeout 900 nice -n "$NICE" "$LOADGEN" --server-pid "$SERVER_PID" --label "$name" \
-        --json-out "$OUT/$name.json" "$@" >>"$LOG" 2>&1; then
+    if timeout 900 "${GEN_CPU[@]}" nice -n "$NICE" "$LOADGEN" --server-pid "$SERVER_PID" --label "$name" \
+        --json-out "$OUT/$name.json" "${GEN_ARGS[@]}" "$@" >>"$LOG" 2>&1; then
         echo "   ok" | tee -a "$LOG"
     else
         echo "   exit $? (see $LOG)" | tee -a "$LOG"

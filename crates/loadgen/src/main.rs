@@ -21,7 +21,7 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -272,7 +272,6 @@ struct Shared {
     measure_to: AtomicU64,
     burst_from: AtomicU64,
     burst_to: AtomicU64,
-    histograms: Mutex<Histograms>,
     /// Per second of send time since the load began: worst latency (ns) and messages over 1 ms.
     timeline_max: Vec<AtomicU64>,
     timeline_slow: Vec<AtomicU64>,
@@ -280,11 +279,44 @@ struct Shared {
     first_error: std::sync::Mutex<Option<String>>,
 }
 
-struct Histograms {
-    all: Histogram<u64>,
-    burst: Histogram<u64>,
-    outside_burst: Histogram<u64>,
-    send_lag: Histogram<u64>,
+/// Latency histograms live per worker thread: recording is an uncontended lock and a counter
+/// increment, with no per-connection allocation and no periodic merging while the load runs.
+const ALL: usize = 0;
+const BURST: usize = 1;
+const OUTSIDE_BURST: usize = 2;
+const SEND_LAG: usize = 3;
+type ThreadHistograms = Arc<std::sync::Mutex<[Histogram<u64>; 4]>>;
+static THREAD_HISTOGRAMS: std::sync::Mutex<Vec<ThreadHistograms>> =
+    std::sync::Mutex::new(Vec::new());
+
+thread_local! {
+    static LOCAL_HISTOGRAMS: ThreadHistograms = {
+        let own = Arc::new(std::sync::Mutex::new([histogram(), histogram(), histogram(), histogram()]));
+        THREAD_HISTOGRAMS.lock().unwrap_or_else(|e| e.into_inner()).push(own.clone());
+        own
+    };
+}
+
+fn record(which: usize, nanos: u64) {
+    LOCAL_HISTOGRAMS.with(|h| {
+        let _ = h.lock().unwrap_or_else(|e| e.into_inner())[which].record(nanos.max(1_000));
+    });
+}
+
+/// All threads' histograms merged.
+fn merged_histograms() -> [Histogram<u64>; 4] {
+    let mut total = [histogram(), histogram(), histogram(), histogram()];
+    for h in THREAD_HISTOGRAMS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        let h = h.lock().unwrap_or_else(|e| e.into_inner());
+        for (t, h) in total.iter_mut().zip(h.iter()) {
+            let _ = t.add(h);
+        }
+    }
+    total
 }
 
 fn histogram() -> Histogram<u64> {
@@ -391,12 +423,6 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         measure_to: AtomicU64::new(u64::MAX),
         burst_from: AtomicU64::new(u64::MAX),
         burst_to: AtomicU64::new(0),
-        histograms: Mutex::new(Histograms {
-            all: histogram(),
-            burst: histogram(),
-            outside_burst: histogram(),
-            send_lag: histogram(),
-        }),
         first_error: std::sync::Mutex::new(None),
         timeline_max: (0..TIMELINE_SECS).map(|_| AtomicU64::new(0)).collect(),
         timeline_slow: (0..TIMELINE_SECS).map(|_| AtomicU64::new(0)).collect(),
@@ -561,7 +587,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     let unique = received.saturating_sub(duplicated + misrouted);
     let lost = sent.saturating_sub(unique);
     let measured = c.measured.load(Ordering::Relaxed);
-    let h = shared.histograms.lock().await;
+    let [h_all, h_burst, h_outside, h_send_lag] = merged_histograms();
     let quantiles = |h: &Histogram<u64>| {
         let us = |v: u64| (v as f64 / 1000.0 * 10.0).round() / 10.0;
         json!({
@@ -608,8 +634,8 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         "measured_secs": args.duration,
         "delivered_per_sec": if args.mode == Mode::Idle { json!(null) } else { json!(round2(measured as f64 / args.duration.max(1) as f64)) },
         "target_rate": if args.mode == Mode::Open { json!(args.rate) } else { json!(null) },
-        "latency": quantiles(&h.all),
-        "send_lag": quantiles(&h.send_lag),
+        "latency": quantiles(&h_all),
+        "send_lag": quantiles(&h_send_lag),
         "server_rss_before": rss_before,
         "server_rss_connected": rss_connected,
         "server_rss_after": rss_after,
@@ -646,11 +672,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
             "starts_at_sec": round2(from.saturating_sub(load_from) as f64 / 1e9),
             "logins": args.login_burst,
             "burst_secs": round2(to.saturating_sub(from) as f64 / 1e9),
-            "latency_during_burst": quantiles(&h.burst),
-            "latency_outside_burst": quantiles(&h.outside_burst),
+            "latency_during_burst": quantiles(&h_burst),
+            "latency_outside_burst": quantiles(&h_outside),
         });
     }
-    drop(h);
     if let Some(path) = &args.json_out {
         std::fs::write(
             path,
@@ -841,38 +866,13 @@ async fn read_loop(
     let prefix = &shared.args.prefix;
     let peer_name = peer.map(|p| peer_id(prefix, p));
     let mut next_seq = 0u64;
-    // Allocated on first use: a histogram is ~200 KB, and idle connections never record.
-    let mut local: Option<Box<[Histogram<u64>; 3]>> = None;
     let c = &shared.counters;
-    let flush = |local: &mut Option<Box<[Histogram<u64>; 3]>>| {
-        let Some([all, burst, outside]) = local.as_deref_mut() else {
-            return;
-        };
-        // try_lock: the report takes the lock only after reading stopped.
-        if let Ok(mut h) = shared.histograms.try_lock() {
-            let _ = h.all.add(&*all);
-            let _ = h.burst.add(&*burst);
-            let _ = h.outside_burst.add(&*outside);
-            all.reset();
-            burst.reset();
-            outside.reset();
-        }
-    };
-    let mut last_flush = Instant::now();
     loop {
         if shared.stop_reading.load(Ordering::Relaxed) {
             break;
         }
-        let frame = match tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
-            Err(_) => {
-                if last_flush.elapsed() > Duration::from_secs(1) {
-                    flush(&mut local);
-                    last_flush = Instant::now();
-                }
-                continue;
-            }
-            Ok(frame) => frame,
-        };
+        // No timeout here: readers still waiting when the run ends are aborted.
+        let frame = stream.next().await;
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(_))) | None => {
@@ -946,32 +946,15 @@ async fn read_loop(
         let to = shared.measure_to.load(Ordering::Relaxed);
         if stamp.ts >= from && stamp.ts < to {
             c.measured.fetch_add(1, Ordering::Relaxed);
-            let [all, local_burst, local_outside] = &mut **local
-                .get_or_insert_with(|| Box::new([histogram(), histogram(), histogram()]));
-            let _ = all.record(latency);
+            record(ALL, latency);
             if shared.args.login_burst > 0 {
                 let b_from = shared.burst_from.load(Ordering::Relaxed);
                 let b_to = shared.burst_to.load(Ordering::Relaxed);
                 // A burst still running has b_to == 0 (before) or < b_from (previous run).
                 let in_burst = stamp.ts >= b_from && (b_to < b_from || stamp.ts <= b_to);
-                let _ = if in_burst {
-                    local_burst.record(latency)
-                } else {
-                    local_outside.record(latency)
-                };
+                record(if in_burst { BURST } else { OUTSIDE_BURST }, latency);
             }
         }
-        if last_flush.elapsed() > Duration::from_secs(1) {
-            flush(&mut local);
-            last_flush = Instant::now();
-        }
-    }
-    // Final flush, waiting for the lock this time.
-    if let Some([all, burst, outside]) = local.as_deref() {
-        let mut h = shared.histograms.lock().await;
-        let _ = h.all.add(all);
-        let _ = h.burst.add(burst);
-        let _ = h.outside_burst.add(outside);
     }
 }
 
@@ -1015,9 +998,7 @@ async fn write_loop(
             Mode::Open => {
                 let scheduled = ticker.tick().await;
                 let lag = tokio::time::Instant::now().saturating_duration_since(scheduled);
-                if let Ok(mut h) = shared.histograms.try_lock() {
-                    let _ = h.send_lag.record((lag.as_nanos() as u64).max(1_000));
-                }
+                record(SEND_LAG, lag.as_nanos() as u64);
             }
             Mode::Closed => {
                 match tokio::time::timeout(Duration::from_millis(200), window.acquire()).await {
