@@ -23,7 +23,13 @@ pub enum AccountError {
 /// The username as stored and shown: trimmed and NFC-normalised, so that the same name typed on
 /// two keyboards is one account.
 pub fn normalize_username(raw: &str) -> Result<String, AccountError> {
-    let name: String = raw.trim().nfc().collect();
+    let trimmed = raw.trim();
+    // ASCII is already in NFC: skip the normaliser on the relay's hot path.
+    let name: String = if trimmed.is_ascii() {
+        trimmed.to_owned()
+    } else {
+        trimmed.nfc().collect()
+    };
     let count = name.chars().count();
     if count == 0 {
         return Err(AccountError::UsernameEmpty);
@@ -43,7 +49,11 @@ pub fn normalize_username(raw: &str) -> Result<String, AccountError> {
 /// The key under which a normalised username is unique: case-insensitive, so "Bob" and "bob" are
 /// one account.
 pub fn username_key(normalized: &str) -> String {
-    normalized.to_lowercase().nfc().collect()
+    if normalized.is_ascii() {
+        normalized.to_ascii_lowercase()
+    } else {
+        normalized.to_lowercase().nfc().collect()
+    }
 }
 
 pub fn validate_password(password: &str) -> Result<(), AccountError> {

@@ -229,3 +229,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn from_is_set_once_whether_or_not_the_sender_wrote_one() {
+    for text in [
+        r#"  {"type":"hangup","name":"bob","call_id":"c"}"#,
+        r#"{"type":"hangup","name":"bob","call_id":"c","from":null}"#,
+        r#"{"from":"bob","type":"hangup","name":"bob","call_id":"c"}"#,
+    ] {
+        let delivered = RelayRequest::parse(text).unwrap().deliver_as("al\"ice");
+        assert_eq!(delivered.matches("\"from\"").count(), 1, "{delivered}");
+        let value: Value = serde_json::from_str(&delivered).unwrap();
+        assert_eq!(value["from"], "al\"ice");
+        assert_eq!(value["call_id"], "c");
+    }
+}
