@@ -83,8 +83,16 @@ pub struct Settings {
     pub rate_limit_per_sec: u32,
 
     /// Password hashes computed at once (each takes 19 MiB and a core for tens of ms).
-    #[arg(long, env = "DUET_HASH_CONCURRENCY", default_value_t = 2)]
+    /// Default: one less than the cores, so a burst of logins leaves a core to the relay.
+    #[arg(long, env = "DUET_HASH_CONCURRENCY", default_value_t = default_hash_concurrency())]
     pub hash_concurrency: usize,
+}
+
+fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|cores| cores.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
 }
 
 fn parse_ice_servers(raw: &str) -> Result<serde_json::Value, String> {
