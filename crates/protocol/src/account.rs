@@ -1,5 +1,6 @@
 //! Account rules shared by the browser (to warn early) and the server (to enforce).
 
+#[cfg(feature = "nfc")]
 use unicode_normalization::UnicodeNormalization;
 
 pub const USERNAME_MAX_CHARS: usize = 32;
@@ -25,11 +26,7 @@ pub enum AccountError {
 pub fn normalize_username(raw: &str) -> Result<String, AccountError> {
     let trimmed = raw.trim();
     // ASCII is already in NFC: skip the normaliser on the relay's hot path.
-    let name: String = if trimmed.is_ascii() {
-        trimmed.to_owned()
-    } else {
-        trimmed.nfc().collect()
-    };
+    let name = nfc(trimmed);
     let count = name.chars().count();
     if count == 0 {
         return Err(AccountError::UsernameEmpty);
@@ -52,8 +49,19 @@ pub fn username_key(normalized: &str) -> String {
     if normalized.is_ascii() {
         normalized.to_ascii_lowercase()
     } else {
-        normalized.to_lowercase().nfc().collect()
+        nfc(&normalized.to_lowercase())
     }
+}
+
+/// NFC form; ASCII is already in it, which keeps the relay's hot path off the normaliser.
+fn nfc(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_owned();
+    }
+    #[cfg(feature = "nfc")]
+    return text.nfc().collect();
+    #[cfg(not(feature = "nfc"))]
+    text.to_owned()
 }
 
 pub fn validate_password(password: &str) -> Result<(), AccountError> {
