@@ -250,11 +250,16 @@ async fn cache_by_name(request: Request, next: Next) -> Response {
     response
 }
 
-/// `duet.0123456789abcdef.wasm` → true; `duet.css` → false.
+/// `duet.0123456789abcdef.wasm` (scripts/build-site) or `duet.FWAU3AsGiE7gQcypT-hP6Q.wasm`
+/// (cargo-leptos, base64url) → true; `duet.css` → false.
 fn is_content_hashed(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or_default();
-    name.split('.')
-        .any(|part| part.len() >= 8 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+    name.split('.').any(|part| {
+        part.len() >= 16
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 #[cfg(test)]
@@ -262,7 +267,11 @@ mod tests {
     #[test]
     fn hashed_names_are_recognised() {
         assert!(super::is_content_hashed("/duet.0123456789abcdef.wasm"));
+        assert!(super::is_content_hashed(
+            "/duet.FWAU3AsGiE7gQcypT-hP6Q.wasm"
+        ));
         assert!(!super::is_content_hashed("/duet.css"));
+        assert!(!super::is_content_hashed("/favicon.svg"));
         assert!(!super::is_content_hashed("/duet.wasm"));
     }
 }
