@@ -1,4 +1,4 @@
-import { test, expect, uniqueName } from './fixtures';
+import { test, expect, uniqueName, newUser, DuetServer } from './fixtures';
 
 test('register, log out, log in; a wrong password shows an error', async ({ browser, server }) => {
   const context = await browser.newContext({ baseURL: server.baseURL });
@@ -47,4 +47,49 @@ test('a zh-CN browser gets the Chinese interface, and the switch changes it', as
   await expect(page.locator('html')).toHaveAttribute('lang', 'en');
   await expect(page.getByTestId('login')).toHaveText(/Log in/i);
   await context.close();
+});
+
+test('the server\'s refusals are shown in the interface\'s language', async ({ browser }) => {
+  // Its own server, so the throttle it trips (two failures) touches no other test.
+  const server = new DuetServer({ DUET_LOGIN_FAILURES: '2' });
+  await server.start();
+  try {
+    const owner = await newUser(browser, server, 'owner', { open: false });
+    const context = await browser.newContext({ baseURL: server.baseURL, locale: 'zh-CN' });
+    const page = await context.newPage();
+    await page.goto('/');
+    await expect(page.locator('html')).toHaveAttribute('lang', 'zh-CN');
+    const error = page.getByTestId('auth-error');
+    // Clicks, then waits for the server's answer: the form clears its old message when it sends,
+    // so what shows afterwards is this answer's.
+    const submit = async (button: 'login' | 'register') => {
+      const answered = page.waitForResponse((r) => r.url().endsWith(`/user/${button}`));
+      await page.getByTestId(button).click();
+      await answered;
+    };
+
+    await page.getByTestId('username').fill(owner.name);
+    await page.getByTestId('password').fill('not the password');
+    await submit('register');
+    await expect(error).toHaveText('该用户名已被占用，请换一个，或直接登录。');
+
+    await submit('login');
+    await expect(error).toHaveText('用户名或密码错误。');
+    // The message is kept as a reason, not as words: it follows a language switch.
+    await page.getByTestId('lang-switch').click();
+    await expect(error).toHaveText('Wrong username or password.');
+
+    await submit('login');
+    await expect(error).toHaveText('Wrong username or password.');
+    // Two failures reached the limit: now even the right password waits, and the page says how long.
+    await page.getByTestId('lang-switch').click();
+    await page.getByTestId('password').fill(owner.password);
+    await submit('login');
+    await expect(error).toHaveText('失败次数过多，请 15 分钟后再试。');
+    await expect(page.getByTestId('me')).toHaveCount(0);
+    await owner.context.close();
+    await context.close();
+  } finally {
+    await server.dispose();
+  }
 });

@@ -1,15 +1,21 @@
 //! The account endpoints of the Duet server (`/user/*`), as typed async calls.
 
 use gloo_net::http::{Request, Response};
+use protocol::{AuthErrorCode, FlagAnswer};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
     #[error("the server could not be reached: {0}")]
     Network(String),
-    /// The server understood and said no; the message is meant for the user.
-    #[error("{0}")]
-    Refused(String),
+    /// The server understood and said no: `code` says why (when the server sends one), `message`
+    /// in the server's words.
+    #[error("{message}")]
+    Refused {
+        code: Option<AuthErrorCode>,
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
     #[error("not signed in")]
     Unauthorized,
     #[error("unexpected answer from the server (HTTP {0})")]
@@ -26,14 +32,6 @@ impl From<gloo_net::Error> for ApiError {
 struct Credentials<'a> {
     username: &'a str,
     password: &'a str,
-}
-
-/// The seed's answer shape: `flag` says whether it worked.
-#[derive(Deserialize)]
-struct FlagAnswer {
-    flag: bool,
-    #[serde(default)]
-    error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,14 +74,16 @@ async fn post_credentials(path: &str, username: &str, password: &str) -> Result<
     flag_answer(response).await
 }
 
-/// Refusals come as `{"flag":false,"error":…}` with 200 or a 4xx status alike.
+/// Refusals come as `{"flag":false,"error":…,"code":…}` with 200 or a 4xx status alike.
 async fn flag_answer(response: Response) -> Result<(), ApiError> {
     let status = response.status();
     match response.json::<FlagAnswer>().await {
         Ok(FlagAnswer { flag: true, .. }) if response.ok() => Ok(()),
-        Ok(FlagAnswer { error, .. }) if status < 500 => {
-            Err(ApiError::Refused(error.unwrap_or_default()))
-        }
+        Ok(answer) if status < 500 => Err(ApiError::Refused {
+            code: answer.code,
+            message: answer.error.unwrap_or_default(),
+            retry_after_secs: answer.retry_after_secs,
+        }),
         _ => Err(ApiError::Unexpected(status)),
     }
 }

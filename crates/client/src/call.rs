@@ -179,8 +179,12 @@ pub enum Event {
         from: String,
         message: PeerMessage,
     },
-    /// The server reported an error about a frame we sent.
-    ServerError(ErrorCode),
+    /// The server reported an error about a frame we sent; `call_id` is that frame's call
+    /// (`None` from a server that does not say).
+    ServerError {
+        code: ErrorCode,
+        call_id: Option<CallId>,
+    },
     /// A user's last connection to the server closed.
     PeerOffline(String),
     /// Our camera/microphone are open and the peer connection exists. `video` is false when only a
@@ -394,8 +398,13 @@ impl CallState {
                     video,
                     ..
                 },
-                E::ServerError(ErrorCode::PeerOffline),
-            ) => ended(&peer, &call_id, EndReason::PeerOffline, video),
+                E::ServerError {
+                    code: ErrorCode::PeerOffline,
+                    call_id: about,
+                },
+            ) if about.as_ref().is_none_or(|about| *about == call_id) => {
+                ended(&peer, &call_id, EndReason::PeerOffline, video)
+            }
             (
                 S::Outgoing {
                     peer,

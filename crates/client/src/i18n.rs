@@ -3,7 +3,7 @@
 //! One struct per language: a missing translation is a compile error, not a blank button.
 //! Strings with a `{name}` slot are filled by [`fill`].
 
-use protocol::AccountError;
+use protocol::{AccountError, AuthErrorCode};
 
 use crate::call::EndReason;
 
@@ -72,6 +72,10 @@ pub struct Strings {
     pub username_characters: &'static str,
     pub password_too_short: &'static str,
     pub password_too_long: &'static str,
+    pub username_taken: &'static str,
+    pub wrong_credentials: &'static str,
+    pub throttled_minutes: &'static str,
+    pub server_trouble: &'static str,
     pub offline_banner: &'static str,
     pub contacts_heading: &'static str,
     pub filter_label: &'static str,
@@ -128,6 +132,23 @@ impl Strings {
         }
     }
 
+    /// Why the server refused to log in or register, in this language.
+    pub fn refusal(&self, code: AuthErrorCode, retry_after_secs: Option<u64>) -> String {
+        if let Some(error) = code.account_error() {
+            return self.account_error(&error).to_owned();
+        }
+        match code {
+            AuthErrorCode::UsernameTaken => self.username_taken.to_owned(),
+            AuthErrorCode::WrongCredentials => self.wrong_credentials.to_owned(),
+            AuthErrorCode::Throttled => {
+                let minutes = retry_after_secs.unwrap_or(60).div_ceil(60).max(1);
+                fill(self.throttled_minutes, &minutes.to_string())
+            }
+            AuthErrorCode::Internal => self.server_trouble.to_owned(),
+            _ => self.auth_failed.to_owned(),
+        }
+    }
+
     /// The sentence on the "call ended" card.
     pub fn end_reason(&self, reason: EndReason, peer: &str) -> String {
         let template = match reason {
@@ -164,6 +185,10 @@ pub static EN: Strings = Strings {
     username_characters: "Usernames may only use letters, digits, '_', '-' and '.'.",
     password_too_short: "Passwords need at least 8 characters.",
     password_too_long: "Passwords can be at most 128 characters.",
+    username_taken: "That username is taken. Pick another one, or log in.",
+    wrong_credentials: "Wrong username or password.",
+    throttled_minutes: "Too many failed attempts. Try again in {name} min.",
+    server_trouble: "The server had a problem. Please try again in a moment.",
     offline_banner: "Connection to server lost — retrying…",
     contacts_heading: "Online now",
     filter_label: "Filter contacts",
@@ -228,6 +253,10 @@ pub static ZH: Strings = Strings {
     username_characters: "用户名只能包含字母、数字、“_”、“-”和“.”。",
     password_too_short: "密码至少需要 8 个字符。",
     password_too_long: "密码最多 128 个字符。",
+    username_taken: "该用户名已被占用，请换一个，或直接登录。",
+    wrong_credentials: "用户名或密码错误。",
+    throttled_minutes: "失败次数过多，请 {name} 分钟后再试。",
+    server_trouble: "服务器出现问题，请稍后重试。",
     offline_banner: "与服务器的连接已断开，正在重试…",
     contacts_heading: "在线联系人",
     filter_label: "筛选联系人",
@@ -305,5 +334,28 @@ mod tests {
             }
             assert!(!strings.end_reason(EndReason::Busy, "bob").contains('{'));
         }
+    }
+
+    #[test]
+    fn refusals_are_said_in_each_language() {
+        for strings in [&EN, &ZH] {
+            assert_eq!(
+                strings.refusal(AuthErrorCode::WrongCredentials, None),
+                strings.wrong_credentials
+            );
+            assert_eq!(
+                strings.refusal(AuthErrorCode::PasswordTooShort, None),
+                strings.password_too_short
+            );
+            assert!(
+                strings
+                    .refusal(AuthErrorCode::Throttled, Some(61))
+                    .contains('2')
+            );
+        }
+        assert_eq!(
+            ZH.refusal(AuthErrorCode::Throttled, Some(300)),
+            "失败次数过多，请 5 分钟后再试。"
+        );
     }
 }

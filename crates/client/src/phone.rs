@@ -294,9 +294,13 @@ impl Runtime {
                     .update(|online| online.retain(|user| *user != username));
                 self.apply(Event::PeerOffline(username));
             }
-            ServerEvent::Error { code, message } => {
+            ServerEvent::Error {
+                code,
+                message,
+                call_id,
+            } => {
                 web_sys::console::warn_1(&format!("server: {message}").into());
-                self.apply(Event::ServerError(code));
+                self.apply(Event::ServerError { code, call_id });
             }
         }
     }

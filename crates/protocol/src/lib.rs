@@ -7,10 +7,12 @@
 //! message with an example.
 
 mod account;
+mod auth;
 mod relay;
 
 pub use account::{AccountError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_MAX_CHARS};
 pub use account::{normalize_username, username_key, validate_password};
+pub use auth::{AuthErrorCode, FlagAnswer};
 pub use relay::{RelayError, RelayRequest};
 
 use serde::{Deserialize, Serialize};
@@ -174,8 +176,14 @@ pub enum ServerEvent {
     Online { username: String },
     /// A user went offline (their last connection closed).
     Offline { username: String },
-    /// A frame of yours could not be handled.
-    Error { code: ErrorCode, message: String },
+    /// A frame of yours could not be handled. `call_id` is the refused frame's, when it named a
+    /// call, so a client never ends a newer call over an error about an older one.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<CallId>,
+    },
 }
 
 impl ServerEvent {
@@ -183,6 +191,16 @@ impl ServerEvent {
         Self::Error {
             code,
             message: message.into(),
+            call_id: None,
+        }
+    }
+
+    /// An error about a frame that belonged to call `call_id` (if it named one).
+    pub fn call_error(code: ErrorCode, message: impl Into<String>, call_id: Option<&str>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            call_id: call_id.map(str::to_owned),
         }
     }
 

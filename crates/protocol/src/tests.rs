@@ -152,6 +152,7 @@ fn server_events_round_trip() {
             username: "a".into(),
         },
         ServerEvent::error(ErrorCode::PeerOffline, "bob is not online"),
+        ServerEvent::call_error(ErrorCode::PeerOffline, "bob is not online", Some("k3j9")),
     ];
     for event in events {
         let text = event.to_json();
@@ -163,6 +164,15 @@ fn server_events_round_trip() {
     assert_eq!(
         serde_json::to_value(ServerEvent::error(ErrorCode::TooLarge, "x")).unwrap(),
         json!({"type":"error","code":"too_large","message":"x"})
+    );
+    assert_eq!(
+        serde_json::to_value(ServerEvent::call_error(
+            ErrorCode::PeerOffline,
+            "x",
+            Some("c1")
+        ))
+        .unwrap(),
+        json!({"type":"error","code":"peer_offline","message":"x","call_id":"c1"})
     );
     for code in ErrorCode::ALL {
         assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
@@ -243,4 +253,36 @@ fn from_is_set_once_whether_or_not_the_sender_wrote_one() {
         assert_eq!(value["from"], "al\"ice");
         assert_eq!(value["call_id"], "c");
     }
+}
+
+#[test]
+fn account_refusals_carry_a_code_the_client_can_translate() {
+    let answer = FlagAnswer::refused(
+        AuthErrorCode::WrongCredentials,
+        "wrong username or password",
+    );
+    assert_eq!(
+        serde_json::to_value(&answer).unwrap(),
+        json!({"flag":false,"error":"wrong username or password","code":"wrong_credentials"})
+    );
+    assert_eq!(
+        serde_json::to_value(FlagAnswer::ok()).unwrap(),
+        json!({"flag":true})
+    );
+    // The seed's own answer shape still reads, and a newer server's codes do not break older clients.
+    let seed: FlagAnswer = serde_json::from_value(json!({"flag":false})).unwrap();
+    assert_eq!((seed.flag, seed.code), (false, None));
+    let newer: FlagAnswer =
+        serde_json::from_value(json!({"flag":false,"error":"x","code":"from_the_future"})).unwrap();
+    assert_eq!(newer.code, Some(AuthErrorCode::Unknown));
+    for error in [
+        AccountError::UsernameEmpty,
+        AccountError::UsernameTooLong,
+        AccountError::UsernameCharacters,
+        AccountError::PasswordTooShort,
+        AccountError::PasswordTooLong,
+    ] {
+        assert_eq!(AuthErrorCode::from(&error).account_error(), Some(error));
+    }
+    assert_eq!(AuthErrorCode::Throttled.account_error(), None);
 }

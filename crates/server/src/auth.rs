@@ -1,7 +1,9 @@
 //! `/user/*`: register, log in, log out, who am I. Answers follow the seed's shape
-//! (`{"flag":true}` or `{"flag":false,"error":"…"}`) so its login page keeps working.
+//! (`{"flag":true}` or `{"flag":false,"error":"…"}`) so its login page keeps working; refusals
+//! add a `code` ([`AuthErrorCode`]) for clients that speak the user's language.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::{
     ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request, State,
@@ -11,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use protocol::{AccountError, normalize_username, username_key};
+use protocol::{AccountError, AuthErrorCode, FlagAnswer, normalize_username, username_key};
 use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
@@ -80,8 +82,8 @@ pub enum AuthError {
     Taken,
     #[error("wrong username or password")]
     WrongCredentials,
-    #[error("too many failed logins; try again in {0} minutes")]
-    Throttled(u64),
+    #[error("too many failed logins; try again in {} minutes", minutes(*.0))]
+    Throttled(Duration),
     #[error("not logged in")]
     NotLoggedIn,
     #[error("internal error; please try again")]
@@ -104,6 +106,24 @@ impl From<tower_sessions::session::Error> for AuthError {
     }
 }
 
+fn minutes(wait: Duration) -> u64 {
+    wait.as_secs().div_ceil(60).max(1)
+}
+
+impl AuthError {
+    pub fn code(&self) -> AuthErrorCode {
+        match self {
+            Self::BadRequest(_) => AuthErrorCode::BadRequest,
+            Self::Invalid(error) => error.into(),
+            Self::Taken => AuthErrorCode::UsernameTaken,
+            Self::WrongCredentials => AuthErrorCode::WrongCredentials,
+            Self::Throttled(_) => AuthErrorCode::Throttled,
+            Self::NotLoggedIn => AuthErrorCode::NotLoggedIn,
+            Self::Internal(_) => AuthErrorCode::Internal,
+        }
+    }
+}
+
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let status = match &self {
@@ -118,16 +138,24 @@ impl IntoResponse for AuthError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        (
-            status,
-            Json(json!({"flag": false, "error": self.to_string()})),
-        )
-            .into_response()
+        let mut answer = FlagAnswer::refused(self.code(), self.to_string());
+        if let Self::Throttled(wait) = self {
+            let secs = wait.as_secs().max(1);
+            answer.retry_after_secs = Some(secs);
+            (
+                status,
+                [(header::RETRY_AFTER, secs.to_string())],
+                Json(answer),
+            )
+                .into_response()
+        } else {
+            (status, Json(answer)).into_response()
+        }
     }
 }
 
-fn ok() -> Json<serde_json::Value> {
-    Json(json!({"flag": true}))
+fn ok() -> Json<FlagAnswer> {
+    Json(FlagAnswer::ok())
 }
 
 async fn start_session(session: &Session, username: &str) -> Result<(), AuthError> {
@@ -141,7 +169,7 @@ async fn register(
     State(state): State<AppState>,
     session: Session,
     credentials: Credentials,
-) -> Result<Json<serde_json::Value>, AuthError> {
+) -> Result<Json<FlagAnswer>, AuthError> {
     let username = state
         .accounts
         .register(&credentials.username, &credentials.password)
@@ -156,7 +184,7 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     credentials: Credentials,
-) -> Result<Json<serde_json::Value>, AuthError> {
+) -> Result<Json<FlagAnswer>, AuthError> {
     let account_key = normalize_username(&credentials.username)
         .map(|name| username_key(&name))
         .unwrap_or_else(|_| credentials.username.clone());
@@ -166,7 +194,7 @@ async fn login(
     ];
     if let Some(wait) = state.throttle.retry_after(&keys) {
         state.metrics.login("throttled");
-        return Err(AuthError::Throttled(wait.as_secs().div_ceil(60).max(1)));
+        return Err(AuthError::Throttled(wait));
     }
     match state
         .accounts
@@ -187,7 +215,7 @@ async fn login(
     }
 }
 
-async fn logout(session: Session) -> Result<Json<serde_json::Value>, AuthError> {
+async fn logout(session: Session) -> Result<Json<FlagAnswer>, AuthError> {
     // Deletes the record server-side: the old cookie is worthless from now on.
     session.flush().await?;
     Ok(ok())

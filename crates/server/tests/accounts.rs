@@ -117,6 +117,7 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     assert_eq!(wrong["flag"], false);
     assert_eq!(wrong, unknown, "no user enumeration through messages");
     assert_eq!(wrong["error"], "wrong username or password");
+    assert_eq!(wrong["code"], "wrong_credentials");
 }
 
 #[tokio::test]
@@ -124,12 +125,28 @@ async fn registration_rules_give_clear_errors() {
     let app = spawn_app().await;
     let browser = app.browser();
     let cases = [
-        ("", "correct horse", "empty"),
-        ("a b", "correct horse", "letters, digits"),
-        (&"x".repeat(33), "correct horse", "longer than 32"),
-        ("shorty", "short", "shorter than 8"),
+        ("", "correct horse", "empty", "username_empty"),
+        (
+            "a b",
+            "correct horse",
+            "letters, digits",
+            "username_characters",
+        ),
+        (
+            &"x".repeat(33),
+            "correct horse",
+            "longer than 32",
+            "username_too_long",
+        ),
+        ("shorty", "short", "shorter than 8", "password_too_short"),
+        (
+            "longpass",
+            &"p".repeat(129),
+            "longer than 128",
+            "password_too_long",
+        ),
     ];
-    for (name, password, message) in cases {
+    for (name, password, message, code) in cases {
         let response = browser
             .http
             .post(app.url("/user/register"))
@@ -141,6 +158,7 @@ async fn registration_rules_give_clear_errors() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["flag"], false);
         assert!(body["error"].as_str().unwrap().contains(message), "{body}");
+        assert_eq!(body["code"], code, "{body}");
     }
     app.user("张伟").await;
     let taken = browser
@@ -156,6 +174,7 @@ async fn registration_rules_give_clear_errors() {
         .post_json("/user/register", "erin", "another password")
         .await;
     assert_eq!(taken["error"], "this username is taken");
+    assert_eq!(taken["code"], "username_taken");
     let garbage = browser
         .http
         .post(app.url("/user/login"))
@@ -165,6 +184,8 @@ async fn registration_rules_give_clear_errors() {
         .await
         .unwrap();
     assert_eq!(garbage.status(), 400);
+    let body: serde_json::Value = garbage.json().await.unwrap();
+    assert_eq!(body["code"], "bad_request", "{body}");
 }
 
 #[tokio::test]
@@ -187,8 +208,16 @@ async fn failed_logins_are_throttled() {
         .await
         .unwrap();
     assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after > 0);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["flag"], false);
+    assert_eq!(body["code"], "throttled");
+    assert_eq!(body["retry_after_secs"], retry_after);
     assert!(
         body["error"]
             .as_str()

@@ -133,11 +133,18 @@ async fn bad_input_gets_documented_errors_while_others_keep_talking() {
             json!({"type":"invite","call_id":"x","name":"mallory"}).to_string(),
             "invalid_target",
         ),
+        (
+            json!({"type":"invite","call_id":"c7","name":"nobody"}).to_string(),
+            "peer_offline",
+        ),
     ];
     for (text, code) in cases {
         mallory.send_text(text.clone()).await;
         let error = mallory.expect("error").await;
         assert_eq!(error["code"], code, "{text}");
+        // An error names the call of the frame it refuses, so a client can tell calls apart.
+        let sent: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(error.get("call_id"), sent.get("call_id"), "{text}");
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
         // Meanwhile a pair keeps relaying.
         alice

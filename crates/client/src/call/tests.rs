@@ -165,7 +165,17 @@ fn decline_busy_and_offline_end_the_outgoing_call() {
             EndReason::Busy,
         ),
         (
-            Event::ServerError(ErrorCode::PeerOffline),
+            Event::ServerError {
+                code: ErrorCode::PeerOffline,
+                call_id: Some(id("c1")),
+            },
+            EndReason::PeerOffline,
+        ),
+        (
+            Event::ServerError {
+                code: ErrorCode::PeerOffline,
+                call_id: None,
+            },
             EndReason::PeerOffline,
         ),
         (Event::PeerOffline("bob".into()), EndReason::PeerOffline),
@@ -182,6 +192,11 @@ fn replies_about_other_calls_or_from_others_are_ignored() {
         peer("bob", PeerMessage::Decline { call_id: id("c9") }),
         peer("carol", PeerMessage::Accept { call_id: id("c1") }),
         Event::PeerOffline("carol".into()),
+        // A late error about a frame of an earlier call must not end this one.
+        Event::ServerError {
+            code: ErrorCode::PeerOffline,
+            call_id: Some(id("c0")),
+        },
     ] {
         let (state, _) = outgoing("c1").on(event);
         assert_eq!(state, outgoing("c1"));

@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use protocol::{normalize_username, validate_password};
+use protocol::{AuthErrorCode, normalize_username, validate_password};
 
 use crate::api::{self, ApiError};
 use crate::phone::Phone;
@@ -16,6 +16,12 @@ enum Intent {
 #[derive(Debug, Clone, PartialEq)]
 enum Problem {
     Account(protocol::AccountError),
+    /// The server said no for a reason the interface can put in the user's language.
+    Refused {
+        code: AuthErrorCode,
+        retry_after_secs: Option<u64>,
+    },
+    /// The server said no in words of its own (a code this build does not know).
     Server(String),
     Network,
     Unknown,
@@ -73,7 +79,17 @@ pub fn LoginForm() -> impl IntoView {
                     session.set(Session::SignedIn(me));
                 }
                 Err(error) => problem.set(Some(match error {
-                    ApiError::Refused(message) if !message.is_empty() => Problem::Server(message),
+                    ApiError::Refused {
+                        code: Some(code),
+                        retry_after_secs,
+                        ..
+                    } if code != AuthErrorCode::Unknown => Problem::Refused {
+                        code,
+                        retry_after_secs,
+                    },
+                    ApiError::Refused { message, .. } if !message.is_empty() => {
+                        Problem::Server(message)
+                    }
                     ApiError::Network(_) => Problem::Network,
                     _ => Problem::Unknown,
                 })),
@@ -85,6 +101,10 @@ pub fn LoginForm() -> impl IntoView {
         let strings = locale.t();
         problem.get().map(|problem| match problem {
             Problem::Account(error) => strings.account_error(&error).to_owned(),
+            Problem::Refused {
+                code,
+                retry_after_secs,
+            } => strings.refusal(code, retry_after_secs),
             Problem::Server(message) => message,
             Problem::Network => strings.auth_network.to_owned(),
             Problem::Unknown => strings.auth_failed.to_owned(),

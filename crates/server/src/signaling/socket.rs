@@ -220,17 +220,20 @@ fn relay(
         Ok(request) => request,
         Err(error) => return reply(ServerEvent::error(error.code(), error.to_string())),
     };
+    let call_id = request.message.call_id().map(str::to_owned);
+    let refuse =
+        |code, message: String| reply(ServerEvent::call_error(code, message, call_id.as_deref()));
     let Ok(target_key) = normalize_username(&request.to).map(|name| username_key(&name)) else {
-        return reply(ServerEvent::error(
+        return refuse(
             ErrorCode::PeerOffline,
             format!("{} is not online", request.to),
-        ));
+        );
     };
     if target_key == own_key {
-        return reply(ServerEvent::error(
+        return refuse(
             ErrorCode::InvalidTarget,
-            "you cannot call yourself",
-        ));
+            "you cannot call yourself".to_owned(),
+        );
     }
     let echo = request.message.is_echoed_to_own_tabs();
     let target = request.to.clone();
@@ -242,10 +245,7 @@ fn relay(
                 state.hub.deliver(own_key, &delivered, Some(own_id));
             }
         }
-        Delivery::Offline => reply(ServerEvent::error(
-            ErrorCode::PeerOffline,
-            format!("{target} is not online"),
-        )),
+        Delivery::Offline => refuse(ErrorCode::PeerOffline, format!("{target} is not online")),
     }
 }
 
