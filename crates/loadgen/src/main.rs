@@ -1054,7 +1054,7 @@ mod tests {
         let frame = candidate_frame(Flavour::Duet, "lg", 7, 6, 42);
         assert!((300..400).contains(&frame.len()), "{} bytes", frame.len());
         let request = protocol::RelayRequest::parse(&frame).expect("valid relay frame");
-        assert_eq!(request.to, "lg6");
+        assert_eq!(request.to(), "lg6");
         let delivered = request.deliver_as("lg7");
         let incoming: Incoming = serde_json::from_str(&delivered).unwrap();
         assert_eq!(incoming.from.as_deref(), Some("lg7"));

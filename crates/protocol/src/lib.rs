@@ -76,7 +76,86 @@ pub enum PeerMessage {
     },
 }
 
+/// The `type` of a peer message, without its fields: what the relay needs to route it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerKind {
+    Offer,
+    Answer,
+    Candidate,
+    Leave,
+    Invite,
+    Ringing,
+    Accept,
+    Decline,
+    Cancel,
+    Busy,
+    Hangup,
+    Media,
+}
+
+impl PeerKind {
+    pub const ALL: [PeerKind; 12] = [
+        Self::Offer,
+        Self::Answer,
+        Self::Candidate,
+        Self::Leave,
+        Self::Invite,
+        Self::Ringing,
+        Self::Accept,
+        Self::Decline,
+        Self::Cancel,
+        Self::Busy,
+        Self::Hangup,
+        Self::Media,
+    ];
+
+    /// The `type` as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Offer => "offer",
+            Self::Answer => "answer",
+            Self::Candidate => "candidate",
+            Self::Leave => "leave",
+            Self::Invite => "invite",
+            Self::Ringing => "ringing",
+            Self::Accept => "accept",
+            Self::Decline => "decline",
+            Self::Cancel => "cancel",
+            Self::Busy => "busy",
+            Self::Hangup => "hangup",
+            Self::Media => "media",
+        }
+    }
+
+    pub fn from_type(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|known| known.as_str() == kind)
+    }
+
+    /// Whether the sender's other tabs should see this message too: when one tab answers a
+    /// ringing call, the others must stop ringing.
+    pub fn is_echoed_to_own_tabs(self) -> bool {
+        matches!(self, Self::Accept | Self::Decline | Self::Busy)
+    }
+}
+
 impl PeerMessage {
+    pub fn kind(&self) -> PeerKind {
+        match self {
+            Self::Offer { .. } => PeerKind::Offer,
+            Self::Answer { .. } => PeerKind::Answer,
+            Self::Candidate { .. } => PeerKind::Candidate,
+            Self::Leave { .. } => PeerKind::Leave,
+            Self::Invite { .. } => PeerKind::Invite,
+            Self::Ringing { .. } => PeerKind::Ringing,
+            Self::Accept { .. } => PeerKind::Accept,
+            Self::Decline { .. } => PeerKind::Decline,
+            Self::Cancel { .. } => PeerKind::Cancel,
+            Self::Busy { .. } => PeerKind::Busy,
+            Self::Hangup { .. } => PeerKind::Hangup,
+            Self::Media { .. } => PeerKind::Media,
+        }
+    }
+
     /// The call this message belongs to, if it names one.
     pub fn call_id(&self) -> Option<&str> {
         match self {
@@ -93,15 +172,6 @@ impl PeerMessage {
             | Self::Hangup { call_id }
             | Self::Media { call_id, .. } => Some(call_id),
         }
-    }
-
-    /// Whether the sender's other tabs should see this message too: when one tab answers a
-    /// ringing call, the others must stop ringing.
-    pub fn is_echoed_to_own_tabs(&self) -> bool {
-        matches!(
-            self,
-            Self::Accept { .. } | Self::Decline { .. } | Self::Busy { .. }
-        )
     }
 }
 

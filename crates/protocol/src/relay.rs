@@ -1,10 +1,20 @@
 //! The relay's view of a client frame: enough typing to validate and route it, while every field
 //! the sender wrote (but `from`) reaches the peer untouched, as the seed's contract requires.
+//!
+//! Two readings give the same answers (`tests.rs` holds them to it on generated frames). The usual
+//! frame — Duet's client writes no `from` and each field once — is read borrowed, its field values
+//! left as raw text, and delivered by splicing `from` into the original text: no JSON tree is built
+//! and the SDP is never copied. Anything else (a seed page's `from`, a repeated key, an escaped
+//! name, every refusal) is read into a full JSON tree, which also words the errors.
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::{ErrorCode, MAX_FRAME_BYTES, PeerMessage};
+use crate::{ErrorCode, MAX_FRAME_BYTES, PeerKind, PeerMessage};
 
 /// Why a frame cannot be relayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,44 +46,121 @@ impl RelayError {
     }
 }
 
-/// A validated frame waiting for delivery.
+/// A validated frame waiting for delivery, borrowing the text it was read from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RelayRequest {
-    /// The recipient, as the sender wrote it in `name`.
-    pub to: String,
-    /// The typed message, for the relay's own decisions (echo to own tabs, metrics).
-    pub message: PeerMessage,
-    fields: Map<String, Value>,
+pub struct RelayRequest<'a> {
+    to: Cow<'a, str>,
+    kind: PeerKind,
+    call_id: Option<Cow<'a, str>>,
+    body: Body<'a>,
 }
 
-const KNOWN_TYPES: [&str; 12] = [
-    "offer",
-    "answer",
-    "candidate",
-    "leave",
-    "invite",
-    "ringing",
-    "accept",
-    "decline",
-    "cancel",
-    "busy",
-    "hangup",
-    "media",
-];
+#[derive(Debug, Clone, PartialEq)]
+enum Body<'a> {
+    /// The frame's own text, which holds no `from`: delivery prepends one.
+    Verbatim(&'a str),
+    /// The frame's fields, whose `from` delivery replaces.
+    Fields(Map<String, Value>),
+}
 
-impl RelayRequest {
+impl<'a> RelayRequest<'a> {
     /// Validates one text frame from a client.
-    pub fn parse(text: &str) -> Result<Self, RelayError> {
+    pub fn parse(text: &'a str) -> Result<Self, RelayError> {
         if text.len() > MAX_FRAME_BYTES {
             return Err(RelayError::TooLarge(text.len()));
         }
+        match Self::parse_borrowed(text) {
+            Some(request) => Ok(request),
+            None => Self::parse_tree(text),
+        }
+    }
+
+    /// The recipient, as the sender wrote it in `name`.
+    pub fn to(&self) -> &str {
+        &self.to
+    }
+
+    pub fn kind(&self) -> PeerKind {
+        self.kind
+    }
+
+    /// The call the message belongs to, if it names one.
+    pub fn call_id(&self) -> Option<&str> {
+        self.call_id.as_deref()
+    }
+
+    /// The frame as the recipient sees it: as sent, with `from` set to the sender.
+    pub fn deliver_as(self, from: &str) -> String {
+        let from = Value::String(from.to_owned());
+        match self.body {
+            Body::Verbatim(text) => {
+                let fields = text.trim_start().strip_prefix('{').unwrap_or_default();
+                let from = from.to_string();
+                let mut out = String::with_capacity(text.len() + from.len() + 9);
+                out.push_str("{\"from\":");
+                out.push_str(&from);
+                if !fields.trim_start().starts_with('}') {
+                    out.push(',');
+                }
+                out.push_str(fields);
+                out
+            }
+            Body::Fields(mut fields) => {
+                fields.insert("from".to_owned(), from);
+                Value::Object(fields).to_string()
+            }
+        }
+    }
+
+    /// The fast reading: `None` sends the frame to [`Self::parse_tree`], which is always right.
+    /// It must accept only what that one accepts, with the same meaning.
+    fn parse_borrowed(text: &'a str) -> Option<Self> {
+        // serde also reads a struct from an array: only an object is a frame.
+        if !text.trim_start().starts_with('{') {
+            return None;
+        }
+        // A repeated known key fails here ("duplicate field"); the tree keeps the last one.
+        let raw: RawFields<'a> = serde_json::from_str(text).ok()?;
+        if raw.from {
+            return None;
+        }
+        let kind = PeerKind::from_type(plain_string(raw.kind?)?)?;
+        let to = plain_string(raw.name?)?;
+        if to.trim().is_empty() {
+            return None;
+        }
+        let call_id = raw.call_id.map(plain_string);
+        // The fields each kind requires, as `PeerMessage`'s derived `Deserialize` wants them.
+        let fields_ok = match kind {
+            PeerKind::Offer | PeerKind::Answer | PeerKind::Candidate => {
+                raw.sdp && call_id.is_none_or(|id| id.is_some())
+            }
+            PeerKind::Leave => call_id.is_none_or(|id| id.is_some()),
+            PeerKind::Media => {
+                matches!(call_id, Some(Some(_))) && is_bool(raw.audio) && is_bool(raw.video)
+            }
+            _ => matches!(call_id, Some(Some(_))),
+        };
+        if !fields_ok {
+            return None;
+        }
+        Some(Self {
+            to: Cow::Borrowed(to),
+            kind,
+            call_id: call_id.flatten().map(Cow::Borrowed),
+            body: Body::Verbatim(text),
+        })
+    }
+
+    /// The full reading, into a JSON tree.
+    fn parse_tree(text: &str) -> Result<Self, RelayError> {
         let fields: Map<String, Value> =
             serde_json::from_str(text).map_err(|e| RelayError::NotJson(e.to_string()))?;
         let kind = match fields.get("type") {
             Some(Value::String(kind)) => kind.as_str(),
             _ => return Err(RelayError::MissingType),
         };
-        if !KNOWN_TYPES.contains(&kind) {
+        if PeerKind::from_type(kind).is_none() {
             return Err(RelayError::UnknownType(kind.chars().take(64).collect()));
         }
         let to = match fields.get("name") {
@@ -89,18 +176,46 @@ impl RelayRequest {
             unreachable!("constructed as an object above")
         };
         Ok(Self {
-            to,
-            message,
-            fields,
+            to: Cow::Owned(to),
+            kind: message.kind(),
+            call_id: message.call_id().map(|id| Cow::Owned(id.to_owned())),
+            body: Body::Fields(fields),
         })
     }
+}
 
-    /// The frame as the recipient sees it: as sent, with `from` set to the sender.
-    pub fn deliver_as(mut self, from: &str) -> String {
-        self.fields
-            .insert("from".to_owned(), Value::String(from.to_owned()));
-        serde_json::to_string(&self.fields).unwrap_or_default()
-    }
+/// The fields the relay looks at, unparsed; serde skips all others without allocating.
+#[derive(Deserialize)]
+struct RawFields<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    // Presence, not value: `"from": null` must be replaced too, and `"sdp": null` is valid.
+    #[serde(default, deserialize_with = "present")]
+    from: bool,
+    #[serde(default, deserialize_with = "present")]
+    sdp: bool,
+    #[serde(borrow)]
+    call_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    audio: Option<&'a RawValue>,
+    #[serde(borrow)]
+    video: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(field).map(|_| true)
+}
+
+/// A JSON string without escapes, borrowed; anything else is left to the tree.
+fn plain_string(raw: &RawValue) -> Option<&str> {
+    let inner = raw.get().strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains(['\\', '"'])).then_some(inner)
+}
+
+fn is_bool(raw: Option<&RawValue>) -> bool {
+    raw.is_some_and(|raw| matches!(raw.get(), "true" | "false"))
 }
 
 fn kind_of(object: &Value) -> String {
@@ -109,4 +224,128 @@ fn kind_of(object: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Both readings, compared: the same verdict, and the same message delivered.
+    fn assert_same_reading(text: &str) -> Result<(), TestCaseError> {
+        let tree = RelayRequest::parse_tree(text);
+        match (RelayRequest::parse(text), tree) {
+            (Err(fast), Err(tree)) => prop_assert_eq!(fast, tree),
+            (Ok(fast), Ok(tree)) => {
+                prop_assert_eq!(fast.to(), tree.to());
+                prop_assert_eq!(fast.kind(), tree.kind());
+                prop_assert_eq!(fast.call_id(), tree.call_id());
+                let fast: Value = serde_json::from_str(&fast.deliver_as("al\"ice")).unwrap();
+                let tree: Value = serde_json::from_str(&tree.deliver_as("al\"ice")).unwrap();
+                prop_assert_eq!(fast, tree);
+            }
+            (fast, tree) => prop_assert!(false, "{text}: {fast:?} but {tree:?}"),
+        }
+        Ok(())
+    }
+
+    /// Raw JSON values of every shape the readings treat differently.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            Just("7".to_owned()),
+            Just("{}".to_owned()),
+            Just("[1,{\"a\":null}]".to_owned()),
+            Just(r#"{"type":"offer","sdp":"v=0\r\n"}"#.to_owned()),
+            Just(r#""\u0062ob""#.to_owned()),
+            Just(r#""a\"b""#.to_owned()),
+            "[a-z ]{0,6}".prop_map(|s| Value::String(s).to_string()),
+        ]
+    }
+
+    fn frame() -> impl Strategy<Value = String> {
+        let kind = prop_oneof![
+            3 => proptest::sample::select(PeerKind::ALL.to_vec())
+                .prop_map(|kind| format!("\"{}\"", kind.as_str())),
+            1 => value(),
+        ];
+        let name = prop_oneof![3 => Just("\"bob\"".to_owned()), 1 => value()];
+        let boolean = prop_oneof![3 => Just("true".to_owned()), 1 => value()];
+        let call_id = prop_oneof![3 => Just("\"c1\"".to_owned()), 1 => value()];
+        let fields = (
+            proptest::option::weighted(0.95, kind),
+            proptest::option::weighted(0.9, name),
+            proptest::option::weighted(0.2, value()),
+            proptest::option::weighted(0.6, value()),
+            proptest::option::weighted(0.8, call_id),
+            proptest::option::weighted(0.3, boolean.clone()),
+            proptest::option::weighted(0.3, boolean),
+            proptest::option::weighted(0.3, value()),
+        );
+        (
+            fields,
+            any::<bool>(),
+            0..32usize,
+            any::<prop::sample::Index>(),
+        )
+            .prop_flat_map(|(fields, spaced, repeat, order)| {
+                let (kind, name, from, sdp, call_id, audio, video, extra) = fields;
+                let mut pairs: Vec<String> = [
+                    ("type", kind),
+                    ("name", name),
+                    ("from", from),
+                    ("sdp", sdp),
+                    ("call_id", call_id),
+                    ("audio", audio),
+                    ("video", video),
+                    ("x-extra", extra),
+                ]
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|value| format!("\"{key}\":{value}")))
+                .collect();
+                // Now and then a key twice.
+                if let Some(pair) = pairs.get(repeat).cloned() {
+                    pairs.insert(order.index(pairs.len() + 1), pair);
+                }
+                Just(pairs).prop_shuffle().prop_map(move |pairs| {
+                    let gap = if spaced { " \n" } else { "" };
+                    format!("{gap}{{{gap}{}{gap}}}{gap}", pairs.join(","))
+                })
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn the_fast_reading_agrees_with_the_tree(text in frame()) {
+            assert_same_reading(&text)?;
+        }
+    }
+
+    #[test]
+    fn duets_own_frames_take_the_fast_reading() {
+        let frames = [
+            json!({"type":"candidate","name":"bob","sdp":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdpMid":"0"},"call_id":"k3"}),
+            json!({"type":"candidate","name":"bob","sdp":null,"call_id":"k3"}),
+            json!({"type":"offer","name":"张伟","sdp":{"type":"offer","sdp":"v=0\r\n"},"call_id":"k3"}),
+            json!({"type":"media","name":"bob","call_id":"k3","audio":false,"video":true}),
+            json!({"type":"leave","name":"bob"}),
+        ];
+        for frame in frames {
+            let text = frame.to_string();
+            let request = RelayRequest::parse(&text).unwrap();
+            assert!(matches!(request.body, Body::Verbatim(_)), "{text}");
+            assert_same_reading(&text).unwrap();
+        }
+        // The seed's pages write `from`: the tree replaces it.
+        let seed = r#"{"type":"leave","name":"bob","from":"bob"}"#;
+        assert!(matches!(
+            RelayRequest::parse(seed).unwrap().body,
+            Body::Fields(_)
+        ));
+    }
 }

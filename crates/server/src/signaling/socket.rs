@@ -220,13 +220,13 @@ fn relay(
         Ok(request) => request,
         Err(error) => return reply(ServerEvent::error(error.code(), error.to_string())),
     };
-    let call_id = request.message.call_id().map(str::to_owned);
+    let call_id = request.call_id().map(str::to_owned);
     let refuse =
         |code, message: String| reply(ServerEvent::call_error(code, message, call_id.as_deref()));
-    let Ok(target_key) = normalize_username(&request.to).map(|name| username_key(&name)) else {
+    let Ok(target_key) = normalize_username(request.to()).map(|name| username_key(&name)) else {
         return refuse(
             ErrorCode::PeerOffline,
-            format!("{} is not online", request.to),
+            format!("{} is not online", request.to()),
         );
     };
     if target_key == own_key {
@@ -235,8 +235,8 @@ fn relay(
             "you cannot call yourself".to_owned(),
         );
     }
-    let echo = request.message.is_echoed_to_own_tabs();
-    let target = request.to.clone();
+    let echo = request.kind().is_echoed_to_own_tabs();
+    let target = request.to().to_owned();
     let delivered: Utf8Bytes = request.deliver_as(username).into();
     match state.hub.deliver(&target_key, &delivered, None) {
         Delivery::Delivered(_) => {
