@@ -2,54 +2,28 @@
 
 mod common;
 
-use common::{spawn_app, spawn_app_with, start, test_settings};
+use common::{json_answer, spawn_app, spawn_app_with, start, test_settings};
 use serde_json::json;
 
 #[tokio::test]
 async fn register_me_logout_login() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let me: serde_json::Value = alice
-        .http
-        .get(app.url("/user/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, me) = json_answer(alice.get("/user/me")).await;
     assert_eq!(me, json!({"username": "alice"}));
 
     let cookie = alice.cookie().expect("session cookie");
-    let out = alice
-        .http
-        .post(app.url("/user/logout"))
-        .send()
-        .await
-        .unwrap();
-    assert!(out.status().is_success());
+    let (status, _) = json_answer(alice.post("/user/logout")).await;
+    assert!(status.is_success());
     // The old cookie is dead server-side, not merely forgotten by this browser.
-    let replay = app
-        .browser()
-        .http
-        .get(app.url("/user/me"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(replay.status(), 401);
+    let replay = app.browser().get("/user/me").header("cookie", cookie);
+    assert_eq!(replay.send().await.unwrap().status(), 401);
 
     let answer = alice
         .post_json("/user/login", "ALICE", "correct horse")
         .await;
     assert_eq!(answer, json!({"flag": true}), "case-insensitive login");
-    let status = alice
-        .http
-        .get(app.url("/user/me"))
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let (status, _) = json_answer(alice.get("/user/me")).await;
     assert_eq!(status, 200);
 }
 
@@ -58,8 +32,7 @@ async fn the_session_cookie_is_http_only_and_lax_and_secure_behind_https() {
     let app = spawn_app().await;
     let response = app
         .browser()
-        .http
-        .post(app.url("/user/register"))
+        .post("/user/register")
         .header("x-forwarded-proto", "https")
         .form(&[("username", "carol"), ("password", "correct horse")])
         .send()
@@ -75,8 +48,7 @@ async fn the_session_cookie_is_http_only_and_lax_and_secure_behind_https() {
 
     let plain = app
         .browser()
-        .http
-        .post(app.url("/user/register"))
+        .post("/user/register")
         .form(&[("username", "dave"), ("password", "correct horse")])
         .send()
         .await
@@ -90,16 +62,12 @@ async fn the_seed_login_form_works() {
     let app = spawn_app().await;
     app.user("seeduser").await;
     let browser = app.browser();
-    let answer: serde_json::Value = browser
-        .http
-        .post(app.url("/user/login"))
-        .form(&[("username", "seeduser"), ("password", "correct horse")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = json_answer(
+        browser
+            .post("/user/login")
+            .form(&[("username", "seeduser"), ("password", "correct horse")]),
+    )
+    .await;
     assert_eq!(answer, json!({"flag": true}));
 }
 
@@ -147,28 +115,20 @@ async fn registration_rules_give_clear_errors() {
         ),
     ];
     for (name, password, message, code) in cases {
-        let response = browser
-            .http
-            .post(app.url("/user/register"))
-            .json(&json!({"username": name, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400, "{name:?}");
-        let body: serde_json::Value = response.json().await.unwrap();
+        let request = browser
+            .post("/user/register")
+            .json(&json!({"username": name, "password": password}));
+        let (status, body) = json_answer(request).await;
+        assert_eq!(status, 400, "{name:?}");
         assert_eq!(body["flag"], false);
         assert!(body["error"].as_str().unwrap().contains(message), "{body}");
         assert_eq!(body["code"], code, "{body}");
     }
     app.user("张伟").await;
-    let taken = browser
-        .http
-        .post(app.url("/user/register"))
-        .json(&json!({"username": "张伟", "password": "another password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(taken.status(), 409);
+    let request = browser
+        .post("/user/register")
+        .json(&json!({"username": "张伟", "password": "another password"}));
+    assert_eq!(json_answer(request).await.0, 409);
     app.user("Erin").await;
     let taken = browser
         .post_json("/user/register", "erin", "another password")
@@ -176,15 +136,11 @@ async fn registration_rules_give_clear_errors() {
     assert_eq!(taken["error"], "this username is taken");
     assert_eq!(taken["code"], "username_taken");
     let garbage = browser
-        .http
-        .post(app.url("/user/login"))
+        .post("/user/login")
         .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(garbage.status(), 400);
-    let body: serde_json::Value = garbage.json().await.unwrap();
+        .body("{not json");
+    let (status, body) = json_answer(garbage).await;
+    assert_eq!(status, 400);
     assert_eq!(body["code"], "bad_request", "{body}");
 }
 
@@ -201,8 +157,7 @@ async fn failed_logins_are_throttled() {
     }
     // Even the right password is refused while the account is throttled.
     let response = attacker
-        .http
-        .post(app.url("/user/login"))
+        .post("/user/login")
         .json(&json!({"username": "frank", "password": "correct horse"}))
         .send()
         .await

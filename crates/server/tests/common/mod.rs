@@ -112,16 +112,22 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A GET to this server, carrying this browser's cookies.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base))
+    }
+
+    /// A POST to this server, carrying this browser's cookies.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.base))
+    }
+
+    /// Credentials as Duet's client sends them; the JSON answer.
     pub async fn post_json(&self, path: &str, username: &str, password: &str) -> Value {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("JSON answer")
+        let request = self
+            .post(path)
+            .json(&json!({"username": username, "password": password}));
+        json_answer(request).await.1
     }
 
     pub fn cookie(&self) -> Option<HeaderValue> {
@@ -223,4 +229,11 @@ impl Socket {
         self.expect("presence").await;
         self
     }
+}
+
+/// Sends a request to the local server and reads its status and JSON body.
+pub async fn json_answer(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.expect("JSON answer"))
 }
