@@ -3,7 +3,7 @@
 //! One struct per language: a missing translation is a compile error, not a blank button.
 //! Strings with a `{name}` slot are filled by [`fill`].
 
-use protocol::{AccountError, AuthErrorCode};
+use protocol::{AccountError, AuthErrorCode, wait_minutes};
 
 use crate::call::EndReason;
 
@@ -141,7 +141,7 @@ impl Strings {
             AuthErrorCode::UsernameTaken => self.username_taken.to_owned(),
             AuthErrorCode::WrongCredentials => self.wrong_credentials.to_owned(),
             AuthErrorCode::Throttled => {
-                let minutes = retry_after_secs.unwrap_or(60).div_ceil(60).max(1);
+                let minutes = wait_minutes(retry_after_secs.unwrap_or(60));
                 fill(self.throttled_minutes, &minutes.to_string())
             }
             AuthErrorCode::Internal => self.server_trouble.to_owned(),

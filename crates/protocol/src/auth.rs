@@ -53,6 +53,11 @@ impl AuthErrorCode {
     }
 }
 
+/// A wait as refusals word it: whole minutes, rounded up, at least one (server and client alike).
+pub fn wait_minutes(secs: u64) -> u64 {
+    secs.div_ceil(60).max(1)
+}
+
 /// The seed's answer shape, `{"flag":true}` or `{"flag":false,"error":"…"}`, with Duet's
 /// machine-readable additions on refusals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

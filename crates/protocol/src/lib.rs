@@ -12,7 +12,7 @@ mod relay;
 
 pub use account::{AccountError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_MAX_CHARS};
 pub use account::{normalize_username, username_key, validate_password};
-pub use auth::{AuthErrorCode, FlagAnswer};
+pub use auth::{AuthErrorCode, FlagAnswer, wait_minutes};
 pub use relay::{RelayError, RelayRequest};
 
 use serde::{Deserialize, Serialize};

@@ -89,6 +89,12 @@ impl<'a> RelayRequest<'a> {
         self.call_id.as_deref()
     }
 
+    /// The same, kept past [`Self::deliver_as`]: free for Duet's frames, whose `call_id` is
+    /// borrowed from the frame's text.
+    pub fn call_id_cow(&self) -> Option<Cow<'a, str>> {
+        self.call_id.clone()
+    }
+
     /// The frame as the recipient sees it: as sent, with `from` set to the sender.
     pub fn deliver_as(self, from: &str) -> String {
         let from = Value::String(from.to_owned());

@@ -13,7 +13,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use protocol::{AccountError, AuthErrorCode, FlagAnswer, normalize_username, username_key};
+use protocol::{
+    AccountError, AuthErrorCode, FlagAnswer, normalize_username, username_key, wait_minutes,
+};
 use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
@@ -82,7 +84,7 @@ pub enum AuthError {
     Taken,
     #[error("wrong username or password")]
     WrongCredentials,
-    #[error("too many failed logins; try again in {} minutes", minutes(*.0))]
+    #[error("too many failed logins; try again in {} minutes", wait_minutes(.0.as_secs()))]
     Throttled(Duration),
     #[error("not logged in")]
     NotLoggedIn,
@@ -104,10 +106,6 @@ impl From<tower_sessions::session::Error> for AuthError {
     fn from(error: tower_sessions::session::Error) -> Self {
         Self::Internal(format!("session store: {error}"))
     }
-}
-
-fn minutes(wait: Duration) -> u64 {
-    wait.as_secs().div_ceil(60).max(1)
 }
 
 impl AuthError {

@@ -220,7 +220,7 @@ fn relay(
         Ok(request) => request,
         Err(error) => return reply(ServerEvent::error(error.code(), error.to_string())),
     };
-    let call_id = request.call_id().map(str::to_owned);
+    let call_id = request.call_id_cow();
     let refuse =
         |code, message: String| reply(ServerEvent::call_error(code, message, call_id.as_deref()));
     let Ok(target_key) = normalize_username(request.to()).map(|name| username_key(&name)) else {
