@@ -2,6 +2,7 @@
 // from the browser's own statistics.
 import { expect, type Page } from '@playwright/test';
 import type { User } from './fixtures';
+import { expectNoLiveDeviceTracks } from './device-ledger';
 
 export const callState = (page: Page) => page.getByTestId('call-view');
 
@@ -63,33 +64,10 @@ export async function expectMediaFlowing(page: Page) {
   await expect.poll(async () => (await inbound(page)).audioPackets).toBeGreaterThan(first.audioPackets);
 }
 
-/** Keeps a handle on the page's camera stream, to check later that it was released. */
-export async function holdLocalStream(page: Page) {
-  await page.evaluate(() => {
-    const w = window as any;
-    w.__heldStream = w.__duetLocalStream;
-  });
-}
-
-export async function expectHeldStreamEnded(page: Page) {
-  await expect
-    .poll(() =>
-      page.evaluate(() => {
-        const stream = (window as any).__heldStream as MediaStream | undefined;
-        if (!stream) return 'no stream held';
-        return stream.getTracks().every((t) => t.readyState === 'ended') ? 'ended' : 'live';
-      }),
-    )
-    .toBe('ended');
-}
-
-/** No camera or microphone is open (the camera light is off). */
+/** No camera or microphone is open (the camera light is off): every device track the page ever
+ * obtained, clones included, has ended within a few seconds. */
 export async function expectNoLiveCapture(page: Page) {
-  const live = await page.evaluate(() => {
-    const stream = (window as any).__duetLocalStream as MediaStream | undefined | null;
-    return stream ? stream.getTracks().filter((t) => t.readyState === 'live').length : 0;
-  });
-  expect(live).toBe(0);
+  await expectNoLiveDeviceTracks(page);
 }
 
 export async function hangUp(page: Page) {

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { installLedger } from './device-ledger';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BINARY = process.env.DUET_BIN ?? path.join(ROOT, 'target', 'release', 'duet');
@@ -95,6 +96,7 @@ export async function newUser(
     locale: options.locale ?? 'en-US',
     permissions: ['camera', 'microphone'],
   });
+  await installLedger(context);
   const name = uniqueName(prefix);
   const password = `pw-${randomBytes(6).toString('hex')}`;
   const response = await context.request.post('/user/register', {

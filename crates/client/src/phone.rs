@@ -345,7 +345,7 @@ impl Runtime {
         let video = local.has_video();
         self.phone
             .local_stream
-            .set(Some(SendWrapper::new(local.stream().clone())));
+            .set(Some(SendWrapper::new(local.share_stream())));
         self.media = Some(CallMedia {
             call_id: call_id.clone(),
             link,

@@ -92,6 +92,16 @@ fn to_json(value: &JsValue) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// Another handle on `stream`: the same JavaScript object, the same tracks.
+///
+/// Why not `stream.clone()`: web-sys gives `MediaStream` (and `MediaStreamTrack`) an inherent
+/// `clone()` bound to the JavaScript `clone()`, and an inherent method wins over `Clone::clone`
+/// in Rust's method resolution. That call makes *new device tracks* that nothing stops, so the
+/// camera light stays on after the call. `clippy.toml` forbids the inherent methods.
+pub fn same_stream(stream: &MediaStream) -> MediaStream {
+    <MediaStream as Clone>::clone(stream)
+}
+
 fn tracks(stream: &MediaStream) -> impl Iterator<Item = MediaStreamTrack> {
     stream
         .get_tracks()
@@ -125,6 +135,11 @@ impl LocalMedia {
 
     pub fn stream(&self) -> &MediaStream {
         &self.stream
+    }
+
+    /// A second handle on the same stream (for the preview), never a copy of its tracks.
+    pub fn share_stream(&self) -> MediaStream {
+        same_stream(&self.stream)
     }
 
     /// Mutes by disabling tracks (they keep running, so unmuting is instant and needs no
@@ -301,7 +316,7 @@ impl PeerLink {
                     Err(_) => match &fallback {
                         Some(stream) => {
                             stream.add_track(&event.track());
-                            stream.clone()
+                            same_stream(stream)
                         }
                         None => return,
                     },
