@@ -60,11 +60,14 @@ test('cancel: neither side keeps a device', async ({ users }) => {
   expect((await deviceTracks(b.page)).obtained).toBe(0);
 });
 
-test('no answer: neither side keeps a device', async ({ users }) => {
+test('no answer: the caller gives up and says so, and neither side keeps a device', async ({ users }) => {
   const [a, b] = await users(2);
   await dial(a, b);
   await expectState(b.page, 'incoming');
+  // The caller gives up after 30 s of ringing, says so, and the callee stops ringing too.
   await expect(a.page.getByTestId('call-view')).toHaveAttribute('data-reason', 'no-answer', { timeout: 45_000 });
+  await expectState(a.page, 'ended', 'no-answer');
+  await expect(b.page.getByTestId('call-view')).not.toHaveAttribute('data-state', 'incoming');
   await expectReleased(a, b);
   expect((await deviceTracks(b.page)).obtained).toBe(0);
 });

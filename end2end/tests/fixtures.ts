@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { installLedger } from './device-ledger';
+import { installCallTimeline } from './call-timeline';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BINARY = process.env.DUET_BIN ?? path.join(ROOT, 'target', 'release', 'duet');
@@ -97,6 +98,7 @@ export async function newUser(
     permissions: ['camera', 'microphone'],
   });
   await installLedger(context);
+  await installCallTimeline(context);
   const name = uniqueName(prefix);
   const password = `pw-${randomBytes(6).toString('hex')}`;
   const response = await context.request.post('/user/register', {

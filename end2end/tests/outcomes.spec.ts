@@ -14,17 +14,6 @@ test('decline: the caller sees "declined" and can call again', async ({ users })
   await connect(a, b);
 });
 
-test('no answer: the caller gives up and says so', async ({ users }) => {
-  const [a, b] = await users(2);
-  await dial(a, b);
-  await expectState(b.page, 'incoming');
-  // The caller gives up after 30 s of ringing.
-  await expect(a.page.getByTestId('call-view')).toHaveAttribute('data-reason', 'no-answer', { timeout: 45_000 });
-  await expectState(a.page, 'ended', 'no-answer');
-  // The callee stops ringing too.
-  await expect(b.page.getByTestId('call-view')).not.toHaveAttribute('data-state', 'incoming');
-});
-
 test('C calls A while A talks with B: C hears busy, A and B carry on', async ({ users }) => {
   const [a, b, c] = await users(3);
   await connect(a, b);

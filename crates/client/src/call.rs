@@ -90,13 +90,15 @@ impl EndReason {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallState {
     Idle,
-    /// We invited `peer` and wait for an answer.
+    /// We invited `peer` and wait for an answer. Meanwhile our own devices and peer connection
+    /// are prepared, so that an answer costs no more than the callee's own set-up.
     Outgoing {
         peer: String,
         call_id: CallId,
         /// The callee's client confirmed it is ringing.
         ringing: bool,
         video: bool,
+        devices: Devices,
     },
     /// `peer` invites us; we are ringing.
     Incoming {
@@ -115,6 +117,16 @@ pub enum CallState {
         call_id: CallId,
         reason: EndReason,
         /// Whether the failed call wanted the camera (an audio-only retry is offered otherwise).
+        video: bool,
+    },
+}
+
+/// The caller's devices while the callee's phone rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Devices {
+    Opening,
+    /// Open, with the peer connection made; `video` is false when only a microphone could be had.
+    Ready {
         video: bool,
     },
 }
@@ -224,7 +236,8 @@ pub enum Effect {
         from: Option<String>,
     },
     /// Open camera (if `video`) and microphone, then create the peer connection, add the tracks
-    /// and report [`Event::MediaReady`] or [`Event::MediaFailed`].
+    /// and report [`Event::MediaReady`] or [`Event::MediaFailed`]. While the call is outgoing,
+    /// what the peer connection wants to send is held back until [`Effect::SendHeld`].
     OpenMedia {
         call_id: CallId,
         video: bool,
@@ -235,6 +248,9 @@ pub enum Effect {
     RestartIce,
     /// Enable or disable our outgoing tracks.
     SetLocalMedia(MediaFlags),
+    /// The callee accepted: send what our peer connection prepared while it rang (the offer
+    /// and candidates), and from now on send as it speaks.
+    SendHeld,
     /// Close the peer connection and stop every local track.
     Release,
 }
@@ -271,14 +287,7 @@ fn end_active(call: &Active, reason: EndReason, tell_peer: bool) -> (CallState, 
     let mut effects = Vec::new();
     if tell_peer {
         let call_id = call.call_id.clone();
-        // A callee who has not sent `accept` yet leaves the caller in "calling…": declining is
-        // the message that caller understands.
-        let message = if call.role == Role::Callee && !call.media_ready {
-            PeerMessage::Decline { call_id }
-        } else {
-            PeerMessage::Hangup { call_id }
-        };
-        effects.push(send(&call.peer, message));
+        effects.push(send(&call.peer, PeerMessage::Hangup { call_id }));
     }
     effects.push(Effect::Release);
     let (state, more) = ended(&call.peer, &call.call_id, reason, call.local.video);
@@ -362,18 +371,69 @@ impl CallState {
                         },
                     ),
                     timer(Timer::NoAnswer, &call_id, NO_ANSWER_MS),
+                    Effect::OpenMedia {
+                        call_id: call_id.clone(),
+                        video,
+                        polite: false,
+                    },
                 ];
                 let state = S::Outgoing {
                     peer,
                     call_id,
                     ringing: false,
                     video,
+                    devices: Devices::Opening,
                 };
                 (state, effects)
             }
 
-            (S::Outgoing { peer, call_id, .. }, E::Cancel) => {
-                (S::Idle, vec![send(&peer, PeerMessage::Cancel { call_id })])
+            (S::Outgoing { peer, call_id, .. }, E::Cancel) => (
+                S::Idle,
+                vec![
+                    send(&peer, PeerMessage::Cancel { call_id }),
+                    Effect::Release,
+                ],
+            ),
+            (
+                S::Outgoing {
+                    peer,
+                    call_id,
+                    ringing,
+                    video,
+                    devices: Devices::Opening,
+                },
+                E::MediaReady {
+                    call_id: ready,
+                    video: have_video,
+                },
+            ) if ready == call_id => (
+                S::Outgoing {
+                    peer,
+                    call_id,
+                    ringing,
+                    video,
+                    devices: Devices::Ready { video: have_video },
+                },
+                vec![],
+            ),
+            (
+                S::Outgoing {
+                    peer,
+                    call_id,
+                    video,
+                    ..
+                },
+                E::MediaFailed { call_id: failed },
+            ) if failed == call_id => {
+                let (state, mut effects) = ended(&peer, &call_id, EndReason::MediaDenied, video);
+                effects.splice(
+                    0..0,
+                    [
+                        send(&peer, PeerMessage::Cancel { call_id }),
+                        Effect::Release,
+                    ],
+                );
+                (state, effects)
             }
             (
                 S::Outgoing {
@@ -388,7 +448,13 @@ impl CallState {
                 },
             ) if fired == call_id => {
                 let (state, mut effects) = ended(&peer, &call_id, EndReason::NoAnswer, video);
-                effects.insert(0, send(&peer, PeerMessage::Cancel { call_id }));
+                effects.splice(
+                    0..0,
+                    [
+                        send(&peer, PeerMessage::Cancel { call_id }),
+                        Effect::Release,
+                    ],
+                );
                 (state, effects)
             }
             (
@@ -403,7 +469,7 @@ impl CallState {
                     call_id: about,
                 },
             ) if about.as_ref().is_none_or(|about| *about == call_id) => {
-                ended(&peer, &call_id, EndReason::PeerOffline, video)
+                released(ended(&peer, &call_id, EndReason::PeerOffline, video))
             }
             (
                 S::Outgoing {
@@ -413,16 +479,27 @@ impl CallState {
                     ..
                 },
                 E::PeerOffline(user),
-            ) if user == peer => ended(&peer, &call_id, EndReason::PeerOffline, video),
+            ) if user == peer => released(ended(&peer, &call_id, EndReason::PeerOffline, video)),
             (
                 S::Outgoing {
                     peer,
                     call_id,
                     ringing,
                     video,
+                    devices,
                 },
                 E::Peer { from, message },
-            ) => on_outgoing_message(peer, call_id, ringing, video, from, message),
+            ) => on_outgoing_message(
+                Outgoing {
+                    peer,
+                    call_id,
+                    ringing,
+                    video,
+                    devices,
+                },
+                from,
+                message,
+            ),
 
             // Calling the person who is calling us is answering them (the other half of glare:
             // their invite arrived before we pressed "call").
@@ -430,15 +507,22 @@ impl CallState {
                 S::Incoming { peer, call_id }.on(E::Accept)
             }
             (S::Incoming { peer, call_id }, E::Accept) => {
-                let call = Active::new(peer, call_id.clone(), Role::Callee, true);
+                // `accept` goes out at once: the caller's offer travels while our devices open.
                 let effects = vec![
                     Effect::Ring { from: None },
+                    send(
+                        &peer,
+                        PeerMessage::Accept {
+                            call_id: call_id.clone(),
+                        },
+                    ),
                     Effect::OpenMedia {
-                        call_id,
+                        call_id: call_id.clone(),
                         video: true,
                         polite: true,
                     },
                 ];
+                let call = Active::new(peer, call_id, Role::Callee, true);
                 (S::Connecting(call), effects)
             }
             (S::Incoming { peer, call_id }, E::Decline) => (
@@ -516,82 +600,115 @@ fn on_free_message(
     }
 }
 
-fn on_outgoing_message(
+/// An outgoing call's fields, handed to [`on_outgoing_message`] as one value.
+struct Outgoing {
     peer: String,
     call_id: CallId,
     ringing: bool,
     video: bool,
+    devices: Devices,
+}
+
+impl Outgoing {
+    fn state(self) -> CallState {
+        CallState::Outgoing {
+            peer: self.peer,
+            call_id: self.call_id,
+            ringing: self.ringing,
+            video: self.video,
+            devices: self.devices,
+        }
+    }
+
+    fn end(self, reason: EndReason) -> (CallState, Vec<Effect>) {
+        released(ended(&self.peer, &self.call_id, reason, self.video))
+    }
+}
+
+/// The transition `ended` makes, after letting go of devices opened while ringing.
+fn released((state, mut effects): (CallState, Vec<Effect>)) -> (CallState, Vec<Effect>) {
+    effects.insert(0, Effect::Release);
+    (state, effects)
+}
+
+fn on_outgoing_message(
+    mut call: Outgoing,
     from: String,
     message: PeerMessage,
 ) -> (CallState, Vec<Effect>) {
-    let unchanged = |peer, call_id, ringing| {
-        (
-            CallState::Outgoing {
-                peer,
-                call_id,
-                ringing,
-                video,
-            },
-            vec![],
-        )
-    };
     if let PeerMessage::Invite { call_id: theirs } = &message {
-        if from != peer {
-            return (
-                CallState::Outgoing {
-                    peer,
-                    call_id,
-                    ringing,
-                    video,
+        if from != call.peer {
+            let busy = send(
+                &from,
+                PeerMessage::Busy {
+                    call_id: theirs.clone(),
                 },
-                vec![send(
-                    &from,
-                    PeerMessage::Busy {
-                        call_id: theirs.clone(),
-                    },
-                )],
             );
+            return (call.state(), vec![busy]);
         }
         // Glare: we called each other at once. The smaller call id wins on both sides, so exactly
         // one call survives without another round trip.
-        if *theirs < call_id {
+        if *theirs < call.call_id {
             let theirs = theirs.clone();
-            let call = Active::new(peer.clone(), theirs.clone(), Role::Callee, video);
+            let active = Active::new(call.peer.clone(), theirs.clone(), Role::Callee, call.video);
             let effects = vec![
                 // Our invite also rang the peer's other tabs: silence them.
-                send(&peer, PeerMessage::Cancel { call_id }),
+                send(
+                    &call.peer,
+                    PeerMessage::Cancel {
+                        call_id: call.call_id,
+                    },
+                ),
+                send(
+                    &call.peer,
+                    PeerMessage::Accept {
+                        call_id: theirs.clone(),
+                    },
+                ),
+                // What we prepared as the caller (impolite) does not fit the callee's role.
+                Effect::Release,
                 Effect::OpenMedia {
                     call_id: theirs,
-                    video,
+                    video: call.video,
                     polite: true,
                 },
             ];
-            return (CallState::Connecting(call), effects);
+            return (CallState::Connecting(active), effects);
         }
         // Ours wins; the peer drops its invite and accepts ours.
-        return unchanged(peer, call_id, ringing);
+        return (call.state(), vec![]);
     }
-    if from != peer || message.call_id() != Some(call_id.as_str()) {
-        return unchanged(peer, call_id, ringing);
+    if from != call.peer || message.call_id() != Some(call.call_id.as_str()) {
+        return (call.state(), vec![]);
     }
     match message {
-        PeerMessage::Ringing { .. } => unchanged(peer, call_id, true),
-        PeerMessage::Accept { .. } => {
-            let call = Active::new(peer, call_id.clone(), Role::Caller, video);
-            let effects = vec![Effect::OpenMedia {
-                call_id,
-                video,
-                polite: false,
-            }];
-            (CallState::Connecting(call), effects)
+        PeerMessage::Ringing { .. } => {
+            call.ringing = true;
+            (call.state(), vec![])
         }
-        PeerMessage::Decline { .. } => ended(&peer, &call_id, EndReason::Declined, video),
-        PeerMessage::Busy { .. } => ended(&peer, &call_id, EndReason::Busy, video),
+        PeerMessage::Accept { .. } => {
+            let active = Active::new(call.peer, call.call_id.clone(), Role::Caller, call.video);
+            match call.devices {
+                Devices::Ready { video } => {
+                    let (state, mut effects) =
+                        CallState::Connecting(active).on(Event::MediaReady {
+                            call_id: call.call_id,
+                            video,
+                        });
+                    effects.insert(0, Effect::SendHeld);
+                    (state, effects)
+                }
+                // Still opening: `MediaReady` will come to the connecting call.
+                Devices::Opening => (CallState::Connecting(active), vec![Effect::SendHeld]),
+            }
+        }
+        PeerMessage::Decline { .. } => call.end(EndReason::Declined),
+        PeerMessage::Busy { .. } => call.end(EndReason::Busy),
         // A callee that gave up while its devices were opening.
         PeerMessage::Hangup { .. } | PeerMessage::Leave { .. } => {
-            ended(&peer, &call_id, EndReason::HungUp { by_me: false }, video)
+            call.end(EndReason::HungUp { by_me: false })
         }
-        _ => unchanged(peer, call_id, ringing),
+        _ => (call.state(), vec![]),
     }
 }
 
@@ -662,14 +779,6 @@ fn on_active(
         Event::MediaReady { call_id, video } if call_id == call.call_id && !call.media_ready => {
             call.media_ready = true;
             let mut effects = vec![timer(Timer::Connect, &call_id, CONNECT_TIMEOUT_MS)];
-            if call.role == Role::Callee {
-                effects.push(send(
-                    &call.peer,
-                    PeerMessage::Accept {
-                        call_id: call_id.clone(),
-                    },
-                ));
-            }
             if !video || !call.local.video {
                 // No camera (or none wanted): say so, so the peer shows "camera off" instead of
                 // a black picture.

@@ -15,7 +15,7 @@ use web_sys::MediaStream;
 
 use protocol::{CallId, ClientFrame, PeerMessage, ServerEvent, ServerMessage};
 
-use crate::call::{CallState, Effect, Event};
+use crate::call::{CallState, Devices, Effect, Event};
 use crate::i18n::{Lang, fill};
 use crate::ringer::{Ringer, request_notification_permission};
 use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink};
@@ -126,6 +126,7 @@ impl Phone {
             me: None,
             media: None,
             early: Vec::new(),
+            held: Vec::new(),
             ringer: Ringer::default(),
             on_signed_out: Box::new(on_signed_out),
         };
@@ -181,6 +182,9 @@ struct Runtime {
     media: Option<CallMedia>,
     /// Negotiation messages that arrived before our peer connection existed.
     early: Vec<PeerMessage>,
+    /// What our peer connection said while the callee's phone was still ringing (the offer and
+    /// candidates), sent when they accept.
+    held: Vec<PeerMessage>,
     ringer: Ringer,
     on_signed_out: Box<dyn Fn()>,
 }
@@ -306,8 +310,15 @@ impl Runtime {
     }
 
     fn on_media(&mut self, call_id: CallId, polite: bool, result: Result<LocalMedia, MediaError>) {
-        let state = self.phone.call.get_untracked();
-        let wanted = matches!(&state, CallState::Connecting(call) if call.call_id == call_id);
+        let wanted = self.phone.call.with_untracked(|state| match state {
+            CallState::Connecting(call) => call.call_id == call_id,
+            CallState::Outgoing {
+                call_id: calling,
+                devices: Devices::Opening,
+                ..
+            } => *calling == call_id,
+            _ => false,
+        });
         if !wanted {
             // The call ended while the devices were opening: `result` drops here, which stops
             // the tracks again at once.
@@ -360,13 +371,17 @@ impl Runtime {
         };
         match event {
             LinkEvent::Outbound(outbound) => {
-                let peer = self
-                    .phone
-                    .call
-                    .with_untracked(|s| s.peer().map(str::to_owned));
+                let (peer, ringing) = self.phone.call.with_untracked(|s| {
+                    (
+                        s.peer().map(str::to_owned),
+                        matches!(s, CallState::Outgoing { .. }),
+                    )
+                });
                 let message = outbound.into_message(Some(media.call_id.clone()));
-                if let (Some(peer), Some(message)) = (peer, message) {
-                    self.send(&peer, message);
+                match (peer, message) {
+                    (_, Some(message)) if ringing => self.held.push(message),
+                    (Some(peer), Some(message)) => self.send(&peer, message),
+                    _ => {}
                 }
             }
             LinkEvent::RemoteStream(stream) => {
@@ -440,6 +455,17 @@ impl Runtime {
                     media.local.set_enabled(flags);
                 }
             }
+            Effect::SendHeld => {
+                if let Some(peer) = self
+                    .phone
+                    .call
+                    .with_untracked(|s| s.peer().map(str::to_owned))
+                {
+                    for message in std::mem::take(&mut self.held) {
+                        self.send(&peer, message);
+                    }
+                }
+            }
             Effect::Release => self.release(),
         }
     }
@@ -447,6 +473,7 @@ impl Runtime {
     fn release(&mut self) {
         self.media = None;
         self.early.clear();
+        self.held.clear();
         self.phone.local_stream.set(None);
         self.phone.remote_stream.set(None);
     }

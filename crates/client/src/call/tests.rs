@@ -18,7 +18,18 @@ fn outgoing(call_id: &str) -> CallState {
         call_id: id(call_id),
         ringing: false,
         video: true,
+        devices: Devices::Opening,
     }
+}
+
+/// Ringing, with our devices and peer connection already prepared.
+fn outgoing_ready(call_id: &str) -> CallState {
+    let (state, effects) = outgoing(call_id).on(Event::MediaReady {
+        call_id: id(call_id),
+        video: true,
+    });
+    assert!(effects.is_empty());
+    state
 }
 
 fn incoming(call_id: &str) -> CallState {
@@ -82,7 +93,68 @@ fn dialing_sends_an_invite_and_arms_the_no_answer_timer() {
                 call_id: id("c1"),
                 ms: NO_ANSWER_MS
             },
+            // The caller prepares while it rings (the callee's devices wait for Accept).
+            Effect::OpenMedia {
+                call_id: id("c1"),
+                video: true,
+                polite: false
+            },
         ]
+    );
+}
+
+#[test]
+fn devices_ready_while_ringing_are_remembered_and_stale_reports_ignored() {
+    let state = outgoing_ready("c1");
+    assert!(matches!(
+        state,
+        CallState::Outgoing {
+            devices: Devices::Ready { video: true },
+            ..
+        }
+    ));
+    let (stale, effects) = outgoing("c1").on(Event::MediaReady {
+        call_id: id("old"),
+        video: true,
+    });
+    assert_eq!(stale, outgoing("c1"));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn every_way_an_outgoing_call_ends_releases_the_devices_opened_while_ringing() {
+    let endings = [
+        Event::Cancel,
+        Event::Timeout {
+            timer: Timer::NoAnswer,
+            call_id: id("c1"),
+        },
+        Event::MediaFailed { call_id: id("c1") },
+        Event::PeerOffline("bob".into()),
+        Event::ServerError {
+            code: ErrorCode::PeerOffline,
+            call_id: Some(id("c1")),
+        },
+        peer("bob", PeerMessage::Decline { call_id: id("c1") }),
+        peer("bob", PeerMessage::Busy { call_id: id("c1") }),
+        peer("bob", PeerMessage::Hangup { call_id: id("c1") }),
+    ];
+    for event in endings {
+        for start in [outgoing("c1"), outgoing_ready("c1")] {
+            let (state, effects) = start.on(event.clone());
+            assert!(state.is_free(), "{event:?} left {state:?}");
+            assert!(effects.contains(&Effect::Release), "{event:?}: {effects:?}");
+        }
+    }
+}
+
+#[test]
+fn media_failing_while_ringing_cancels_the_invite() {
+    let (state, effects) = outgoing("c1").on(Event::MediaFailed { call_id: id("c1") });
+    assert_eq!(reason(&state), Some(EndReason::MediaDenied));
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Cancel { call_id: id("c1") })]
     );
 }
 
@@ -204,21 +276,46 @@ fn replies_about_other_calls_or_from_others_are_ignored() {
 }
 
 #[test]
-fn accept_makes_the_caller_open_media_as_the_impolite_peer() {
+fn accept_sends_what_the_prepared_caller_held_and_arms_the_connect_timer() {
+    let (state, effects) =
+        outgoing_ready("c1").on(peer("bob", PeerMessage::Accept { call_id: id("c1") }));
+    let CallState::Connecting(call) = &state else {
+        panic!("{state:?}")
+    };
+    assert_eq!(call.role, Role::Caller);
+    assert!(call.media_ready);
+    assert_eq!(
+        effects,
+        vec![
+            Effect::SendHeld,
+            Effect::StartTimer {
+                timer: Timer::Connect,
+                call_id: id("c1"),
+                ms: CONNECT_TIMEOUT_MS
+            }
+        ]
+    );
+}
+
+#[test]
+fn accept_before_the_callers_devices_are_open_waits_for_them() {
     let (state, effects) =
         outgoing("c1").on(peer("bob", PeerMessage::Accept { call_id: id("c1") }));
     let CallState::Connecting(call) = &state else {
         panic!("{state:?}")
     };
-    assert_eq!(call.role, Role::Caller);
-    assert_eq!(
-        effects,
-        vec![Effect::OpenMedia {
-            call_id: id("c1"),
-            video: true,
-            polite: false
-        }]
-    );
+    assert!(!call.media_ready);
+    assert_eq!(effects, vec![Effect::SendHeld]);
+    let (state, effects) = state.on(Event::MediaReady {
+        call_id: id("c1"),
+        video: true,
+    });
+    assert!(state.active().is_some_and(|c| c.media_ready));
+    assert!(effects.contains(&Effect::StartTimer {
+        timer: Timer::Connect,
+        call_id: id("c1"),
+        ms: CONNECT_TIMEOUT_MS
+    }));
 }
 
 #[test]
@@ -236,7 +333,7 @@ fn an_invite_rings_and_answers_ringing() {
 }
 
 #[test]
-fn accepting_opens_media_first_and_sends_accept_once_ready() {
+fn accepting_sends_accept_at_once_and_opens_the_devices_meanwhile() {
     let (state, effects) = incoming("c1").on(Event::Accept);
     assert!(effects.contains(&Effect::Ring { from: None }));
     assert!(effects.contains(&Effect::OpenMedia {
@@ -244,16 +341,17 @@ fn accepting_opens_media_first_and_sends_accept_once_ready() {
         video: true,
         polite: true
     }));
-    assert!(sent(&effects).is_empty(), "accept waits for the devices");
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Accept { call_id: id("c1") })],
+        "the caller's offer travels while our camera opens"
+    );
     let (state, effects) = state.on(Event::MediaReady {
         call_id: id("c1"),
         video: true,
     });
     assert_eq!(state.tag(), "connecting");
-    assert_eq!(
-        sent(&effects),
-        vec![("bob".into(), PeerMessage::Accept { call_id: id("c1") })]
-    );
+    assert!(sent(&effects).is_empty(), "accept is not sent twice");
 }
 
 #[test]
@@ -352,12 +450,14 @@ fn glare_the_smaller_call_id_wins_on_both_sides() {
         call_id: id("a"),
         ringing: false,
         video: true,
+        devices: Devices::Opening,
     };
     let bob = CallState::Outgoing {
         peer: "alice".into(),
         call_id: id("b"),
         ringing: false,
         video: true,
+        devices: Devices::Ready { video: true },
     };
     let (alice, alice_effects) = alice.on(peer("bob", PeerMessage::Invite { call_id: id("b") }));
     let (bob, bob_effects) = bob.on(peer("alice", PeerMessage::Invite { call_id: id("a") }));
@@ -369,24 +469,25 @@ fn glare_the_smaller_call_id_wins_on_both_sides() {
     assert_eq!((call.call_id.as_str(), call.role), ("a", Role::Callee));
     assert_eq!(
         sent(&bob_effects),
-        vec![("alice".into(), PeerMessage::Cancel { call_id: id("b") })]
+        vec![
+            ("alice".into(), PeerMessage::Cancel { call_id: id("b") }),
+            ("alice".into(), PeerMessage::Accept { call_id: id("a") })
+        ]
     );
-    assert!(bob_effects.contains(&Effect::OpenMedia {
-        call_id: id("a"),
-        video: true,
-        polite: true
-    }));
+    // What Bob prepared as a caller goes; he opens his devices anew as the polite callee.
+    let release = bob_effects.iter().position(|e| *e == Effect::Release);
+    let open = bob_effects.iter().position(|e| {
+        *e == Effect::OpenMedia {
+            call_id: id("a"),
+            video: true,
+            polite: true,
+        }
+    });
+    assert!(matches!((release, open), (Some(r), Some(o)) if r < o));
     // Bob's cancel of "b" does not disturb Alice; his accept of "a" connects her.
     let (alice, _) = alice.on(peer("bob", PeerMessage::Cancel { call_id: id("b") }));
     assert_eq!(alice.tag(), "outgoing");
-    let (bob, bob_effects) = bob.on(Event::MediaReady {
-        call_id: id("a"),
-        video: true,
-    });
-    assert_eq!(bob.tag(), "connecting");
-    let (to, accept) = sent(&bob_effects).remove(0);
-    assert_eq!(to, "alice");
-    let (alice, _) = alice.on(peer("bob", accept));
+    let (alice, _) = alice.on(peer("bob", PeerMessage::Accept { call_id: id("a") }));
     assert_eq!(alice.tag(), "connecting");
 }
 
@@ -510,12 +611,13 @@ fn hanging_up_releases_media_and_tells_the_peer() {
 }
 
 #[test]
-fn a_callee_giving_up_before_accepting_declines() {
+fn a_callee_hanging_up_while_its_devices_open_hangs_up() {
+    // `accept` already went out, so the caller is connecting: `hangup` is what it understands.
     let (state, _) = incoming("c1").on(Event::Accept);
     let (_, effects) = state.on(Event::HangUp);
     assert_eq!(
         sent(&effects),
-        vec![("bob".into(), PeerMessage::Decline { call_id: id("c1") })]
+        vec![("bob".into(), PeerMessage::Hangup { call_id: id("c1") })]
     );
 }
 

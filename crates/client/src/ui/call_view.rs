@@ -90,6 +90,18 @@ fn OutgoingCall() -> impl IntoView {
             <p class="muted" role="status">
                 {move || if ringing.get() { locale.t().ringing } else { locale.t().waiting }}
             </p>
+            // The camera opens while it rings (the call connects sooner): show it, so nobody is
+            // filmed unawares.
+            <Show when=move || phone.local_stream().with(Option::is_some)>
+                <div class="ringing-preview">
+                    <Video
+                        testid="ringing-preview"
+                        label=Signal::derive(move || locale.t().you.to_owned())
+                        stream=phone.local_stream()
+                        local=true
+                    />
+                </div>
+            </Show>
             <div class="call-actions">
                 <button
                     type="button"
