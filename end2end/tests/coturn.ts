@@ -83,9 +83,19 @@ export class Coturn {
     const child = this.child;
     if (child && child.exitCode === null && child.pid) {
       const exited = new Promise((resolve) => child.once('exit', resolve));
-      process.kill(child.pid, 'SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-      if (child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+      const signal = (sig: NodeJS.Signals) => {
+        try {
+          process.kill(child.pid!, sig);
+        } catch {
+          // Already gone (ESRCH): nothing to stop.
+        }
+      };
+      signal('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (child.exitCode === null && child.signalCode === null) {
+        signal('SIGKILL');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      }
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
