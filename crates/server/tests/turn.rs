@@ -93,7 +93,10 @@ async fn credentials_are_refreshed_before_they_expire() {
     let ice = alice.expect("ice").await;
     let refreshed = check_turn_entry(&ice["ice_servers"], "alice");
     assert!(refreshed >= first, "{refreshed} >= {first}");
-    assert!(refreshed > now_secs(), "the fresh ones still have time left");
+    assert!(
+        refreshed > now_secs(),
+        "the fresh ones still have time left"
+    );
     let ice = alice.expect("ice").await;
     let again = check_turn_entry(&ice["ice_servers"], "alice");
     assert!(again > first, "{again} > {first}: credentials move forward");
