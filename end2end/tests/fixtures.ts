@@ -43,10 +43,10 @@ export class DuetServer {
       const timer = setTimeout(() => reject(new Error(`duet did not start:\n${log}`)), 30_000);
       child.stderr!.on('data', (chunk: Buffer) => {
         log += chunk.toString();
-        const match = /Duet is serving addr=(\S+)/.exec(log.replace(/\x1b\[[0-9;]*m/g, ''));
+        const match = /Duet is serving addr=(\S+)( tls=true)?/.exec(log.replace(/\x1b\[[0-9;]*m/g, ''));
         if (match) {
           clearTimeout(timer);
-          resolve(`http://${match[1]}`);
+          resolve(`${match[2] ? 'https' : 'http'}://${match[1]}`);
         }
       });
       child.on('exit', (code) => {
@@ -96,6 +96,8 @@ export async function newUser(
     baseURL: server.baseURL,
     locale: options.locale ?? 'en-US',
     permissions: ['camera', 'microphone'],
+    // A server with --tls-self-signed.
+    ignoreHTTPSErrors: server.baseURL.startsWith('https:'),
   });
   await installLedger(context);
   await installCallTimeline(context);

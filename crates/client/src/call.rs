@@ -52,6 +52,8 @@ pub enum LinkReport {
     Interrupted,
     /// ICE gave up (`failed`).
     Failed,
+    /// Relay-only mode, and the TURN server refused us (or gave no relay candidate in time).
+    RelayRefused,
 }
 
 /// Why a call ended; the tag doubles as the `data-reason` test hook.
@@ -69,6 +71,8 @@ pub enum EndReason {
     MediaDenied,
     /// The caller gave up before this side answered.
     Cancelled,
+    /// Relay-only mode, and the media relay (TURN) refused the connection.
+    RelayRefused,
 }
 
 impl EndReason {
@@ -82,6 +86,7 @@ impl EndReason {
             Self::PeerOffline => "peer-offline",
             Self::MediaDenied => "media-denied",
             Self::Cancelled => "cancelled",
+            Self::RelayRefused => "relay-refused",
         }
     }
 }
@@ -832,6 +837,7 @@ fn on_active(
                 (rebuild(call), effects)
             }
             LinkReport::Failed => end_active(&call, EndReason::ConnectionLost, true),
+            LinkReport::RelayRefused => end_active(&call, EndReason::RelayRefused, true),
         },
         Event::Timeout {
             timer: Timer::Connect,

@@ -116,6 +116,9 @@ pub struct Strings {
     pub ended_peer_offline: &'static str,
     pub ended_media_denied: &'static str,
     pub ended_cancelled: &'static str,
+    pub ended_relay_refused: &'static str,
+    pub verification_code: &'static str,
+    pub verification_hint: &'static str,
     pub call_again: &'static str,
     pub audio_only: &'static str,
     pub back: &'static str,
@@ -161,6 +164,7 @@ impl Strings {
             EndReason::PeerOffline => self.ended_peer_offline,
             EndReason::MediaDenied => self.ended_media_denied,
             EndReason::Cancelled => self.ended_cancelled,
+            EndReason::RelayRefused => self.ended_relay_refused,
         };
         fill(template, peer)
     }
@@ -229,6 +233,9 @@ pub static EN: Strings = Strings {
     ended_peer_offline: "{name} is offline.",
     ended_media_denied: "Duet couldn't use your camera or microphone. Check the browser's permissions, or call with audio only.",
     ended_cancelled: "Missed call from {name}.",
+    ended_relay_refused: "The media relay refused the connection, so the call with {name} could not start. Ask whoever runs this Duet server to check its TURN settings.",
+    verification_code: "Verification code",
+    verification_hint: "Read this code aloud. If {name} sees a different one, hang up: someone may be listening in.",
     call_again: "Call again",
     audio_only: "Call with audio only",
     back: "Back to contacts",
@@ -297,6 +304,9 @@ pub static ZH: Strings = Strings {
     ended_peer_offline: "{name} 不在线。",
     ended_media_denied: "Duet 无法使用你的摄像头或麦克风。请检查浏览器权限，或改用语音通话。",
     ended_cancelled: "{name} 的未接来电。",
+    ended_relay_refused: "媒体中继服务器拒绝了连接，无法与 {name} 通话。请联系这台 Duet 服务器的管理员检查 TURN 设置。",
+    verification_code: "验证码",
+    verification_hint: "请大声读出这个验证码。如果 {name} 看到的不一样，请挂断：可能有人在窃听。",
     call_again: "重新呼叫",
     audio_only: "仅语音呼叫",
     back: "返回联系人",
@@ -329,6 +339,8 @@ mod tests {
                 strings.remote_camera_off,
                 strings.ended_declined,
                 strings.ended_cancelled,
+                strings.ended_relay_refused,
+                strings.verification_hint,
             ] {
                 assert!(template.contains("{name}"), "{template}");
             }

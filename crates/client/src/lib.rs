@@ -7,10 +7,12 @@ pub mod app;
 pub mod call;
 pub mod i18n;
 pub mod phone;
+pub mod relay_watch;
 pub mod ringer;
 pub mod rtc;
 pub mod signaling;
 pub mod ui;
+pub mod verify;
 
 pub use app::{App, shell};
 

@@ -13,9 +13,9 @@ use send_wrapper::SendWrapper;
 use serde_json::Value;
 use web_sys::MediaStream;
 
-use protocol::{CallId, ClientFrame, PeerMessage, ServerEvent, ServerMessage};
+use protocol::{CallId, ClientFrame, IceTransportPolicy, PeerMessage, ServerEvent, ServerMessage};
 
-use crate::call::{CallState, Devices, Effect, Event};
+use crate::call::{CallState, Devices, Effect, Event, LinkReport};
 use crate::i18n::{Lang, fill};
 use crate::ringer::{Ringer, request_notification_permission};
 use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink};
@@ -41,6 +41,8 @@ pub struct Phone {
     server_down: RwSignal<bool>,
     local_stream: RwSignal<Option<SharedStream>>,
     remote_stream: RwSignal<Option<SharedStream>>,
+    /// The call's verification code (crate::verify), once the media path is up.
+    verification: RwSignal<Option<String>>,
     commands: StoredValue<Option<UnboundedSender<Command>>>,
 }
 
@@ -58,6 +60,7 @@ impl Phone {
             server_down: RwSignal::new(false),
             local_stream: RwSignal::new(None),
             remote_stream: RwSignal::new(None),
+            verification: RwSignal::new(None),
             commands: StoredValue::new(None),
         }
     }
@@ -82,6 +85,11 @@ impl Phone {
 
     pub fn remote_stream(&self) -> ReadSignal<Option<SharedStream>> {
         self.remote_stream.read_only()
+    }
+
+    /// The code both users compare aloud (`"123 456"`), once the media path is up.
+    pub fn verification(&self) -> ReadSignal<Option<String>> {
+        self.verification.read_only()
     }
 
     pub fn dial(&self, peer: String, video: bool) {
@@ -123,6 +131,7 @@ impl Phone {
             inputs,
             signaling,
             ice_servers: Value::Array(Vec::new()),
+            ice_policy: IceTransportPolicy::All,
             me: None,
             media: None,
             early: Vec::new(),
@@ -146,6 +155,7 @@ impl Phone {
         self.server_down.set(false);
         self.local_stream.set(None);
         self.remote_stream.set(None);
+        self.verification.set(None);
     }
 }
 
@@ -162,6 +172,10 @@ enum Input {
         event: LinkEvent,
     },
     Event(Event),
+    Verified {
+        call_id: CallId,
+        code: String,
+    },
 }
 
 /// One call's devices and connection; dropping it hangs up the media (connection first).
@@ -178,6 +192,7 @@ struct Runtime {
     inputs: UnboundedSender<Input>,
     signaling: Signaling,
     ice_servers: Value,
+    ice_policy: IceTransportPolicy,
     me: Option<String>,
     media: Option<CallMedia>,
     /// Negotiation messages that arrived before our peer connection existed.
@@ -228,6 +243,11 @@ impl Runtime {
             } => self.on_media(call_id, polite, result),
             Input::Link { call_id, event } => self.on_link(call_id, event),
             Input::Event(event) => self.apply(event),
+            Input::Verified { call_id, code } => {
+                if self.media.as_ref().is_some_and(|m| m.call_id == call_id) {
+                    self.phone.verification.set(Some(code));
+                }
+            }
         }
         true
     }
@@ -270,10 +290,14 @@ impl Runtime {
             ServerEvent::Hello {
                 username,
                 ice_servers,
+                ice_transport_policy,
             } => {
                 self.me = Some(username);
                 self.ice_servers = ice_servers;
+                self.ice_policy = ice_transport_policy;
             }
+            // Fresh TURN credentials: the next call uses them.
+            ServerEvent::Ice { ice_servers } => self.ice_servers = ice_servers,
             ServerEvent::Presence { online } => {
                 let mut others: Vec<String> = online
                     .into_iter()
@@ -335,12 +359,18 @@ impl Runtime {
         let link = {
             let inputs = self.inputs.clone();
             let call_id = call_id.clone();
-            PeerLink::new(&self.ice_servers, polite, &local, move |event| {
-                let _ = inputs.unbounded_send(Input::Link {
-                    call_id: call_id.clone(),
-                    event,
-                });
-            })
+            PeerLink::new(
+                &self.ice_servers,
+                self.ice_policy,
+                polite,
+                &local,
+                move |event| {
+                    let _ = inputs.unbounded_send(Input::Link {
+                        call_id: call_id.clone(),
+                        event,
+                    });
+                },
+            )
         };
         let link = match link {
             Ok(link) => link,
@@ -387,12 +417,37 @@ impl Runtime {
             LinkEvent::RemoteStream(stream) => {
                 self.phone.remote_stream.set(Some(SendWrapper::new(stream)));
             }
-            LinkEvent::Report(report) => self.apply(Event::Link {
-                call_id,
-                report,
-                now_ms: js_sys::Date::now(),
-            }),
+            LinkEvent::Report(report) => {
+                if report == LinkReport::Connected {
+                    self.read_verification(&call_id);
+                }
+                self.apply(Event::Link {
+                    call_id,
+                    report,
+                    now_ms: js_sys::Date::now(),
+                })
+            }
         }
+    }
+
+    /// Reads the DTLS fingerprints in use and derives the verification code (a few tries: the
+    /// remote certificate may show in the stats a moment after `connected`).
+    fn read_verification(&self, call_id: &CallId) {
+        let Some(media) = self.media.as_ref().filter(|m| &m.call_id == call_id) else {
+            return;
+        };
+        let pc = media.link.peer_connection().clone();
+        let (inputs, call_id) = (self.inputs.clone(), call_id.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            for _ in 0..20 {
+                if let Some((local, remote)) = crate::verify::fingerprints(&pc).await {
+                    let code = crate::verify::verification_code(&local, &remote);
+                    let _ = inputs.unbounded_send(Input::Verified { call_id, code });
+                    return;
+                }
+                gloo_timers::future::TimeoutFuture::new(250).await;
+            }
+        });
     }
 
     /// Runs one transition of the state machine and carries out its effects.
@@ -476,6 +531,7 @@ impl Runtime {
         self.held.clear();
         self.phone.local_stream.set(None);
         self.phone.remote_stream.set(None);
+        self.phone.verification.set(None);
     }
 
     fn send(&self, to: &str, message: PeerMessage) {

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use futures::channel::mpsc::{self, UnboundedSender};
 use futures::future::{AbortHandle, abortable};
 use js_sys::{JSON, Reflect};
-use protocol::PeerMessage;
+use protocol::{IceTransportPolicy, PeerMessage};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -23,6 +23,7 @@ use web_sys::{
 };
 
 use crate::call::{LinkReport, MediaFlags};
+use crate::relay_watch::RelayWatch;
 
 /// Where end-to-end tests find the live objects (they read `getStats()` and track states).
 const PC_HOOK: &str = "__duetPc";
@@ -254,6 +255,8 @@ pub struct PeerLink {
         Handler<RtcTrackEvent>,
         Handler<JsValue>,
     ),
+    /// In relay-only mode: ends the call clearly when the TURN server refuses us.
+    _relay_watch: Option<RelayWatch>,
 }
 
 impl PeerLink {
@@ -261,6 +264,7 @@ impl PeerLink {
     /// (`negotiationneeded`). The `polite` side yields when both offer at once.
     pub fn new(
         ice_servers: &Value,
+        policy: IceTransportPolicy,
         polite: bool,
         media: &LocalMedia,
         on_event: impl Fn(LinkEvent) + 'static,
@@ -271,6 +275,13 @@ impl PeerLink {
         {
             config.set_ice_servers(&servers);
         }
+        // One transport (one TURN allocation) for audio and video.
+        let _ = Reflect::set(&config, &"bundlePolicy".into(), &"max-bundle".into());
+        let _ = Reflect::set(
+            &config,
+            &"iceTransportPolicy".into(),
+            &policy.as_str().into(),
+        );
         let pc = RtcPeerConnection::new_with_configuration(&config)
             .map_err(|e| RtcError::PeerConnection(describe(&e)))?;
         let on_event: Rc<dyn Fn(LinkEvent)> = Rc::new(on_event);
@@ -378,6 +389,13 @@ impl PeerLink {
             pc.add_track_0(&track, media.stream());
         }
         set_hook(PC_HOOK, &pc);
+        let relay_watch = (policy == IceTransportPolicy::Relay).then(|| {
+            let on_event = on_event.clone();
+            RelayWatch::new(&pc, move |why| {
+                web_sys::console::warn_1(&why.into());
+                on_event(LinkEvent::Report(LinkReport::RelayRefused));
+            })
+        });
 
         Ok(Self {
             pc,
@@ -389,12 +407,18 @@ impl PeerLink {
                 on_track,
                 on_state_change,
             ),
+            _relay_watch: relay_watch,
         })
     }
 
     /// Hands over an offer, answer or candidate from the peer.
     pub fn negotiate(&self, message: PeerMessage) {
         let _ = self.inbox.unbounded_send(message);
+    }
+
+    /// The connection itself, for reading its stats (the verification code).
+    pub fn peer_connection(&self) -> &RtcPeerConnection {
+        &self.pc
     }
 
     /// Asks ICE to gather fresh candidates; the new offer follows through `negotiationneeded`.

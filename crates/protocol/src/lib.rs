@@ -230,6 +230,30 @@ impl ErrorCode {
     ];
 }
 
+/// Which ICE candidates browsers may use (`RTCConfiguration.iceTransportPolicy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceTransportPolicy {
+    /// Host, server-reflexive and relay candidates (the browser default).
+    #[default]
+    All,
+    /// TURN relay candidates only: neither user learns the other's address.
+    Relay,
+}
+
+impl IceTransportPolicy {
+    pub fn is_all(&self) -> bool {
+        *self == Self::All
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Relay => "relay",
+        }
+    }
+}
+
 /// A message from the server itself (not relayed from a peer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -239,7 +263,13 @@ pub enum ServerEvent {
     Hello {
         username: String,
         ice_servers: Value,
+        /// `relay` when the server runs in relay-only mode; absent means `all`.
+        #[serde(default, skip_serializing_if = "IceTransportPolicy::is_all")]
+        ice_transport_policy: IceTransportPolicy,
     },
+    /// Fresh ICE servers (new short-lived TURN credentials) replacing those of `hello`; pushed
+    /// by the server at half the credentials' lifetime, so a client always holds valid ones.
+    Ice { ice_servers: Value },
     /// Second frame: everyone online now (you included).
     Presence { online: Vec<String> },
     /// A user came online (their first connection opened).

@@ -145,6 +145,15 @@ fn server_events_round_trip() {
         ServerEvent::Hello {
             username: "张伟".into(),
             ice_servers: json!([{"urls":"stun:127.0.0.1:3478"}]),
+            ice_transport_policy: IceTransportPolicy::All,
+        },
+        ServerEvent::Hello {
+            username: "bob".into(),
+            ice_servers: json!([{"urls":["turn:127.0.0.1:3478"],"username":"1700000000:bob","credential":"x"}]),
+            ice_transport_policy: IceTransportPolicy::Relay,
+        },
+        ServerEvent::Ice {
+            ice_servers: json!([]),
         },
         ServerEvent::Presence {
             online: vec!["a".into(), "b".into()],
@@ -289,4 +298,35 @@ fn account_refusals_carry_a_code_the_client_can_translate() {
         assert_eq!(AuthErrorCode::from(&error).account_error(), Some(error));
     }
     assert_eq!(AuthErrorCode::Throttled.account_error(), None);
+}
+
+#[test]
+fn hello_names_the_policy_only_in_relay_mode() {
+    let all = ServerEvent::Hello {
+        username: "alice".into(),
+        ice_servers: json!([]),
+        ice_transport_policy: IceTransportPolicy::All,
+    };
+    assert_eq!(
+        all.to_json(),
+        r#"{"type":"hello","username":"alice","ice_servers":[]}"#
+    );
+    let relay: ServerEvent = serde_json::from_str(
+        r#"{"type":"hello","username":"alice","ice_servers":[],"ice_transport_policy":"relay"}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        relay,
+        ServerEvent::Hello {
+            ice_transport_policy: IceTransportPolicy::Relay,
+            ..
+        }
+    ));
+    let ice: ServerEvent = serde_json::from_str(r#"{"type":"ice","ice_servers":[]}"#).unwrap();
+    assert_eq!(
+        ice,
+        ServerEvent::Ice {
+            ice_servers: json!([])
+        }
+    );
 }

@@ -2,11 +2,10 @@
 //! (`{"flag":true}` or `{"flag":false,"error":"…"}`) so its login page keeps working; refusals
 //! add a `code` ([`AuthErrorCode`]) for clients that speak the user's language.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{
-    ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request, State,
+    Extension, FromRequest, FromRequestParts, OptionalFromRequestParts, Request, State,
 };
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -21,6 +20,7 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use crate::accounts::AccountsError;
+use crate::proxy::Client;
 use crate::state::AppState;
 use crate::throttle::ThrottleKey;
 
@@ -179,7 +179,7 @@ async fn register(
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(client): Extension<Client>,
     session: Session,
     credentials: Credentials,
 ) -> Result<Json<FlagAnswer>, AuthError> {
@@ -188,7 +188,7 @@ async fn login(
         .unwrap_or_else(|_| credentials.username.clone());
     let keys = [
         ThrottleKey::Account(account_key),
-        ThrottleKey::Address(peer.ip()),
+        ThrottleKey::Address(client.ip),
     ];
     if let Some(wait) = state.throttle.retry_after(&keys) {
         state.metrics.login("throttled");

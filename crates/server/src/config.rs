@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use protocol::IceTransportPolicy;
+
+use crate::proxy::TrustedProxy;
+use crate::turn::{Turn, TurnError, TurnSecret};
 
 #[derive(Debug, Parser)]
 #[command(name = "duet", version, about = "Duet: self-hosted 1:1 video calls")]
@@ -53,6 +57,55 @@ pub struct Settings {
     #[arg(long, env = "DUET_ICE_SERVERS", default_value = "[]", value_parser = parse_ice_servers)]
     pub ice_servers: serde_json::Value,
 
+    /// TURN servers (comma-separated `turn:`/`turns:` URLs) for which Duet mints short-lived
+    /// credentials per connection. The shared secret comes from `DUET_TURN_SECRET` or
+    /// `--turn-secret-file`, never from a flag (it would show in `ps`).
+    #[arg(long, env = "DUET_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+
+    /// File holding the TURN shared secret (coturn's `static-auth-secret`).
+    #[arg(long, env = "DUET_TURN_SECRET_FILE")]
+    pub turn_secret_file: Option<PathBuf>,
+
+    /// The TURN shared secret, from the `DUET_TURN_SECRET` environment variable only.
+    #[arg(skip)]
+    pub turn_secret: Option<TurnSecret>,
+
+    /// Lifetime of the TURN credentials handed out, in seconds.
+    #[arg(long, env = "DUET_TURN_TTL_SECS", default_value_t = 3600)]
+    pub turn_ttl_secs: u64,
+
+    /// `all` or `relay`: with `relay`, browsers use TURN candidates only, so users never see
+    /// each other's addresses (needs a TURN server).
+    #[arg(long, env = "DUET_ICE_TRANSPORT_POLICY", default_value = "all", value_parser = parse_policy)]
+    pub ice_transport_policy: IceTransportPolicy,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs `--tls-key`.
+    #[arg(long, env = "DUET_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "DUET_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a self-signed certificate made once and kept in `<data-dir>/tls/`.
+    #[arg(long, env = "DUET_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+
+    /// Names and addresses (comma-separated) the self-signed certificate is made for; default:
+    /// this host's name, `localhost` and the loopback addresses.
+    #[arg(long, env = "DUET_TLS_NAMES", value_delimiter = ',')]
+    pub tls_names: Vec<String>,
+
+    /// With TLS: also listen here for plain HTTP, answering only with a redirect to HTTPS.
+    #[arg(long, env = "DUET_HTTP_REDIRECT_ADDR")]
+    pub http_redirect_addr: Option<SocketAddr>,
+
+    /// Reverse proxies (comma-separated CIDR blocks or addresses) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed; from anyone else those headers are ignored.
+    #[arg(long, env = "DUET_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<TrustedProxy>,
+
     /// Extra origins (comma-separated, e.g. `https://duet.example`) allowed to open the WebSocket,
     /// besides the server's own.
     #[arg(long, env = "DUET_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -95,6 +148,14 @@ fn default_hash_concurrency() -> usize {
         .max(1)
 }
 
+fn parse_policy(raw: &str) -> Result<IceTransportPolicy, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "all" => Ok(IceTransportPolicy::All),
+        "relay" => Ok(IceTransportPolicy::Relay),
+        other => Err(format!("must be `all` or `relay`, not {other:?}")),
+    }
+}
+
 fn parse_ice_servers(raw: &str) -> Result<serde_json::Value, String> {
     let value: serde_json::Value =
         serde_json::from_str(raw).map_err(|e| format!("not JSON: {e}"))?;
@@ -122,6 +183,58 @@ impl Settings {
 
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_secs(self.heartbeat_timeout_secs.max(1))
+    }
+
+    /// Whether Duet itself serves HTTPS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some() || self.tls_self_signed
+    }
+
+    /// Takes the TURN secret from `DUET_TURN_SECRET` (the binary calls this once at start).
+    pub fn read_secret_from_env(&mut self) {
+        if self.turn_secret.is_none()
+            && let Ok(secret) = std::env::var("DUET_TURN_SECRET")
+            && !secret.trim().is_empty()
+        {
+            self.turn_secret = Some(TurnSecret::new(secret.trim()));
+        }
+    }
+
+    /// The TURN set-up, if any: URLs and secret must come together.
+    pub fn turn(&self) -> Result<Option<Turn>, TurnError> {
+        let secret = match (&self.turn_secret, &self.turn_secret_file) {
+            (Some(secret), _) => Some(secret.clone()),
+            (None, Some(path)) => Some(TurnSecret::from_file(path)?),
+            (None, None) => None,
+        };
+        let urls: Vec<String> = self
+            .turn_urls
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        match (urls.is_empty(), secret) {
+            (true, None) => Ok(None),
+            (true, Some(_)) => Err(TurnError::MissingUrls),
+            (false, None) => Err(TurnError::MissingSecret),
+            (false, Some(secret)) => {
+                Turn::new(urls, secret, Duration::from_secs(self.turn_ttl_secs.max(1))).map(Some)
+            }
+        }
+    }
+
+    /// Whether `DUET_ICE_SERVERS` names a TURN server of its own (static credentials).
+    pub fn static_turn_configured(&self) -> bool {
+        let is_turn = |url: &serde_json::Value| {
+            url.as_str()
+                .is_some_and(|u| u.starts_with("turn:") || u.starts_with("turns:"))
+        };
+        self.ice_servers.as_array().is_some_and(|servers| {
+            servers.iter().any(|server| match &server["urls"] {
+                serde_json::Value::Array(urls) => urls.iter().any(is_turn),
+                url => is_turn(url),
+            })
+        })
     }
 
     /// Settings for tests and tools: defaults, as if no flag were given.

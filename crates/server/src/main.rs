@@ -15,7 +15,8 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.settings.read_secret_from_env();
     let result = match cli.command {
         Some(Command::User(command)) => server::operator::run(&cli.settings, command)
             .await

@@ -11,12 +11,14 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use axum_server::tls_rustls::RustlsConfig;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
@@ -28,6 +30,8 @@ use crate::metrics::Metrics;
 use crate::signaling::{self, Hub};
 use crate::state::AppState;
 use crate::throttle::LoginThrottle;
+use crate::turn::TurnError;
+use protocol::IceTransportPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -37,6 +41,15 @@ pub enum StartupError {
     Sessions(sqlx::Error),
     #[error(transparent)]
     Accounts(#[from] AccountsError),
+    #[error(transparent)]
+    Turn(#[from] TurnError),
+    #[error(
+        "--ice-transport-policy relay needs a TURN server: set --turn-urls (DUET_TURN_URLS) with \
+         DUET_TURN_SECRET or --turn-secret-file, or a turn: entry in DUET_ICE_SERVERS"
+    )]
+    RelayWithoutTurn,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -48,10 +61,25 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// Set when Duet serves HTTPS itself.
+    tls: Option<RustlsConfig>,
+    /// With TLS: the plain-HTTP listener that only redirects.
+    redirect: Option<TcpListener>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let turn = settings.turn()?.map(Arc::new);
+        if settings.ice_transport_policy == IceTransportPolicy::Relay
+            && turn.is_none()
+            && !settings.static_turn_configured()
+        {
+            return Err(StartupError::RelayWithoutTurn);
+        }
+        let tls = match crate::tls::load_pem(&settings)? {
+            Some((cert, key)) => Some(crate::tls::config(cert, key).await?),
+            None => None,
+        };
         let pool = db::connect(&settings.database_url()).await?;
         let sessions = SqliteStore::new(pool.clone());
         sessions.migrate().await.map_err(StartupError::Sessions)?;
@@ -67,9 +95,18 @@ impl Application {
             addr: settings.addr,
             source,
         })?;
+        // A site on disk wins (development); otherwise the one embedded in a release binary.
+        let embedded = !settings.site_root.join("pkg").is_dir() && crate::site::available();
+        let (hash_files, hash_file) = if embedded {
+            tracing::info!("serving the site embedded in the binary");
+            embedded_hash_file(&settings.data_dir)
+        } else {
+            (hash_file_present(), "hash.txt".into())
+        };
         let leptos = LeptosOptions::builder()
             .output_name("duet")
-            .hash_files(hash_file_present())
+            .hash_files(hash_files)
+            .hash_file(hash_file)
             .site_root(settings.site_root.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .site_addr(bound)
@@ -83,6 +120,8 @@ impl Application {
             )),
             metrics,
             leptos,
+            turn,
+            embedded_site: embedded,
             shutdown: CancellationToken::new(),
             settings: Arc::new(settings),
         };
@@ -115,11 +154,34 @@ impl Application {
         // Outside the session layer, so it sees the cookie that layer sets.
         let router = router(state.clone())
             .layer(session_layer)
-            .layer(middleware::from_fn(secure_cookies_behind_https));
+            .layer(middleware::from_fn(secure_cookies_behind_https))
+            // Outermost: every layer and handler inside sees the resolved client.
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                crate::proxy::identify,
+            ));
+        let router = if tls.is_some() {
+            router.layer(SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            ))
+        } else {
+            router
+        };
+        let redirect = match (state.settings.http_redirect_addr, &tls) {
+            (Some(addr), Some(_)) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?,
+            ),
+            _ => None,
+        };
         Ok(Self {
             listener,
             router,
             state,
+            tls,
+            redirect,
         })
     }
 
@@ -129,6 +191,11 @@ impl Application {
             .unwrap_or(self.state.settings.addr)
     }
 
+    /// The plain-HTTP redirect listener's address, when there is one.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Cancel this to shut the server down gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.state.shutdown.clone()
@@ -136,6 +203,9 @@ impl Application {
 
     pub async fn run(self) -> std::io::Result<()> {
         let shutdown = self.state.shutdown.clone();
+        if let Some(config) = self.tls.clone() {
+            return self.run_tls(config).await;
+        }
         tracing::info!(addr = %self.local_addr(), "Duet is serving");
         // Signaling frames are small and latency-bound: no Nagle delay.
         let listener = self.listener.tap_io(|tcp| {
@@ -153,16 +223,90 @@ impl Application {
     }
 }
 
+impl Application {
+    async fn run_tls(self, config: RustlsConfig) -> std::io::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        let addr = self.local_addr();
+        if let Some(redirect) = self.redirect {
+            let https_port = addr.port();
+            let stop = shutdown.clone();
+            tracing::info!(addr = ?redirect.local_addr().ok(), "redirecting plain HTTP to HTTPS");
+            let app = Router::new().fallback(
+                move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+                    std::future::ready(redirect_to_https(&headers, &uri, https_port))
+                },
+            );
+            tokio::spawn(async move {
+                let served = axum::serve(redirect, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(error) = served {
+                    tracing::warn!(%error, "the redirect listener stopped");
+                }
+            });
+        }
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        });
+        let listener = self.listener.into_std()?;
+        tracing::info!(%addr, tls = true, "Duet is serving");
+        axum_server::from_tcp_rustls(listener, config)
+            .handle(handle)
+            .serve(
+                self.router
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+    }
+}
+
+/// `http://host[:port]/path` → `https://host[:https_port]/path` (301).
+fn redirect_to_https(
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+    https_port: u16,
+) -> Response {
+    use axum::response::IntoResponse;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok());
+    let Some(host) = host else {
+        return (axum::http::StatusCode::BAD_REQUEST, "no Host").into_response();
+    };
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{}{port}{path}", host.host());
+    match HeaderValue::from_str(&location) {
+        Ok(location) => (
+            axum::http::StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, location)],
+        )
+            .into_response(),
+        Err(_) => (axum::http::StatusCode::BAD_REQUEST, "bad Host").into_response(),
+    }
+}
+
 fn router(state: AppState) -> Router {
     let routes = generate_route_list(client::App);
     let pkg_dir = state.settings.site_root.join("pkg");
-    let pkg = Router::new()
-        .fallback_service(
+    let pkg = if state.embedded_site {
+        Router::new().fallback(crate::site::pkg)
+    } else {
+        Router::new().fallback_service(
             ServeDir::new(pkg_dir)
                 .precompressed_br()
                 .precompressed_gzip(),
         )
-        .layer(middleware::from_fn(cache_by_name));
+    }
+    .layer(middleware::from_fn(cache_by_name));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -173,9 +317,7 @@ fn router(state: AppState) -> Router {
             let options = state.leptos.clone();
             move || client::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            client::shell,
-        ))
+        .fallback(public_file_or_page)
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -193,13 +335,13 @@ async fn metrics(
     )
 }
 
-/// Duet speaks plain HTTP; behind a TLS proxy (`X-Forwarded-Proto: https`) its cookies must be
-/// `Secure` all the same.
+/// Cookies are `Secure` whenever the browser reached us over HTTPS: served by Duet itself, or
+/// behind a TLS proxy listed in `--trusted-proxies` (`X-Forwarded-Proto: https`).
 async fn secure_cookies_behind_https(request: Request, next: Next) -> Response {
     let https = request
-        .headers()
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        .extensions()
+        .get::<crate::proxy::Client>()
+        .is_some_and(|client| client.https);
     let mut response = next.run(request).await;
     if https {
         let cookies: Vec<HeaderValue> = response
@@ -221,6 +363,42 @@ async fn secure_cookies_behind_https(request: Request, next: Next) -> Response {
         }
     }
     response
+}
+
+/// A public file (`/favicon.svg`, …) from the embedded site, or what leptos makes of the path
+/// (a file from the site root on disk, or the app's page).
+async fn public_file_or_page(
+    uri: axum::http::Uri,
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
+    if state.embedded_site
+        && let Some(response) = crate::site::response(uri.path(), request.headers())
+    {
+        return response;
+    }
+    leptos_axum::file_and_error_handler::<AppState, _>(client::shell)(uri, State(state), request)
+        .await
+}
+
+/// The embedded `hash.txt`, written to the data directory where leptos can read it (leptos
+/// joins its name to the executable's folder: an absolute path replaces that).
+fn embedded_hash_file(data_dir: &std::path::Path) -> (bool, Arc<str>) {
+    let Some(hashes) = crate::site::hashes() else {
+        return (false, "hash.txt".into());
+    };
+    let path = std::path::absolute(data_dir.join("site-hash.txt"));
+    match path.and_then(|path| {
+        std::fs::create_dir_all(data_dir)?;
+        std::fs::write(&path, hashes)?;
+        Ok(path)
+    }) {
+        Ok(path) => (true, path.to_string_lossy().into()),
+        Err(error) => {
+            tracing::warn!(%error, "cannot write the site's hash file; the page will not load");
+            (false, "hash.txt".into())
+        }
+    }
 }
 
 /// The release build names its files after their content (`duet.<hash>.wasm`) and leaves the

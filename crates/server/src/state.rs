@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::signaling::Hub;
 use crate::throttle::LoginThrottle;
+use crate::turn::Turn;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +21,10 @@ pub struct AppState {
     pub metrics: Metrics,
     pub throttle: Arc<LoginThrottle>,
     pub leptos: LeptosOptions,
+    /// Mints TURN credentials per connection, when TURN is configured.
+    pub turn: Option<Arc<Turn>>,
+    /// The site is served from the binary (no site root on disk).
+    pub embedded_site: bool,
     /// Cancelled when the server shuts down: every open WebSocket closes with 1001.
     pub shutdown: CancellationToken,
 }

@@ -29,7 +29,9 @@ async fn register_me_logout_login() {
 
 #[tokio::test]
 async fn the_session_cookie_is_http_only_and_lax_and_secure_behind_https() {
-    let app = spawn_app().await;
+    // The test client stands for a TLS proxy on this host (tests/proxy.rs: from anyone else,
+    // `X-Forwarded-Proto` changes nothing).
+    let app = spawn_app_with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let response = app
         .browser()
         .post("/user/register")

@@ -774,3 +774,21 @@ fn reason_tags_match_the_test_hooks() {
         ]
     );
 }
+
+#[test]
+fn a_refusing_relay_ends_the_call_with_its_own_reason() {
+    let connecting = CallState::Connecting(active(Role::Callee));
+    let (state, effects) = connecting.on(Event::Link {
+        call_id: id("c1"),
+        report: LinkReport::RelayRefused,
+        now_ms: 0.0,
+    });
+    assert_eq!(reason(&state), Some(EndReason::RelayRefused));
+    assert_eq!(EndReason::RelayRefused.tag(), "relay-refused");
+    assert!(effects.contains(&Effect::Release));
+    assert_eq!(
+        sent(&effects),
+        vec![("bob".into(), PeerMessage::Hangup { call_id: id("c1") })],
+        "the peer is told, so it does not wait for a path that cannot come"
+    );
+}

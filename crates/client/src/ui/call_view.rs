@@ -247,6 +247,7 @@ fn InCall() -> impl IntoView {
                     </span>
                 </Show>
             </div>
+            <VerificationCode/>
             <div class="local">
                 <Video
                     testid="local-video"
@@ -302,6 +303,34 @@ fn InCall() -> impl IntoView {
                 </button>
             </div>
         </div>
+    }
+}
+
+/// The code both users read aloud; different codes mean someone sits in the middle.
+#[component]
+fn VerificationCode() -> impl IntoView {
+    let locale = Locale::use_context();
+    let phone = expect_context::<Phone>();
+    let peer = peer_memo(phone);
+    let code = phone.verification();
+    view! {
+        <Show when=move || code.with(Option::is_some)>
+            <div class="verification" data-testid="verification">
+                <span class="verification-label" aria-hidden="true">
+                    {move || locale.t().verification_code}
+                </span>
+                <output
+                    class="verification-code"
+                    data-testid="verification-code"
+                    aria-label=move || locale.t().verification_code
+                >
+                    {move || code.get().unwrap_or_default()}
+                </output>
+                <p class="muted verification-hint">
+                    {move || fill(locale.t().verification_hint, &peer.get())}
+                </p>
+            </div>
+        </Show>
     }
 }
 

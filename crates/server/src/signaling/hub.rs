@@ -203,6 +203,7 @@ mod tests {
         ServerEvent::Hello {
             username: name.to_owned(),
             ice_servers: serde_json::json!([]),
+            ice_transport_policy: protocol::IceTransportPolicy::All,
         }
     }
 

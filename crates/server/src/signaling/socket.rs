@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::stream::SplitSink;
@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::hub::{Delivery, Membership, Outgoing};
 use crate::auth::CurrentUser;
+use crate::proxy::Client;
 use crate::state::AppState;
 
 /// Close codes (RFC 6455 §7.4.1).
@@ -29,13 +30,14 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 pub async fn upgrade(
     State(state): State<AppState>,
     user: Option<CurrentUser>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Some(CurrentUser(username)) = user else {
         return (StatusCode::UNAUTHORIZED, "log in first").into_response();
     };
-    if !origin_allowed(&headers, &state.settings.allowed_origins) {
+    if !origin_allowed(&headers, &state.settings.allowed_origins, client.https) {
         return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response();
     }
     upgrade
@@ -49,9 +51,10 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve(socket, username, state))
 }
 
-/// A browser always sends `Origin`; it must be this server's own or explicitly allowed.
-/// Non-browser clients (no `Origin`) cannot be hijacked cross-site and are let through.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+/// A browser always sends `Origin`; it must be this server's own (same host, and the scheme the
+/// browser really used) or explicitly allowed. Non-browser clients (no `Origin`) cannot be
+/// hijacked cross-site and are let through.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String], https: bool) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -62,9 +65,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         return true;
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
+    let origin_host = origin.strip_prefix(if https { "https://" } else { "http://" });
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
@@ -103,7 +104,8 @@ async fn serve(socket: WebSocket, username: String, state: AppState) {
     let key = username_key(&username);
     let hello = ServerEvent::Hello {
         username: username.clone(),
-        ice_servers: state.settings.ice_servers.clone(),
+        ice_servers: ice_servers(&state, &username),
+        ice_transport_policy: state.settings.ice_transport_policy,
     };
     let Membership {
         id,
@@ -133,6 +135,15 @@ async fn serve(socket: WebSocket, username: String, state: AppState) {
     let mut ping = tokio::time::interval(PING_EVERY.min(state.settings.heartbeat_timeout() / 3));
     let timeout = state.settings.heartbeat_timeout();
     let shutdown = state.shutdown.clone();
+    // Fresh TURN credentials at half their lifetime (never, without TURN).
+    let refresh_every = state
+        .turn
+        .as_ref()
+        .map_or(Duration::from_secs(365 * 24 * 3600), |turn| {
+            turn.refresh_every()
+        });
+    let mut refresh =
+        tokio::time::interval_at(tokio::time::Instant::now() + refresh_every, refresh_every);
 
     loop {
         tokio::select! {
@@ -177,6 +188,10 @@ async fn serve(socket: WebSocket, username: String, state: AppState) {
                 }
                 let _ = own_tx.try_send(Outgoing::Ping);
             }
+            _ = refresh.tick(), if state.turn.is_some() => {
+                let ice = ServerEvent::Ice { ice_servers: ice_servers(&state, &username) };
+                let _ = own_tx.try_send(Outgoing::Text(ice.to_json().into()));
+            }
             _ = kicked.notified() => {
                 close(CLOSE_POLICY, "too slow to keep up");
                 break;
@@ -201,6 +216,19 @@ async fn serve(socket: WebSocket, username: String, state: AppState) {
     // a peer that stopped reading cannot hold this task.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     tracing::debug!(%username, connection = id, "signaling disconnected");
+}
+
+/// `DUET_ICE_SERVERS` plus, with TURN configured, one entry with credentials minted for
+/// `username` now.
+fn ice_servers(state: &AppState, username: &str) -> serde_json::Value {
+    let mut servers = match &state.settings.ice_servers {
+        serde_json::Value::Array(servers) => servers.clone(),
+        _ => Vec::new(),
+    };
+    if let Some(turn) = &state.turn {
+        servers.push(turn.ice_server(username, std::time::SystemTime::now()));
+    }
+    serde_json::Value::Array(servers)
 }
 
 fn is_capacity_error(error: &axum::Error) -> bool {

@@ -1,0 +1,120 @@
+//! The verification code: a short number both users read aloud to make sure nobody sits in the
+//! middle of their call.
+//!
+//! Media is encrypted by DTLS-SRTP between the two browsers, keyed by certificates whose
+//! fingerprints travel in the SDP through the server. A server that swapped those fingerprints
+//! could run two DTLS sessions of its own and watch the call. Each browser hashes the two
+//! fingerprints it actually used (its own and its peer's, from `getStats()`): without a man in
+//! the middle both hash the same pair and show the same code; with one, they differ.
+//!
+//! The code: each fingerprint written `"<algorithm> <FINGERPRINT>"` (algorithm lower case, hex
+//! upper case, as `sha-256 AB:CD:…`), the two sorted and joined by a newline, SHA-256 of that,
+//! the first four bytes as a big-endian number modulo 1,000,000, six digits shown as `123 456`.
+
+use js_sys::Reflect;
+use sha2::{Digest, Sha256};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::RtcPeerConnection;
+
+/// `"sha-256 AB:CD:…"` from a `certificate` stats entry's `fingerprintAlgorithm` and
+/// `fingerprint`.
+pub fn fingerprint_text(algorithm: &str, fingerprint: &str) -> String {
+    format!(
+        "{} {}",
+        algorithm.trim().to_ascii_lowercase(),
+        fingerprint.trim().to_ascii_uppercase()
+    )
+}
+
+/// The six digits for two fingerprints (in either order), as `"123 456"`.
+pub fn verification_code(a: &str, b: &str) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    let digest = Sha256::new()
+        .chain_update(first.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(second.as_bytes())
+        .finalize();
+    let number = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
+    format!("{:03} {:03}", number / 1000, number % 1000)
+}
+
+fn get(value: &JsValue, key: &str) -> Option<JsValue> {
+    Reflect::get(value, &JsValue::from_str(key))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+fn get_str(value: &JsValue, key: &str) -> Option<String> {
+    get(value, key)?.as_string()
+}
+
+/// The local and remote certificate fingerprints of the connection's (bundled) DTLS transport,
+/// once DTLS is up; `None` before that.
+pub async fn fingerprints(pc: &RtcPeerConnection) -> Option<(String, String)> {
+    let report = JsFuture::from(pc.get_stats()).await.ok()?;
+    let values = js_sys::try_iter(&report).ok()??;
+    let stats: Vec<JsValue> = values
+        .filter_map(Result::ok)
+        .filter_map(|entry| Reflect::get(&entry, &JsValue::from_f64(1.0)).ok())
+        .collect();
+    let by_id = |id: &str| {
+        stats
+            .iter()
+            .find(|s| get_str(s, "id").as_deref() == Some(id))
+            .and_then(|cert| {
+                Some(fingerprint_text(
+                    &get_str(cert, "fingerprintAlgorithm")?,
+                    &get_str(cert, "fingerprint")?,
+                ))
+            })
+    };
+    stats.iter().find_map(|s| {
+        if get_str(s, "type").as_deref() != Some("transport") {
+            return None;
+        }
+        let local = by_id(&get_str(s, "localCertificateId")?)?;
+        let remote = by_id(&get_str(s, "remoteCertificateId")?)?;
+        Some((local, remote))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "sha-256 8F:1C:2B:3A:4D:5E:6F:70:81:92:A3:B4:C5:D6:E7:F8:09:1A:2B:3C:4D:5E:6F:70:81:92:A3:B4:C5:D6:E7:F8";
+    const B: &str = "sha-256 11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00";
+    const C: &str = "sha-256 11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01";
+
+    #[test]
+    fn order_does_not_matter() {
+        assert_eq!(verification_code(A, B), verification_code(B, A));
+    }
+
+    #[test]
+    fn changing_either_fingerprint_changes_the_code() {
+        let code = verification_code(A, B);
+        assert_ne!(code, verification_code(A, C), "remote changed");
+        assert_ne!(code, verification_code(C, B), "local changed");
+    }
+
+    #[test]
+    fn six_digits_in_two_groups() {
+        let code = verification_code(A, B);
+        assert_eq!(code.len(), 7);
+        assert_eq!(code.as_bytes()[3], b' ');
+        assert!(code.replace(' ', "").bytes().all(|b| b.is_ascii_digit()));
+    }
+
+    #[test]
+    fn a_known_value() {
+        // SHA-256("a\nb") starts 7e18f737; 0x7e18f737 = 2115565367; mod 1e6 = 565367.
+        assert_eq!(verification_code("b", "a"), "565 367");
+    }
+
+    #[test]
+    fn fingerprints_are_normalised() {
+        assert_eq!(fingerprint_text("SHA-256", "ab:cd "), "sha-256 AB:CD");
+    }
+}

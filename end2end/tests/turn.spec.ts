@@ -1,0 +1,140 @@
+// Calls through a TURN relay with short-lived credentials (relay-only mode), and the
+// verification code. Each test starts its own coturn (Debian's `turnserver`, installed by
+// scripts/install-tools test) as a private child process on a free loopback port, with a random
+// shared secret and its own state folder, and its own Duet server pointed at it.
+import { expect, test, type Page } from '@playwright/test';
+import { createHash } from 'node:crypto';
+import { Coturn } from './coturn';
+import { DuetServer, newUser, type User } from './fixtures';
+import { callState, connect, dial, expectState } from './calls';
+
+interface PairInfo {
+  local: string;
+  remote: string;
+  localFingerprint: string;
+  remoteFingerprint: string;
+}
+
+/** The selected candidate pair's candidate types and the transport's DTLS fingerprints. */
+async function transportInfo(page: Page): Promise<PairInfo | null> {
+  return page.evaluate(async () => {
+    const pc = (window as unknown as { __duetPc?: RTCPeerConnection }).__duetPc;
+    if (!pc) return null;
+    const report = await pc.getStats();
+    const stats = new Map<string, any>();
+    report.forEach((s: any) => stats.set(s.id, s));
+    const transport = [...stats.values()].find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+    if (!transport) return null;
+    const pair = stats.get(transport.selectedCandidatePairId);
+    const local = stats.get(pair?.localCandidateId);
+    const remote = stats.get(pair?.remoteCandidateId);
+    const localCert = stats.get(transport.localCertificateId);
+    const remoteCert = stats.get(transport.remoteCertificateId);
+    if (!local || !remote || !localCert || !remoteCert) return null;
+    const text = (c: any) => `${String(c.fingerprintAlgorithm).toLowerCase()} ${String(c.fingerprint).toUpperCase()}`;
+    return {
+      local: local.candidateType,
+      remote: remote.candidateType,
+      localFingerprint: text(localCert),
+      remoteFingerprint: text(remoteCert),
+    };
+  });
+}
+
+/** The verification code as docs/protocol.md defines it, computed independently of the app. */
+function expectedCode(a: string, b: string): string {
+  const [first, second] = [a, b].sort();
+  const digest = createHash('sha256').update(`${first}\n${second}`).digest();
+  const n = digest.readUInt32BE(0) % 1_000_000;
+  const digits = n.toString().padStart(6, '0');
+  return `${digits.slice(0, 3)} ${digits.slice(3)}`;
+}
+
+async function shownCode(page: Page, label = 'Verification code'): Promise<string> {
+  const code = page.getByLabel(label, { exact: true });
+  await expect(code).toHaveText(/^\d{3} \d{3}$/);
+  return (await code.textContent()) ?? '';
+}
+
+test('relay-only call: both sides use TURN relay candidates, media flows, codes match', async ({ browser }) => {
+  const coturn = new Coturn();
+  let server: DuetServer | undefined;
+  const users: User[] = [];
+  try {
+    await coturn.start();
+    server = new DuetServer({
+      DUET_TURN_URLS: coturn.url(),
+      DUET_TURN_SECRET: coturn.secret,
+      DUET_TURN_TTL_SECS: '600',
+      DUET_ICE_TRANSPORT_POLICY: 'relay',
+    });
+    await server.start();
+    const a = await newUser(browser, server, 'a');
+    const b = await newUser(browser, server, 'b', { locale: 'zh-CN' });
+    users.push(a, b);
+
+    await connect(a, b);
+    for (const user of [a, b]) {
+      await expect.poll(async () => (await transportInfo(user.page))?.local).toBe('relay');
+      const info = await transportInfo(user.page);
+      expect(info?.local, `${user.name} local candidate`).toBe('relay');
+      expect(info?.remote, `${user.name} remote candidate`).toBe('relay');
+    }
+    // coturn saw our credentials: `<expiry>:<duet user>`.
+    expect(coturn.log).toMatch(new RegExp(`\\d+:${a.name}`));
+
+    // The verification code: the same on both screens (in both languages), and what we compute
+    // ourselves from the fingerprints each browser reports.
+    const codeA = await shownCode(a.page);
+    const codeB = await shownCode(b.page, '验证码');
+    expect(codeA).toBe(codeB);
+    const infoA = (await transportInfo(a.page))!;
+    const infoB = (await transportInfo(b.page))!;
+    // No man in the middle: each side's remote certificate is the other's local one.
+    expect(infoA.remoteFingerprint).toBe(infoB.localFingerprint);
+    expect(infoB.remoteFingerprint).toBe(infoA.localFingerprint);
+    expect(codeA).toBe(expectedCode(infoA.localFingerprint, infoA.remoteFingerprint));
+    expect(codeB).toBe(expectedCode(infoB.localFingerprint, infoB.remoteFingerprint));
+    await expect(a.page.getByTestId('verification')).toContainText('hang up');
+    await a.page.screenshot({ path: test.info().outputPath('relay-call.png') });
+  } finally {
+    for (const user of users) await user.context.close();
+    await server?.dispose();
+    await coturn.stop();
+  }
+});
+
+test('a wrong TURN secret ends the call with a clear message, not a silent "Connecting…"', async ({ browser }) => {
+  const coturn = new Coturn();
+  let server: DuetServer | undefined;
+  const users: User[] = [];
+  try {
+    await coturn.start();
+    server = new DuetServer({
+      DUET_TURN_URLS: coturn.url(),
+      DUET_TURN_SECRET: 'not-the-secret-coturn-knows',
+      DUET_ICE_TRANSPORT_POLICY: 'relay',
+    });
+    await server.start();
+    const a = await newUser(browser, server, 'a');
+    const b = await newUser(browser, server, 'b');
+    users.push(a, b);
+
+    await dial(a, b);
+    await expectState(b.page, 'incoming');
+    await b.page.getByTestId('accept').click();
+    // Well before the 30 s connect timeout.
+    await expectState(a.page, 'ended');
+    await expectState(b.page, 'ended');
+    const reasons = [await callState(a.page).getAttribute('data-reason'), await callState(b.page).getAttribute('data-reason')];
+    expect(reasons).toContain('relay-refused');
+    const refused = reasons[0] === 'relay-refused' ? a : b;
+    await expect(callState(refused.page)).toContainText('The media relay refused the connection');
+    await refused.page.screenshot({ path: test.info().outputPath('relay-refused.png') });
+    expect(coturn.log).toMatch(/401|Unauthorized|check_stun_auth|cannot find credentials/i);
+  } finally {
+    for (const user of users) await user.context.close();
+    await server?.dispose();
+    await coturn.stop();
+  }
+});
