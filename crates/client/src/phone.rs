@@ -23,6 +23,8 @@ use crate::signaling::{SignalEvent, Signaling};
 
 /// A media stream the UI can hold in a signal (the browser is single-threaded).
 pub type SharedStream = SendWrapper<MediaStream>;
+/// The current call's data channel (chat and files), shared the same way.
+pub type SharedChannel = SendWrapper<web_sys::RtcDataChannel>;
 
 /// What a component can ask the phone to do.
 #[derive(Debug, Clone)]
@@ -41,6 +43,7 @@ pub struct Phone {
     server_down: RwSignal<bool>,
     local_stream: RwSignal<Option<SharedStream>>,
     remote_stream: RwSignal<Option<SharedStream>>,
+    data_channel: RwSignal<Option<SharedChannel>>,
     commands: StoredValue<Option<UnboundedSender<Command>>>,
 }
 
@@ -58,6 +61,7 @@ impl Phone {
             server_down: RwSignal::new(false),
             local_stream: RwSignal::new(None),
             remote_stream: RwSignal::new(None),
+            data_channel: RwSignal::new(None),
             commands: StoredValue::new(None),
         }
     }
@@ -82,6 +86,11 @@ impl Phone {
 
     pub fn remote_stream(&self) -> ReadSignal<Option<SharedStream>> {
         self.remote_stream.read_only()
+    }
+
+    /// The data channel of the call whose media is set up (`None` between calls).
+    pub fn data_channel(&self) -> ReadSignal<Option<SharedChannel>> {
+        self.data_channel.read_only()
     }
 
     pub fn dial(&self, peer: String, video: bool) {
@@ -145,6 +154,7 @@ impl Phone {
         self.server_down.set(false);
         self.local_stream.set(None);
         self.remote_stream.set(None);
+        self.data_channel.set(None);
     }
 }
 
@@ -346,6 +356,9 @@ impl Runtime {
         self.phone
             .local_stream
             .set(Some(SendWrapper::new(local.share_stream())));
+        self.phone
+            .data_channel
+            .set(Some(SendWrapper::new(link.data_channel())));
         self.media = Some(CallMedia {
             call_id: call_id.clone(),
             link,
@@ -449,6 +462,7 @@ impl Runtime {
         self.early.clear();
         self.phone.local_stream.set(None);
         self.phone.remote_stream.set(None);
+        self.phone.data_channel.set(None);
     }
 
     fn send(&self, to: &str, message: PeerMessage) {
