@@ -10,6 +10,8 @@ pub mod phone;
 pub mod ringer;
 pub mod rtc;
 pub mod signaling;
+pub mod talk;
+pub mod transfer;
 pub mod ui;
 
 pub use app::{App, shell};
