@@ -11,8 +11,6 @@ pub mod relay_watch;
 pub mod ringer;
 pub mod rtc;
 pub mod signaling;
-pub mod talk;
-pub mod transfer;
 pub mod ui;
 pub mod verify;
 

@@ -23,8 +23,6 @@ use crate::signaling::{SignalEvent, Signaling};
 
 /// A media stream the UI can hold in a signal (the browser is single-threaded).
 pub type SharedStream = SendWrapper<MediaStream>;
-/// The current call's data channel (chat and files), shared the same way.
-pub type SharedChannel = SendWrapper<web_sys::RtcDataChannel>;
 
 /// What a component can ask the phone to do.
 #[derive(Debug, Clone)]
@@ -45,7 +43,6 @@ pub struct Phone {
     remote_stream: RwSignal<Option<SharedStream>>,
     /// The call's verification code (crate::verify), once the media path is up.
     verification: RwSignal<Option<String>>,
-    data_channel: RwSignal<Option<SharedChannel>>,
     commands: StoredValue<Option<UnboundedSender<Command>>>,
 }
 
@@ -64,7 +61,6 @@ impl Phone {
             local_stream: RwSignal::new(None),
             remote_stream: RwSignal::new(None),
             verification: RwSignal::new(None),
-            data_channel: RwSignal::new(None),
             commands: StoredValue::new(None),
         }
     }
@@ -94,11 +90,6 @@ impl Phone {
     /// The code both users compare aloud (`"123 456"`), once the media path is up.
     pub fn verification(&self) -> ReadSignal<Option<String>> {
         self.verification.read_only()
-    }
-
-    /// The data channel of the call whose media is set up (`None` between calls).
-    pub fn data_channel(&self) -> ReadSignal<Option<SharedChannel>> {
-        self.data_channel.read_only()
     }
 
     pub fn dial(&self, peer: String, video: bool) {
@@ -165,7 +156,6 @@ impl Phone {
         self.local_stream.set(None);
         self.remote_stream.set(None);
         self.verification.set(None);
-        self.data_channel.set(None);
     }
 }
 
@@ -397,9 +387,6 @@ impl Runtime {
         self.phone
             .local_stream
             .set(Some(SendWrapper::new(local.share_stream())));
-        self.phone
-            .data_channel
-            .set(Some(SendWrapper::new(link.data_channel())));
         self.media = Some(CallMedia {
             call_id: call_id.clone(),
             link,
@@ -545,7 +532,6 @@ impl Runtime {
         self.phone.local_stream.set(None);
         self.phone.remote_stream.set(None);
         self.phone.verification.set(None);
-        self.phone.data_channel.set(None);
     }
 
     fn send(&self, to: &str, message: PeerMessage) {
