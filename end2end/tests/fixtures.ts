@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { installLedger } from './device-ledger';
-import { installCallTimeline } from './call-timeline';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BINARY = process.env.DUET_BIN ?? path.join(ROOT, 'target', 'release', 'duet');
@@ -100,7 +99,6 @@ export async function newUser(
     ignoreHTTPSErrors: server.baseURL.startsWith('https:'),
   });
   await installLedger(context);
-  await installCallTimeline(context);
   const name = uniqueName(prefix);
   const password = `pw-${randomBytes(6).toString('hex')}`;
   const response = await context.request.post('/user/register', {

@@ -290,10 +290,11 @@ impl PeerLink {
         let on_negotiation_needed = {
             let (pc, state, on_event) = (pc.clone(), state.clone(), on_event.clone());
             Closure::<dyn FnMut(JsValue)>::new(move |_| {
-                // The callee lets the caller open the negotiation: an offer of its own would cross
-                // the caller's and be rolled back, after which Chromium gathered no candidates for
-                // the answer (the call stayed "connecting"; seen in the set-up timelines).
-                if polite && pc.remote_description().is_none() {
+                // The callee opens the negotiation (its offer is on its way by the time the
+                // caller, prepared while it rang, could offer). Two crossing first offers made the
+                // polite side roll its own back, after which Chromium gathered no candidates for
+                // the answer and the call stayed "connecting" (seen in the set-up timelines).
+                if !polite && pc.remote_description().is_none() {
                     return;
                 }
                 let (pc, state, on_event) = (pc.clone(), state.clone(), on_event.clone());
