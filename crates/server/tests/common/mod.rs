@@ -28,6 +28,9 @@ pub struct TestApp {
 }
 
 pub fn test_settings(data_dir: &std::path::Path) -> Settings {
+    // The test clients' reqwest is built without a crypto provider of its own (the server links
+    // rustls with ring only); every test passes here before it makes a client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut settings = Settings::defaults();
     settings.addr = "127.0.0.1:0".parse().expect("valid address");
     settings.data_dir = data_dir.to_path_buf();
