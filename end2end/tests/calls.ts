@@ -83,3 +83,40 @@ export async function backToIdle(page: Page) {
   }
   await expectState(page, 'idle');
 }
+
+/** The callee presses Accept; returns the milliseconds from the click (as the page receives it,
+ * not from Playwright's call, whose checks before clicking take a while) to the first decoded
+ * remote video frame, polled from the page's own statistics. A figure for benchmarks. */
+export async function acceptAndTimeFirstFrame(callee: Page): Promise<number> {
+  await callee.evaluate(() => {
+    const w = window as any;
+    w.__acceptAt = undefined;
+    document.addEventListener(
+      'click',
+      (e) => {
+        if ((e.target as Element).closest('[data-testid="accept"]')) w.__acceptAt = performance.now();
+      },
+      { capture: true, once: true },
+    );
+  });
+  const frame = firstFrameAt(callee);
+  await callee.getByTestId('accept').click();
+  return (await frame) - (await callee.evaluate(() => (window as any).__acceptAt as number));
+}
+
+/** When the page's current peer connection first decoded a video frame (`performance.now()`). */
+export function firstFrameAt(page: Page): Promise<number> {
+  return page.evaluate(async () => {
+    for (;;) {
+      const pc = (window as any).__duetPc as RTCPeerConnection | undefined;
+      if (pc) {
+        let frames = 0;
+        (await pc.getStats()).forEach((s: any) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
+        });
+        if (frames > 0) return performance.now();
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  });
+}

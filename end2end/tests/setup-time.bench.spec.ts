@@ -7,51 +7,18 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from '@playwright/test';
 import { test, expect, newUser, type User } from './fixtures';
-import { backToIdle, dial, expectState, hangUp } from './calls';
+import { acceptAndTimeFirstFrame, backToIdle, dial, expectState, firstFrameAt, hangUp } from './calls';
 import { clearTimeline, installCallTimeline, mergedTimeline } from './call-timeline';
 
 const ROUNDS = Number(process.env.SETUP_ROUNDS ?? 20);
 const REFERENCE = readFileSync(path.join(__dirname, '..', '..', 'bench', 'reference', 'call.html'), 'utf8');
 const REFERENCE_SCRIPT = /<script>([\s\S]*)<\/script>/.exec(REFERENCE)![1];
 
-/** Polls the callee's own statistics from inside its page until a video frame is decoded. */
-function firstFrameAt(page: Page): Promise<number> {
-  return page.evaluate(async () => {
-    for (;;) {
-      const pc = (window as any).__duetPc as RTCPeerConnection | undefined;
-      if (pc) {
-        let frames = 0;
-        (await pc.getStats()).forEach((s: any) => {
-          if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
-        });
-        if (frames > 0) return performance.now();
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  });
-}
-
 async function duetCall(a: User, b: User, onStart?: (epochMs: number) => void): Promise<number> {
   await dial(a, b);
   await expectState(b.page, 'incoming');
-  // Timed from the click as the page receives it (not from Playwright's call, whose checks
-  // before clicking take a while), like the reference's accept() below.
-  const epoch = await b.page.evaluate(() => {
-    const w = window as any;
-    w.__acceptAt = undefined;
-    document.addEventListener(
-      'click',
-      (e) => {
-        if ((e.target as Element).closest('[data-testid="accept"]')) w.__acceptAt = performance.now();
-      },
-      { capture: true, once: true },
-    );
-    return Date.now();
-  });
-  onStart?.(epoch);
-  const frame = firstFrameAt(b.page);
-  await b.page.getByTestId('accept').click();
-  const elapsed = (await frame) - (await b.page.evaluate(() => (window as any).__acceptAt as number));
+  onStart?.(await b.page.evaluate(() => Date.now()));
+  const elapsed = await acceptAndTimeFirstFrame(b.page);
   await expectState(a.page, 'in-call');
   await hangUp(a.page);
   await expectState(b.page, 'ended', 'hangup');

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { expect, test, type Browser } from '@playwright/test';
 import { Coturn } from './coturn';
 import { DuetServer, newUser, type User } from './fixtures';
-import { backToIdle, dial, expectState, hangUp } from './calls';
+import { acceptAndTimeFirstFrame, backToIdle, dial, expectState, hangUp } from './calls';
 
 const CALLS = 8;
 
@@ -19,22 +19,7 @@ async function measure(browser: Browser, server: DuetServer): Promise<number[]> 
     for (let i = 0; i < CALLS; i++) {
       await dial(a, b);
       await expectState(b.page, 'incoming');
-      const started = await b.page.evaluate(() => performance.now());
-      await b.page.getByTestId('accept').click();
-      const firstFrameAt = await b.page.evaluate(async () => {
-        for (;;) {
-          const pc = (window as any).__duetPc as RTCPeerConnection | undefined;
-          if (pc) {
-            let frames = 0;
-            (await pc.getStats()).forEach((s: any) => {
-              if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
-            });
-            if (frames > 0) return performance.now();
-          }
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      });
-      samples.push(firstFrameAt - started);
+      samples.push(await acceptAndTimeFirstFrame(b.page));
       await expectState(a.page, 'in-call');
       await hangUp(a.page);
       await expectState(b.page, 'ended', 'hangup');
