@@ -2,59 +2,11 @@
 // verification code. Each test starts its own coturn (Debian's `turnserver`, installed by
 // scripts/install-tools test) as a private child process on a free loopback port, with a random
 // shared secret and its own state folder, and its own Duet server pointed at it.
-import { expect, test, type Page } from '@playwright/test';
-import { createHash } from 'node:crypto';
+import { expect, test } from '@playwright/test';
 import { Coturn } from './coturn';
 import { DuetServer, newUser, type User } from './fixtures';
 import { callState, connect, dial, expectState } from './calls';
-
-interface PairInfo {
-  local: string;
-  remote: string;
-  localFingerprint: string;
-  remoteFingerprint: string;
-}
-
-/** The selected candidate pair's candidate types and the transport's DTLS fingerprints. */
-async function transportInfo(page: Page): Promise<PairInfo | null> {
-  return page.evaluate(async () => {
-    const pc = (window as unknown as { __duetPc?: RTCPeerConnection }).__duetPc;
-    if (!pc) return null;
-    const report = await pc.getStats();
-    const stats = new Map<string, any>();
-    report.forEach((s: any) => stats.set(s.id, s));
-    const transport = [...stats.values()].find((s) => s.type === 'transport' && s.selectedCandidatePairId);
-    if (!transport) return null;
-    const pair = stats.get(transport.selectedCandidatePairId);
-    const local = stats.get(pair?.localCandidateId);
-    const remote = stats.get(pair?.remoteCandidateId);
-    const localCert = stats.get(transport.localCertificateId);
-    const remoteCert = stats.get(transport.remoteCertificateId);
-    if (!local || !remote || !localCert || !remoteCert) return null;
-    const text = (c: any) => `${String(c.fingerprintAlgorithm).toLowerCase()} ${String(c.fingerprint).toUpperCase()}`;
-    return {
-      local: local.candidateType,
-      remote: remote.candidateType,
-      localFingerprint: text(localCert),
-      remoteFingerprint: text(remoteCert),
-    };
-  });
-}
-
-/** The verification code as docs/protocol.md defines it, computed independently of the app. */
-function expectedCode(a: string, b: string): string {
-  const [first, second] = [a, b].sort();
-  const digest = createHash('sha256').update(`${first}\n${second}`).digest();
-  const n = digest.readUInt32BE(0) % 1_000_000;
-  const digits = n.toString().padStart(6, '0');
-  return `${digits.slice(0, 3)} ${digits.slice(3)}`;
-}
-
-async function shownCode(page: Page, label = 'Verification code'): Promise<string> {
-  const code = page.getByLabel(label, { exact: true });
-  await expect(code).toHaveText(/^\d{3} \d{3}$/);
-  return (await code.textContent()) ?? '';
-}
+import { expectedCode, shownCode, transportInfo } from './transport';
 
 test('relay-only call: both sides use TURN relay candidates, media flows, codes match', async ({ browser }) => {
   const coturn = new Coturn();

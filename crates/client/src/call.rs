@@ -10,8 +10,18 @@ use protocol::{CallId, ErrorCode, PeerMessage};
 pub const NO_ANSWER_MS: u32 = 30_000;
 /// How long the media path may take to come up once both sides have their devices.
 pub const CONNECT_TIMEOUT_MS: u32 = 30_000;
-/// How long an ICE restart may take before the call is given up as lost.
-pub const ICE_RESTART_TIMEOUT_MS: u32 = 15_000;
+/// How long ICE may stay `disconnected` before we restart it: it often recovers by itself
+/// within a second or two, and a restart costs a round of signaling.
+pub const DISCONNECT_GRACE_MS: u32 = 2_000;
+/// How long one ICE restart may take before another is tried: its offer may have been lost
+/// with the peer's signaling socket (a network change drops both at once).
+pub const RESTART_RETRY_MS: u32 = 4_000;
+/// How long a lost media path may take to come back before the call is given up.
+pub const RECONNECT_GIVE_UP_MS: u32 = 30_000;
+/// A path that comes back and drops again within this time continues the same loss, with the
+/// same give-up time: Chromium flickers `connected`/`disconnected` around a dying path, and each
+/// flicker must not buy a dead call another [`RECONNECT_GIVE_UP_MS`].
+pub const FLAP_MS: f64 = 5_000.0;
 /// How long the "call ended" card stays before the app returns to the contact list by itself.
 pub const ENDED_LINGER_MS: u32 = 10_000;
 
@@ -36,12 +46,46 @@ impl MediaFlags {
     };
 }
 
-/// The health of the peer-to-peer media path, as the user sees it.
+/// Where an accepted call is, from opening the devices to talking (and recovering).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Phase {
+    /// Our camera and microphone are opening; the peer connection does not exist yet.
+    OpeningDevices,
+    /// The first media path is being negotiated. `restarted`: ICE failed once already and an
+    /// ICE restart was tried (the connect timer bounds this phase).
+    Negotiating { restarted: bool },
+    /// Media flows; the call timer counts from `started_at_ms`. `recovered`: the last loss, if
+    /// this phase ended one.
+    Connected {
+        started_at_ms: f64,
+        recovered: Option<Recovered>,
+    },
+    /// The media path worked and was lost; the call timer keeps counting. `episode` tells this
+    /// loss from earlier ones, so a timer armed for an old loss cannot end a new one.
+    Reconnecting {
+        started_at_ms: f64,
+        episode: u32,
+        recovery: Recovery,
+    },
+}
+
+/// A loss of the media path that ended, and when.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recovered {
+    pub episode: u32,
+    pub at_ms: f64,
+}
+
+/// How a lost media path is being brought back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Link {
-    Connecting,
-    Connected,
-    Reconnecting,
+pub enum Recovery {
+    /// ICE reported `disconnected`; it may come back by itself within the grace time.
+    Grace,
+    /// A restart is due, but our signaling socket is down: the offer would be lost. It goes out
+    /// when the socket is back.
+    AwaitingSignaling,
+    /// ICE restart number `attempt` of this loss is under way.
+    Restarting { attempt: u32 },
 }
 
 /// What the WebRTC layer reports about the media path.
@@ -110,13 +154,8 @@ pub enum CallState {
         peer: String,
         call_id: CallId,
     },
-    /// Both sides said yes; devices and the media path are being set up.
-    Connecting(Active),
-    /// Media flows (or is being recovered).
-    InCall {
-        call: Active,
-        started_at_ms: f64,
-    },
+    /// Both sides said yes: from opening the devices to hanging up.
+    Active(Active),
     Ended {
         peer: String,
         call_id: CallId,
@@ -136,19 +175,31 @@ pub enum Devices {
     },
 }
 
-/// The part of a call shared by [`CallState::Connecting`] and [`CallState::InCall`].
+/// An accepted call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Active {
     pub peer: String,
     pub call_id: CallId,
     pub role: Role,
-    /// Our devices are open and the peer connection exists.
-    pub media_ready: bool,
     pub local: MediaFlags,
     pub remote: MediaFlags,
-    pub link: Link,
-    /// An ICE restart was already tried since the path last worked.
-    pub ice_restarted: bool,
+    pub phase: Phase,
+    /// How many times the media path was lost; numbers the next [`Phase::Reconnecting`].
+    pub losses: u32,
+    /// Whether our signaling socket is connected (an ICE restart needs it).
+    pub signaling_up: bool,
+}
+
+impl Phase {
+    /// The `data-phase` test hook.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::OpeningDevices => "opening-devices",
+            Self::Negotiating { .. } => "negotiating",
+            Self::Connected { .. } => "connected",
+            Self::Reconnecting { .. } => "reconnecting",
+        }
+    }
 }
 
 impl Active {
@@ -157,12 +208,26 @@ impl Active {
             peer,
             call_id,
             role,
-            media_ready: false,
             local: MediaFlags { audio: true, video },
             remote: MediaFlags::ON,
-            link: Link::Connecting,
-            ice_restarted: false,
+            phase: Phase::OpeningDevices,
+            losses: 0,
+            signaling_up: true,
         }
+    }
+
+    /// When media first flowed (the call timer's start), once it has.
+    pub fn started_at_ms(&self) -> Option<f64> {
+        match self.phase {
+            Phase::Connected { started_at_ms, .. } | Phase::Reconnecting { started_at_ms, .. } => {
+                Some(started_at_ms)
+            }
+            Phase::OpeningDevices | Phase::Negotiating { .. } => None,
+        }
+    }
+
+    pub fn is_reconnecting(&self) -> bool {
+        matches!(self.phase, Phase::Reconnecting { .. })
     }
 }
 
@@ -170,8 +235,21 @@ impl Active {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
     NoAnswer,
+    /// Bounds the first negotiation.
     Connect,
-    IceRestart,
+    /// The grace time of loss `episode` is over: restart ICE if it has not recovered.
+    DisconnectGrace {
+        episode: u32,
+    },
+    /// Restart `attempt` of loss `episode` brought nothing: try again.
+    RestartRetry {
+        episode: u32,
+        attempt: u32,
+    },
+    /// Loss `episode` lasted too long: the call is lost.
+    GiveUp {
+        episode: u32,
+    },
     EndedLinger,
 }
 
@@ -204,6 +282,12 @@ pub enum Event {
     },
     /// A user's last connection to the server closed.
     PeerOffline(String),
+    /// A user connected to the server (again).
+    PeerOnline(String),
+    /// Our signaling socket connected (`true`) or dropped (`false`).
+    Signaling(bool),
+    /// The browser reports a network change (`online`, a new connection type).
+    NetworkChanged,
     /// Our camera/microphone are open and the peer connection exists. `video` is false when only a
     /// microphone could be had.
     MediaReady {
@@ -307,8 +391,8 @@ impl CallState {
             Self::Idle => "idle",
             Self::Outgoing { .. } => "outgoing",
             Self::Incoming { .. } => "incoming",
-            Self::Connecting(_) => "connecting",
-            Self::InCall { .. } => "in-call",
+            Self::Active(call) if call.started_at_ms().is_none() => "connecting",
+            Self::Active(_) => "in-call",
             Self::Ended { .. } => "ended",
         }
     }
@@ -320,7 +404,7 @@ impl CallState {
             Self::Outgoing { call_id, .. }
             | Self::Incoming { call_id, .. }
             | Self::Ended { call_id, .. } => Some(call_id),
-            Self::Connecting(call) | Self::InCall { call, .. } => Some(&call.call_id),
+            Self::Active(call) => Some(&call.call_id),
         }
     }
 
@@ -330,13 +414,13 @@ impl CallState {
             Self::Outgoing { peer, .. }
             | Self::Incoming { peer, .. }
             | Self::Ended { peer, .. } => Some(peer),
-            Self::Connecting(call) | Self::InCall { call, .. } => Some(&call.peer),
+            Self::Active(call) => Some(&call.peer),
         }
     }
 
     pub fn active(&self) -> Option<&Active> {
         match self {
-            Self::Connecting(call) | Self::InCall { call, .. } => Some(call),
+            Self::Active(call) => Some(call),
             _ => None,
         }
     }
@@ -528,7 +612,7 @@ impl CallState {
                     },
                 ];
                 let call = Active::new(peer, call_id, Role::Callee, true);
-                (S::Connecting(call), effects)
+                (S::Active(call), effects)
             }
             (S::Incoming { peer, call_id }, E::Decline) => (
                 S::Idle,
@@ -546,14 +630,7 @@ impl CallState {
                 on_incoming_message(peer, call_id, from, message)
             }
 
-            (S::Connecting(call), event) => on_active(call, None, event),
-            (
-                S::InCall {
-                    call,
-                    started_at_ms,
-                },
-                event,
-            ) => on_active(call, Some(started_at_ms), event),
+            (S::Active(call), event) => on_active(call, event),
 
             (S::Ended { .. }, E::Dismiss) => (S::Idle, vec![]),
             (
@@ -678,7 +755,7 @@ fn on_outgoing_message(
                     polite: true,
                 },
             ];
-            return (CallState::Connecting(active), effects);
+            return (CallState::Active(active), effects);
         }
         // Ours wins; the peer drops its invite and accepts ours.
         return (call.state(), vec![]);
@@ -695,16 +772,15 @@ fn on_outgoing_message(
             let active = Active::new(call.peer, call.call_id.clone(), Role::Caller, call.video);
             match call.devices {
                 Devices::Ready { video } => {
-                    let (state, mut effects) =
-                        CallState::Connecting(active).on(Event::MediaReady {
-                            call_id: call.call_id,
-                            video,
-                        });
+                    let (state, mut effects) = CallState::Active(active).on(Event::MediaReady {
+                        call_id: call.call_id,
+                        video,
+                    });
                     effects.insert(0, Effect::SendHeld);
                     (state, effects)
                 }
                 // Still opening: `MediaReady` will come to the connecting call.
-                Devices::Opening => (CallState::Connecting(active), vec![Effect::SendHeld]),
+                Devices::Opening => (CallState::Active(active), vec![Effect::SendHeld]),
             }
         }
         PeerMessage::Decline { .. } => call.end(EndReason::Declined),
@@ -747,19 +823,7 @@ fn on_incoming_message(
     }
 }
 
-/// Connecting (`started_at_ms` is `None`) or in a call.
-fn on_active(
-    mut call: Active,
-    started_at_ms: Option<f64>,
-    event: Event,
-) -> (CallState, Vec<Effect>) {
-    let rebuild = |call: Active| match started_at_ms {
-        Some(started_at_ms) => CallState::InCall {
-            call,
-            started_at_ms,
-        },
-        None => CallState::Connecting(call),
-    };
+fn on_active(mut call: Active, event: Event) -> (CallState, Vec<Effect>) {
     match event {
         Event::HangUp => end_active(&call, EndReason::HungUp { by_me: true }, true),
         Event::ToggleMic | Event::ToggleCamera => {
@@ -779,10 +843,12 @@ fn on_active(
                     },
                 ),
             ];
-            (rebuild(call), effects)
+            (CallState::Active(call), effects)
         }
-        Event::MediaReady { call_id, video } if call_id == call.call_id && !call.media_ready => {
-            call.media_ready = true;
+        Event::MediaReady { call_id, video }
+            if call_id == call.call_id && call.phase == Phase::OpeningDevices =>
+        {
+            call.phase = Phase::Negotiating { restarted: false };
             let mut effects = vec![timer(Timer::Connect, &call_id, CONNECT_TIMEOUT_MS)];
             if !video || !call.local.video {
                 // No camera (or none wanted): say so, so the peer shows "camera off" instead of
@@ -797,7 +863,7 @@ fn on_active(
                     },
                 ));
             }
-            (rebuild(call), effects)
+            (CallState::Active(call), effects)
         }
         Event::MediaFailed { call_id } if call_id == call.call_id => {
             end_active(&call, EndReason::MediaDenied, true)
@@ -806,73 +872,217 @@ fn on_active(
             call_id,
             report,
             now_ms,
-        } if call_id == call.call_id => match report {
-            LinkReport::Connected => {
-                call.link = Link::Connected;
-                call.ice_restarted = false;
-                let started_at_ms = started_at_ms.unwrap_or(now_ms);
-                (
-                    CallState::InCall {
-                        call,
+        } if call_id == call.call_id => on_link(call, report, now_ms),
+        Event::Timeout { timer, call_id } if call_id == call.call_id => on_timeout(call, timer),
+        Event::Signaling(up) => {
+            call.signaling_up = up;
+            match call.phase {
+                Phase::Reconnecting {
+                    recovery: Recovery::AwaitingSignaling,
+                    ..
+                } if up => restart(call),
+                // The restart's offer may have died with the socket: send a new one once back.
+                Phase::Reconnecting {
+                    started_at_ms,
+                    episode,
+                    recovery: Recovery::Restarting { .. },
+                } if !up => {
+                    call.phase = Phase::Reconnecting {
                         started_at_ms,
-                    },
-                    vec![],
-                )
-            }
-            LinkReport::Interrupted => {
-                if started_at_ms.is_some() {
-                    call.link = Link::Reconnecting;
+                        episode,
+                        recovery: Recovery::AwaitingSignaling,
+                    };
+                    (CallState::Active(call), vec![])
                 }
-                (rebuild(call), vec![])
+                _ => (CallState::Active(call), vec![]),
             }
-            LinkReport::Failed if !call.ice_restarted => {
-                call.ice_restarted = true;
-                if started_at_ms.is_some() {
-                    call.link = Link::Reconnecting;
-                }
-                let effects = vec![
-                    Effect::RestartIce,
-                    timer(Timer::IceRestart, &call_id, ICE_RESTART_TIMEOUT_MS),
-                ];
-                (rebuild(call), effects)
-            }
-            LinkReport::Failed => end_active(&call, EndReason::ConnectionLost, true),
-            LinkReport::RelayRefused => end_active(&call, EndReason::RelayRefused, true),
+        }
+        // The peer's socket is back, so whatever we offered while it was away never reached it:
+        // offer again now rather than at the next retry.
+        Event::PeerOnline(user)
+            if user == call.peer
+                && matches!(
+                    call.phase,
+                    Phase::Reconnecting {
+                        recovery: Recovery::Restarting { .. },
+                        ..
+                    }
+                ) =>
+        {
+            restart(call)
+        }
+        Event::NetworkChanged => match call.phase {
+            // The path may still work over the old network, so the call stays "connected"; the
+            // restart finds the new path, and a dead old one shows as `disconnected` soon.
+            Phase::Connected { .. } => (CallState::Active(call), vec![Effect::RestartIce]),
+            Phase::Reconnecting { .. } => restart(call),
+            Phase::OpeningDevices | Phase::Negotiating { .. } => (CallState::Active(call), vec![]),
         },
-        Event::Timeout {
-            timer: Timer::Connect,
-            call_id,
-        } if call_id == call.call_id && started_at_ms.is_none() => {
-            end_active(&call, EndReason::ConnectionLost, true)
-        }
-        // A restart that never brought the path back (ICE may stay `failed` without another
-        // state change to report).
-        Event::Timeout {
-            timer: Timer::IceRestart,
-            call_id,
-        } if call_id == call.call_id && call.ice_restarted && call.link != Link::Connected => {
-            end_active(&call, EndReason::ConnectionLost, true)
-        }
-        Event::Peer { from, message } => on_active_message(call, started_at_ms, from, message),
+        Event::Peer { from, message } => on_active_message(call, from, message),
         // The peer's signaling may drop while media still flows peer to peer; only the media
         // path decides whether the call is over.
-        _ => (rebuild(call), vec![]),
+        _ => (CallState::Active(call), vec![]),
     }
 }
 
-fn on_active_message(
-    mut call: Active,
-    started_at_ms: Option<f64>,
-    from: String,
-    message: PeerMessage,
-) -> (CallState, Vec<Effect>) {
-    let rebuild = |call: Active| match started_at_ms {
-        Some(started_at_ms) => CallState::InCall {
-            call,
-            started_at_ms,
-        },
-        None => CallState::Connecting(call),
+fn on_link(mut call: Active, report: LinkReport, now_ms: f64) -> (CallState, Vec<Effect>) {
+    let call_id = call.call_id.clone();
+    match (call.phase, report) {
+        (_, LinkReport::RelayRefused) => end_active(&call, EndReason::RelayRefused, true),
+        (Phase::Negotiating { .. }, LinkReport::Connected) => {
+            call.phase = Phase::Connected {
+                started_at_ms: now_ms,
+                recovered: None,
+            };
+            (CallState::Active(call), vec![])
+        }
+        (
+            Phase::Reconnecting {
+                started_at_ms,
+                episode,
+                ..
+            },
+            LinkReport::Connected,
+        ) => {
+            call.phase = Phase::Connected {
+                started_at_ms,
+                recovered: Some(Recovered {
+                    episode,
+                    at_ms: now_ms,
+                }),
+            };
+            (CallState::Active(call), vec![])
+        }
+        (Phase::Negotiating { restarted: false }, LinkReport::Failed) => {
+            call.phase = Phase::Negotiating { restarted: true };
+            (CallState::Active(call), vec![Effect::RestartIce])
+        }
+        (Phase::Negotiating { restarted: true }, LinkReport::Failed) => {
+            end_active(&call, EndReason::ConnectionLost, true)
+        }
+        (
+            Phase::Connected {
+                started_at_ms,
+                recovered,
+            },
+            LinkReport::Interrupted | LinkReport::Failed,
+        ) => {
+            let flapping = recovered.filter(|r| now_ms - r.at_ms < FLAP_MS);
+            let episode = match flapping {
+                Some(previous) => previous.episode,
+                None => {
+                    call.losses += 1;
+                    call.losses
+                }
+            };
+            call.phase = Phase::Reconnecting {
+                started_at_ms,
+                episode,
+                recovery: Recovery::Grace,
+            };
+            // A flapping loss keeps the give-up timer it already has.
+            let give_up = flapping
+                .is_none()
+                .then(|| timer(Timer::GiveUp { episode }, &call_id, RECONNECT_GIVE_UP_MS));
+            if report == LinkReport::Failed {
+                // ICE gave up on every pair: nothing will come back without a restart.
+                let (state, mut effects) = restart(call);
+                effects.extend(give_up);
+                return (state, effects);
+            }
+            let grace = timer(
+                Timer::DisconnectGrace { episode },
+                &call_id,
+                DISCONNECT_GRACE_MS,
+            );
+            (
+                CallState::Active(call),
+                give_up.into_iter().chain([grace]).collect(),
+            )
+        }
+        // A restart that failed again (or a `failed` after `disconnected`): try the next one now.
+        (
+            Phase::Reconnecting {
+                recovery: Recovery::Grace | Recovery::Restarting { .. },
+                ..
+            },
+            LinkReport::Failed,
+        ) => restart(call),
+        _ => (CallState::Active(call), vec![]),
+    }
+}
+
+fn on_timeout(call: Active, fired: Timer) -> (CallState, Vec<Effect>) {
+    match (call.phase, fired) {
+        (Phase::OpeningDevices | Phase::Negotiating { .. }, Timer::Connect) => {
+            end_active(&call, EndReason::ConnectionLost, true)
+        }
+        (
+            Phase::Reconnecting {
+                episode,
+                recovery: Recovery::Grace,
+                ..
+            },
+            Timer::DisconnectGrace { episode: fired },
+        ) if fired == episode => restart(call),
+        (
+            Phase::Reconnecting {
+                episode,
+                recovery: Recovery::Restarting { attempt },
+                ..
+            },
+            Timer::RestartRetry {
+                episode: fired,
+                attempt: tried,
+            },
+        ) if fired == episode && tried == attempt => restart(call),
+        (Phase::Reconnecting { episode, .. }, Timer::GiveUp { episode: fired })
+            if fired == episode =>
+        {
+            end_active(&call, EndReason::ConnectionLost, true)
+        }
+        // A timer of an earlier phase or loss.
+        _ => (CallState::Active(call), vec![]),
+    }
+}
+
+/// Starts the next ICE restart of the current loss, or waits for the signaling socket it needs.
+fn restart(mut call: Active) -> (CallState, Vec<Effect>) {
+    let Phase::Reconnecting {
+        started_at_ms,
+        episode,
+        recovery,
+    } = call.phase
+    else {
+        return (CallState::Active(call), vec![]);
     };
+    if !call.signaling_up {
+        call.phase = Phase::Reconnecting {
+            started_at_ms,
+            episode,
+            recovery: Recovery::AwaitingSignaling,
+        };
+        return (CallState::Active(call), vec![]);
+    }
+    let attempt = match recovery {
+        Recovery::Restarting { attempt } => attempt + 1,
+        Recovery::Grace | Recovery::AwaitingSignaling => 1,
+    };
+    call.phase = Phase::Reconnecting {
+        started_at_ms,
+        episode,
+        recovery: Recovery::Restarting { attempt },
+    };
+    let retry = timer(
+        Timer::RestartRetry { episode, attempt },
+        &call.call_id,
+        RESTART_RETRY_MS,
+    );
+    (CallState::Active(call), vec![Effect::RestartIce, retry])
+}
+
+fn on_active_message(call: Active, from: String, message: PeerMessage) -> (CallState, Vec<Effect>) {
+    let mut call = call;
     if let PeerMessage::Invite { call_id } = &message
         && *call_id != call.call_id
     {
@@ -882,19 +1092,21 @@ fn on_active_message(
                 call_id: call_id.clone(),
             },
         )];
-        return (rebuild(call), effects);
+        return (CallState::Active(call), effects);
     }
     if from != call.peer {
-        return (rebuild(call), vec![]);
+        return (CallState::Active(call), vec![]);
     }
     // The seed's messages carry no call id; from our peer they can only mean this call.
     let ours = message.call_id().is_none_or(|id| id == call.call_id);
     if !ours {
-        return (rebuild(call), vec![]);
+        return (CallState::Active(call), vec![]);
     }
     match message {
+        // Offers that cross (both sides restart at once) are settled by perfect negotiation in
+        // the peer connection; the call itself does not change.
         PeerMessage::Offer { .. } | PeerMessage::Answer { .. } | PeerMessage::Candidate { .. } => {
-            (rebuild(call), vec![Effect::Negotiate(message)])
+            (CallState::Active(call), vec![Effect::Negotiate(message)])
         }
         PeerMessage::Hangup { .. } | PeerMessage::Leave { .. } => {
             end_active(&call, EndReason::HungUp { by_me: false }, false)
@@ -903,9 +1115,9 @@ fn on_active_message(
         PeerMessage::Decline { .. } => end_active(&call, EndReason::Declined, false),
         PeerMessage::Media { audio, video, .. } => {
             call.remote = MediaFlags { audio, video };
-            (rebuild(call), vec![])
+            (CallState::Active(call), vec![])
         }
-        _ => (rebuild(call), vec![]),
+        _ => (CallState::Active(call), vec![]),
     }
 }
 

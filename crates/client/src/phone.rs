@@ -15,8 +15,9 @@ use web_sys::MediaStream;
 
 use protocol::{CallId, ClientFrame, IceTransportPolicy, PeerMessage, ServerEvent, ServerMessage};
 
-use crate::call::{CallState, Devices, Effect, Event, LinkReport};
+use crate::call::{CallState, Devices, Effect, Event, LinkReport, Phase};
 use crate::i18n::{Lang, fill};
+use crate::network_watch::NetworkWatch;
 use crate::ringer::{Ringer, request_notification_permission};
 use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink};
 use crate::signaling::{SignalEvent, Signaling};
@@ -125,8 +126,15 @@ impl Phone {
                 let _ = inputs.unbounded_send(Input::Signal(event));
             })
         };
+        let network = {
+            let inputs = inputs.clone();
+            NetworkWatch::new(move || {
+                let _ = inputs.unbounded_send(Input::Event(Event::NetworkChanged));
+            })
+        };
         let runtime = Runtime {
             phone: *self,
+            _network: network,
             lang,
             inputs,
             signaling,
@@ -202,6 +210,8 @@ struct Runtime {
     held: Vec<PeerMessage>,
     ringer: Ringer,
     on_signed_out: Box<dyn Fn()>,
+    /// Feeds network changes in while the phone runs.
+    _network: NetworkWatch,
 }
 
 impl Runtime {
@@ -257,7 +267,7 @@ impl Runtime {
         let farewell = match self.phone.call.get_untracked() {
             CallState::Outgoing { .. } => Some(Event::Cancel),
             CallState::Incoming { .. } => Some(Event::Decline),
-            CallState::Connecting(_) | CallState::InCall { .. } => Some(Event::HangUp),
+            CallState::Active(_) => Some(Event::HangUp),
             CallState::Idle | CallState::Ended { .. } => None,
         };
         if let Some(event) = farewell {
@@ -270,8 +280,12 @@ impl Runtime {
 
     fn on_signal(&mut self, event: SignalEvent) -> bool {
         match event {
+            // The call hears of it with the `hello` that follows (fresh ICE servers first).
             SignalEvent::Up => self.phone.server_down.set(false),
-            SignalEvent::Down => self.phone.server_down.set(true),
+            SignalEvent::Down => {
+                self.phone.server_down.set(true);
+                self.apply(Event::Signaling(false));
+            }
             SignalEvent::SignedOut => {
                 (self.on_signed_out)();
                 return false;
@@ -295,6 +309,7 @@ impl Runtime {
                 self.me = Some(username);
                 self.ice_servers = ice_servers;
                 self.ice_policy = ice_transport_policy;
+                self.apply(Event::Signaling(true));
             }
             // Fresh TURN credentials: the next call uses them.
             ServerEvent::Ice { ice_servers } => self.ice_servers = ice_servers,
@@ -310,10 +325,11 @@ impl Runtime {
                 if Some(&username) != self.me.as_ref() {
                     self.phone.online.update(|online| {
                         if !online.contains(&username) {
-                            online.push(username);
+                            online.push(username.clone());
                             sort_names(online);
                         }
                     });
+                    self.apply(Event::PeerOnline(username));
                 }
             }
             ServerEvent::Offline { username } => {
@@ -335,7 +351,9 @@ impl Runtime {
 
     fn on_media(&mut self, call_id: CallId, polite: bool, result: Result<LocalMedia, MediaError>) {
         let wanted = self.phone.call.with_untracked(|state| match state {
-            CallState::Connecting(call) => call.call_id == call_id,
+            CallState::Active(call) => {
+                call.call_id == call_id && call.phase == Phase::OpeningDevices
+            }
             CallState::Outgoing {
                 call_id: calling,
                 devices: Devices::Opening,
@@ -502,7 +520,8 @@ impl Runtime {
             },
             Effect::RestartIce => {
                 if let Some(media) = &self.media {
-                    media.link.restart_ice();
+                    // With the freshest TURN credentials: the call may be older than them.
+                    media.link.restart_ice(&self.ice_servers);
                 }
             }
             Effect::SetLocalMedia(flags) => {

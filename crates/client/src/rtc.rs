@@ -247,6 +247,7 @@ type Handler<E> = Closure<dyn FnMut(E)>;
 /// One call's `RTCPeerConnection`. Dropping it closes the connection.
 pub struct PeerLink {
     pc: RtcPeerConnection,
+    state: Rc<Negotiation>,
     inbox: UnboundedSender<PeerMessage>,
     worker: AbortHandle,
     _handlers: (
@@ -400,6 +401,7 @@ impl PeerLink {
 
         Ok(Self {
             pc,
+            state,
             inbox,
             worker: stop,
             _handlers: (
@@ -422,9 +424,34 @@ impl PeerLink {
         &self.pc
     }
 
-    /// Asks ICE to gather fresh candidates; the new offer follows through `negotiationneeded`.
-    pub fn restart_ice(&self) {
-        self.pc.unchecked_ref::<PcExt>().restart_ice();
+    /// Asks ICE to gather fresh candidates (with `ice_servers`, whose TURN credentials may be
+    /// newer than the call); the new offer follows through `negotiationneeded`.
+    pub fn restart_ice(&self, ice_servers: &Value) {
+        if ice_servers.is_array()
+            && let Some(servers) = to_js(ice_servers)
+        {
+            let config = self.pc.get_configuration();
+            config.set_ice_servers(&servers);
+            if let Err(error) = self.pc.set_configuration_with_configuration(&config) {
+                web_sys::console::warn_1(&format!("setConfiguration: {}", describe(&error)).into());
+            }
+        }
+        // A report equal to the last one (`failed` again after this restart) must reach the call.
+        self.state.last_report.set(None);
+        let (pc, state) = (self.pc.clone(), self.state.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            // An earlier restart's offer that was never answered (lost with the peer's
+            // signaling) would hold `negotiationneeded` back for ever: take it back first.
+            if pc.signaling_state() == RtcSignalingState::HaveLocalOffer
+                && !state.making_offer.get()
+            {
+                let rollback = RtcSessionDescriptionInit::new(web_sys::RtcSdpType::Rollback);
+                if let Err(error) = JsFuture::from(pc.set_local_description(&rollback)).await {
+                    web_sys::console::warn_1(&format!("rollback: {}", describe(&error)).into());
+                }
+            }
+            pc.unchecked_ref::<PcExt>().restart_ice();
+        });
     }
 }
 

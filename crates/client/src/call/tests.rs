@@ -39,20 +39,55 @@ fn incoming(call_id: &str) -> CallState {
     }
 }
 
+/// Devices open, negotiating the first path.
 fn active(role: Role) -> Active {
     Active {
-        media_ready: true,
+        phase: Phase::Negotiating { restarted: false },
         ..Active::new("bob".into(), id("c1"), role, true)
     }
 }
 
+fn connecting(role: Role) -> CallState {
+    CallState::Active(active(role))
+}
+
 fn in_call(role: Role) -> CallState {
-    CallState::InCall {
-        call: Active {
-            link: Link::Connected,
-            ..active(role)
+    CallState::Active(Active {
+        phase: Phase::Connected {
+            started_at_ms: 1000.0,
+            recovered: None,
         },
-        started_at_ms: 1000.0,
+        ..active(role)
+    })
+}
+
+fn phase(state: &CallState) -> Phase {
+    match state {
+        CallState::Active(call) => call.phase,
+        other => panic!("not an active call: {other:?}"),
+    }
+}
+
+fn link(report: LinkReport) -> Event {
+    Event::Link {
+        call_id: id("c1"),
+        report,
+        now_ms: 9000.0,
+    }
+}
+
+fn fired(timer: Timer) -> Event {
+    Event::Timeout {
+        timer,
+        call_id: id("c1"),
+    }
+}
+
+fn started(timer: Timer, ms: u32) -> Effect {
+    Effect::StartTimer {
+        timer,
+        call_id: id("c1"),
+        ms,
     }
 }
 
@@ -279,11 +314,11 @@ fn replies_about_other_calls_or_from_others_are_ignored() {
 fn accept_sends_what_the_prepared_caller_held_and_arms_the_connect_timer() {
     let (state, effects) =
         outgoing_ready("c1").on(peer("bob", PeerMessage::Accept { call_id: id("c1") }));
-    let CallState::Connecting(call) = &state else {
+    let CallState::Active(call) = &state else {
         panic!("{state:?}")
     };
     assert_eq!(call.role, Role::Caller);
-    assert!(call.media_ready);
+    assert_eq!(call.phase, Phase::Negotiating { restarted: false });
     assert_eq!(
         effects,
         vec![
@@ -301,16 +336,13 @@ fn accept_sends_what_the_prepared_caller_held_and_arms_the_connect_timer() {
 fn accept_before_the_callers_devices_are_open_waits_for_them() {
     let (state, effects) =
         outgoing("c1").on(peer("bob", PeerMessage::Accept { call_id: id("c1") }));
-    let CallState::Connecting(call) = &state else {
-        panic!("{state:?}")
-    };
-    assert!(!call.media_ready);
+    assert_eq!(phase(&state), Phase::OpeningDevices);
     assert_eq!(effects, vec![Effect::SendHeld]);
     let (state, effects) = state.on(Event::MediaReady {
         call_id: id("c1"),
         video: true,
     });
-    assert!(state.active().is_some_and(|c| c.media_ready));
+    assert_eq!(phase(&state), Phase::Negotiating { restarted: false });
     assert!(effects.contains(&Effect::StartTimer {
         timer: Timer::Connect,
         call_id: id("c1"),
@@ -463,7 +495,7 @@ fn glare_the_smaller_call_id_wins_on_both_sides() {
     let (bob, bob_effects) = bob.on(peer("alice", PeerMessage::Invite { call_id: id("a") }));
     assert_eq!(alice.tag(), "outgoing", "alice's call survives");
     assert!(alice_effects.is_empty());
-    let CallState::Connecting(call) = &bob else {
+    let CallState::Active(call) = &bob else {
         panic!("{bob:?}")
     };
     assert_eq!((call.call_id.as_str(), call.role), ("a", Role::Callee));
@@ -493,56 +525,138 @@ fn glare_the_smaller_call_id_wins_on_both_sides() {
 
 #[test]
 fn the_link_coming_up_starts_the_call_timer() {
-    let (state, _) = CallState::Connecting(active(Role::Caller)).on(Event::Link {
+    let (state, _) = connecting(Role::Caller).on(Event::Link {
         call_id: id("c1"),
         report: LinkReport::Connected,
         now_ms: 5000.0,
     });
-    let CallState::InCall {
-        call,
-        started_at_ms,
-    } = state
-    else {
-        panic!()
-    };
-    assert_eq!(started_at_ms, 5000.0);
-    assert_eq!(call.link, Link::Connected);
+    assert_eq!(
+        phase(&state),
+        Phase::Connected {
+            started_at_ms: 5000.0,
+            recovered: None
+        }
+    );
+    assert_eq!(state.tag(), "in-call");
 }
 
 #[test]
-fn reconnecting_keeps_the_original_start_time() {
-    let (state, _) = in_call(Role::Caller).on(Event::Link {
-        call_id: id("c1"),
-        report: LinkReport::Interrupted,
-        now_ms: 9000.0,
-    });
-    assert_eq!(state.active().unwrap().link, Link::Reconnecting);
-    let (state, _) = state.on(Event::Link {
-        call_id: id("c1"),
-        report: LinkReport::Connected,
-        now_ms: 9500.0,
-    });
-    assert!(matches!(
-        state,
-        CallState::InCall {
+fn a_disconnect_waits_the_grace_time_before_restarting() {
+    let (state, effects) = in_call(Role::Caller).on(link(LinkReport::Interrupted));
+    assert_eq!(
+        phase(&state),
+        Phase::Reconnecting {
             started_at_ms: 1000.0,
+            episode: 1,
+            recovery: Recovery::Grace
+        }
+    );
+    assert!(
+        !effects.contains(&Effect::RestartIce),
+        "not yet: it may come back by itself"
+    );
+    assert!(effects.contains(&started(
+        Timer::DisconnectGrace { episode: 1 },
+        DISCONNECT_GRACE_MS
+    )));
+    assert!(effects.contains(&started(Timer::GiveUp { episode: 1 }, RECONNECT_GIVE_UP_MS)));
+    assert_eq!(
+        state.tag(),
+        "in-call",
+        "the call goes on (the view says reconnecting)"
+    );
+
+    let (state, effects) = state.on(fired(Timer::DisconnectGrace { episode: 1 }));
+    assert_eq!(
+        effects,
+        vec![
+            Effect::RestartIce,
+            started(
+                Timer::RestartRetry {
+                    episode: 1,
+                    attempt: 1
+                },
+                RESTART_RETRY_MS
+            )
+        ]
+    );
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting {
+            recovery: Recovery::Restarting { attempt: 1 },
             ..
         }
     ));
 }
 
 #[test]
-fn ice_failure_restarts_once_then_ends_the_call() {
-    let failed = || Event::Link {
-        call_id: id("c1"),
-        report: LinkReport::Failed,
-        now_ms: 0.0,
-    };
-    let (state, effects) = in_call(Role::Caller).on(failed());
+fn a_disconnect_that_recovers_by_itself_needs_no_restart_and_keeps_the_timer() {
+    let (state, _) = in_call(Role::Caller).on(link(LinkReport::Interrupted));
+    let (state, effects) = state.on(link(LinkReport::Connected));
+    assert!(effects.is_empty());
+    assert_eq!(
+        phase(&state),
+        Phase::Connected {
+            started_at_ms: 1000.0,
+            recovered: Some(Recovered {
+                episode: 1,
+                at_ms: 9000.0
+            })
+        }
+    );
+    // The old loss's timers are stale now.
+    let (after, effects) = state
+        .clone()
+        .on(fired(Timer::DisconnectGrace { episode: 1 }));
+    assert_eq!((after, effects), (state.clone(), vec![]));
+    let (after, effects) = state.clone().on(fired(Timer::GiveUp { episode: 1 }));
+    assert_eq!((after, effects), (state, vec![]));
+}
+
+#[test]
+fn ice_failure_restarts_at_once() {
+    let (state, effects) = in_call(Role::Caller).on(link(LinkReport::Failed));
     assert_eq!(effects[0], Effect::RestartIce);
-    assert_eq!(state.tag(), "in-call");
-    assert_eq!(state.active().unwrap().link, Link::Reconnecting);
-    let (state, effects) = state.on(failed());
+    assert!(effects.contains(&started(Timer::GiveUp { episode: 1 }, RECONNECT_GIVE_UP_MS)));
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting {
+            recovery: Recovery::Restarting { attempt: 1 },
+            ..
+        }
+    ));
+    // Failing again tries again (the budget is time, not attempts).
+    let (state, effects) = state.on(link(LinkReport::Failed));
+    assert_eq!(effects[0], Effect::RestartIce);
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting {
+            recovery: Recovery::Restarting { attempt: 2 },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_restart_without_an_answer_is_retried_and_only_its_own_retry_counts() {
+    let (state, _) = in_call(Role::Caller).on(link(LinkReport::Failed));
+    let (state, effects) = state.on(fired(Timer::RestartRetry {
+        episode: 1,
+        attempt: 1,
+    }));
+    assert_eq!(effects[0], Effect::RestartIce);
+    // Attempt 1's timer again (stale now: attempt 2 is running).
+    let (same, effects) = state.clone().on(fired(Timer::RestartRetry {
+        episode: 1,
+        attempt: 1,
+    }));
+    assert_eq!((same, effects), (state, vec![]));
+}
+
+#[test]
+fn a_loss_that_lasts_too_long_ends_the_call() {
+    let (state, _) = in_call(Role::Caller).on(link(LinkReport::Interrupted));
+    let (state, effects) = state.on(fired(Timer::GiveUp { episode: 1 }));
     assert_eq!(reason(&state), Some(EndReason::ConnectionLost));
     assert!(effects.contains(&Effect::Release));
     assert_eq!(
@@ -551,49 +665,163 @@ fn ice_failure_restarts_once_then_ends_the_call() {
     );
 }
 
-#[test]
-fn a_recovered_link_earns_another_restart() {
-    let failed = Event::Link {
+fn link_at(report: LinkReport, now_ms: f64) -> Event {
+    Event::Link {
         call_id: id("c1"),
-        report: LinkReport::Failed,
-        now_ms: 0.0,
-    };
-    let (state, _) = in_call(Role::Caller).on(failed.clone());
-    let (state, _) = state.on(Event::Link {
-        call_id: id("c1"),
-        report: LinkReport::Connected,
-        now_ms: 0.0,
-    });
-    let (_, effects) = state.on(failed);
-    assert_eq!(effects[0], Effect::RestartIce);
+        report,
+        now_ms,
+    }
 }
 
 #[test]
-fn a_restart_that_never_recovers_ends_the_call() {
-    let (state, effects) = in_call(Role::Caller).on(Event::Link {
-        call_id: id("c1"),
-        report: LinkReport::Failed,
-        now_ms: 0.0,
-    });
-    assert!(effects.contains(&Effect::StartTimer {
-        timer: Timer::IceRestart,
-        call_id: id("c1"),
-        ms: ICE_RESTART_TIMEOUT_MS
-    }));
-    let (state, _) = state.on(Event::Timeout {
-        timer: Timer::IceRestart,
-        call_id: id("c1"),
-    });
+fn a_path_that_flickers_back_for_a_moment_keeps_the_same_give_up_time() {
+    let (state, _) = in_call(Role::Caller).on(link_at(LinkReport::Interrupted, 9000.0));
+    let (state, _) = state.on(link_at(LinkReport::Connected, 9010.0));
+    let (state, effects) = state.on(link_at(LinkReport::Interrupted, 9020.0));
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting { episode: 1, .. }
+    ));
+    assert!(
+        !effects.iter().any(|e| matches!(
+            e,
+            Effect::StartTimer {
+                timer: Timer::GiveUp { .. },
+                ..
+            }
+        )),
+        "no fresh budget: {effects:?}"
+    );
+    let (state, _) = state.on(fired(Timer::GiveUp { episode: 1 }));
     assert_eq!(reason(&state), Some(EndReason::ConnectionLost));
 }
 
 #[test]
-fn the_connect_timeout_only_applies_before_media_flows() {
-    let timeout = Event::Timeout {
-        timer: Timer::Connect,
-        call_id: id("c1"),
+fn a_second_loss_gets_its_own_time_budget() {
+    let (state, _) = in_call(Role::Caller).on(link_at(LinkReport::Interrupted, 9000.0));
+    let (state, _) = state.on(link_at(LinkReport::Connected, 9500.0));
+    let (state, _) = state.on(link_at(LinkReport::Interrupted, 9500.0 + FLAP_MS + 1.0));
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting { episode: 2, .. }
+    ));
+    // The first loss's give-up timer fires during the second loss: stale.
+    let (state, effects) = state.on(fired(Timer::GiveUp { episode: 1 }));
+    assert!(effects.is_empty());
+    assert!(state.active().is_some_and(Active::is_reconnecting));
+}
+
+#[test]
+fn a_restart_waits_for_the_signaling_socket() {
+    let (state, _) = in_call(Role::Caller).on(Event::Signaling(false));
+    let (state, _) = state.on(link(LinkReport::Interrupted));
+    let (state, effects) = state.on(fired(Timer::DisconnectGrace { episode: 1 }));
+    assert!(
+        effects.is_empty(),
+        "an offer now would be lost: {effects:?}"
+    );
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting {
+            recovery: Recovery::AwaitingSignaling,
+            ..
+        }
+    ));
+    let (state, effects) = state.on(Event::Signaling(true));
+    assert_eq!(effects[0], Effect::RestartIce);
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting {
+            recovery: Recovery::Restarting { attempt: 1 },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn signaling_lost_during_a_restart_restarts_again_once_back() {
+    let (state, _) = in_call(Role::Caller).on(link(LinkReport::Failed));
+    let (state, effects) = state.on(Event::Signaling(false));
+    assert!(effects.is_empty());
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting {
+            recovery: Recovery::AwaitingSignaling,
+            ..
+        }
+    ));
+    // The running attempt's retry timer no longer applies.
+    let (state, effects) = state.on(fired(Timer::RestartRetry {
+        episode: 1,
+        attempt: 1,
+    }));
+    assert!(effects.is_empty());
+    let (state, effects) = state.on(Event::Signaling(true));
+    assert_eq!(effects[0], Effect::RestartIce);
+    assert!(state.active().is_some_and(Active::is_reconnecting));
+}
+
+#[test]
+fn the_peer_coming_back_online_gets_a_fresh_restart_offer() {
+    let (state, _) = in_call(Role::Caller).on(link(LinkReport::Failed));
+    let (state, effects) = state.on(Event::PeerOnline("bob".into()));
+    assert_eq!(effects[0], Effect::RestartIce);
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting {
+            recovery: Recovery::Restarting { attempt: 2 },
+            ..
+        }
+    ));
+    // Someone else coming online changes nothing; neither does bob while the call is fine.
+    let (_, effects) = state.on(Event::PeerOnline("carol".into()));
+    assert!(effects.is_empty());
+    let (_, effects) = in_call(Role::Caller).on(Event::PeerOnline("bob".into()));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn a_network_change_restarts_ice_without_interrupting_a_working_call() {
+    let (state, effects) = in_call(Role::Callee).on(Event::NetworkChanged);
+    assert_eq!(effects, vec![Effect::RestartIce]);
+    assert_eq!(state, in_call(Role::Callee));
+    // While reconnecting, it skips the rest of the grace time.
+    let (state, _) = in_call(Role::Callee).on(link(LinkReport::Interrupted));
+    let (_, effects) = state.on(Event::NetworkChanged);
+    assert_eq!(effects[0], Effect::RestartIce);
+    // Before the first path exists there is nothing to restart.
+    let (_, effects) = connecting(Role::Callee).on(Event::NetworkChanged);
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn restarts_that_cross_are_left_to_perfect_negotiation() {
+    // Both sides restarted at once: the peer's restart offer reaches us mid-restart. It goes to
+    // the peer connection (which yields or ignores by politeness); the call neither errs nor ends.
+    let (state, _) = in_call(Role::Caller).on(link(LinkReport::Failed));
+    let offer = PeerMessage::Offer {
+        sdp: json!({"type": "offer", "sdp": "v=0"}),
+        call_id: Some(id("c1")),
     };
-    let (state, _) = CallState::Connecting(active(Role::Caller)).on(timeout.clone());
+    let (after, effects) = state.clone().on(peer("bob", offer.clone()));
+    assert_eq!(effects, vec![Effect::Negotiate(offer)]);
+    assert_eq!(after, state);
+}
+
+#[test]
+fn a_first_negotiation_failure_restarts_once_then_ends_the_call() {
+    let (state, effects) = connecting(Role::Caller).on(link(LinkReport::Failed));
+    assert_eq!(effects, vec![Effect::RestartIce]);
+    assert_eq!(phase(&state), Phase::Negotiating { restarted: true });
+    let (state, effects) = state.on(link(LinkReport::Failed));
+    assert_eq!(reason(&state), Some(EndReason::ConnectionLost));
+    assert!(effects.contains(&Effect::Release));
+}
+
+#[test]
+fn the_connect_timeout_only_applies_before_media_flows() {
+    let timeout = fired(Timer::Connect);
+    let (state, _) = connecting(Role::Caller).on(timeout.clone());
     assert_eq!(reason(&state), Some(EndReason::ConnectionLost));
     let (state, _) = in_call(Role::Caller).on(timeout);
     assert_eq!(state.tag(), "in-call");
@@ -777,7 +1005,7 @@ fn reason_tags_match_the_test_hooks() {
 
 #[test]
 fn a_refusing_relay_ends_the_call_with_its_own_reason() {
-    let connecting = CallState::Connecting(active(Role::Callee));
+    let connecting = connecting(Role::Callee);
     let (state, effects) = connecting.on(Event::Link {
         call_id: id("c1"),
         report: LinkReport::RelayRefused,

@@ -1,7 +1,7 @@
 use leptos::html;
 use leptos::prelude::*;
 
-use crate::call::{Active, CallState, EndReason, Event, Link};
+use crate::call::{Active, CallState, EndReason, Event};
 use crate::i18n::fill;
 use crate::phone::{Phone, SharedStream};
 use crate::ui::icons::{CameraIcon, HangUpIcon, MicIcon, PhoneIcon};
@@ -35,7 +35,7 @@ pub fn CallView() -> impl IntoView {
             CallState::Idle => Pane::Idle,
             CallState::Outgoing { .. } => Pane::Outgoing,
             CallState::Incoming { .. } => Pane::Incoming,
-            CallState::Connecting(_) | CallState::InCall { .. } => Pane::Active,
+            CallState::Active(_) => Pane::Active,
             CallState::Ended { .. } => Pane::Ended,
         })
     });
@@ -167,12 +167,10 @@ fn InCall() -> impl IntoView {
     let phone = expect_context::<Phone>();
     let call = phone.call();
     let active = Memo::new(move |_| call.with(|s| s.active().cloned()));
-    let started_at = Memo::new(move |_| {
-        call.with(|s| match s {
-            CallState::InCall { started_at_ms, .. } => Some(*started_at_ms),
-            _ => None,
-        })
-    });
+    let started_at =
+        Memo::new(move |_| active.with(|a| a.as_ref().and_then(Active::started_at_ms)));
+    let reconnecting =
+        Memo::new(move |_| active.with(|a| a.as_ref().is_some_and(Active::is_reconnecting)));
     let field = move |read: fn(&Active) -> bool| {
         Memo::new(move |_| active.with(|a| a.as_ref().is_some_and(read)))
     };
@@ -184,12 +182,9 @@ fn InCall() -> impl IntoView {
 
     let status = move || {
         let strings = locale.t();
-        match (
-            started_at.get(),
-            active.with(|a| a.as_ref().map(|a| a.link)),
-        ) {
-            (Some(_), Some(Link::Reconnecting)) => strings.reconnecting,
-            (Some(_), _) => strings.connected,
+        match (started_at.get(), reconnecting.get()) {
+            (Some(_), true) => strings.reconnecting,
+            (Some(_), false) => strings.connected,
             (None, _) => strings.connecting,
         }
     };
@@ -213,7 +208,11 @@ fn InCall() -> impl IntoView {
     };
 
     view! {
-        <div class="in-call" class:connecting=move || started_at.get().is_none()>
+        <div
+            class="in-call"
+            class:connecting=move || started_at.get().is_none()
+            data-phase=move || active.with(|a| a.as_ref().map(|a| a.phase.tag()))
+        >
             <div class="remote">
                 <Video
                     testid="remote-video"
