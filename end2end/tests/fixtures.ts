@@ -17,14 +17,17 @@ export class DuetServer {
   private child?: ChildProcess;
   baseURL = '';
   readonly dataDir: string;
+  readonly launcher: string[];
 
   /** `launcher` runs the binary through another command, e.g. `['ip', 'netns', 'exec', NS]`
-   * (which execs it, so the child's PID stays the server's own). */
+   * (which execs it, so the child's PID stays the server's own); `parentDir` holds the data
+   * folder instead of the system's temporary folder (a harness that removes it wholesale). */
   constructor(
     readonly extraEnv: Record<string, string> = {},
-    readonly launcher: string[] = [],
+    options: { launcher?: string[]; parentDir?: string } = {},
   ) {
-    this.dataDir = mkdtempSync(path.join(tmpdir(), 'duet-e2e-'));
+    this.launcher = options.launcher ?? [];
+    this.dataDir = mkdtempSync(path.join(options.parentDir ?? tmpdir(), 'duet-e2e-'));
   }
 
   /** Starts the server; `addr` defaults to a free port (the first start) or the previous one. */
