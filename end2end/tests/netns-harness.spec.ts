@@ -49,6 +49,13 @@ test('a 300 kbit/s cap on B\'s link lowers the video bitrate both ways', async (
   await connect(a, b);
 
   // B receives through the cap on the router's end of B's link, A through the one on B's end.
+  // A baseline well above the cap first: on a busy machine Chromium's encoder may drop its
+  // resolution for CPU, and a comparison with a starved baseline would prove nothing.
+  for (const page of [b.page, a.page]) {
+    await expect
+      .poll(async () => (await inboundRate(page, 1000)).videoKbps, { message: 'uncapped video bitrate', timeout: 20_000 })
+      .toBeGreaterThan(400);
+  }
   const [freeB, freeA] = await Promise.all([inboundRate(b.page, 3000), inboundRate(a.page, 3000)]);
   await lab.cap('b', 300);
   const [cappedB, cappedA] = await Promise.all([inboundRate(b.page, 3000), inboundRate(a.page, 3000)]);
