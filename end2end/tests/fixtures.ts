@@ -17,14 +17,23 @@ export class DuetServer {
   private child?: ChildProcess;
   baseURL = '';
   readonly dataDir: string;
+  readonly launcher: string[];
 
-  constructor(readonly extraEnv: Record<string, string> = {}) {
-    this.dataDir = mkdtempSync(path.join(tmpdir(), 'duet-e2e-'));
+  /** `launcher` runs the binary through another command, e.g. `['ip', 'netns', 'exec', NS]`
+   * (which execs it, so the child's PID stays the server's own); `parentDir` holds the data
+   * folder instead of the system's temporary folder (a harness that removes it wholesale). */
+  constructor(
+    readonly extraEnv: Record<string, string> = {},
+    options: { launcher?: string[]; parentDir?: string } = {},
+  ) {
+    this.launcher = options.launcher ?? [];
+    this.dataDir = mkdtempSync(path.join(options.parentDir ?? tmpdir(), 'duet-e2e-'));
   }
 
   /** Starts the server; `addr` defaults to a free port (the first start) or the previous one. */
   async start(addr = this.baseURL ? new URL(this.baseURL).host : '127.0.0.1:0'): Promise<void> {
-    const child = spawn(BINARY, [], {
+    const [command, ...args] = [...this.launcher, BINARY];
+    const child = spawn(command, args, {
       env: {
         ...process.env,
         DUET_ADDR: addr,
@@ -84,12 +93,15 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${randomBytes(4).toString('hex')}`;
 }
 
-/** Registers a fresh account in its own browser context and opens the app logged in. */
+/** Registers a fresh account in its own browser context and opens the app logged in.
+ * `registerFromPage`: the page itself registers (a same-origin fetch), for a server that only
+ * the browser can reach, e.g. one in a network namespace: Playwright's `context.request` is made
+ * by the test process, outside the namespace. */
 export async function newUser(
   browser: Browser,
   server: DuetServer,
   prefix = 'user',
-  options: { locale?: string; open?: boolean } = {},
+  options: { locale?: string; open?: boolean; registerFromPage?: boolean } = {},
 ): Promise<User> {
   const context = await browser.newContext({
     baseURL: server.baseURL,
@@ -101,6 +113,23 @@ export async function newUser(
   await installLedger(context);
   const name = uniqueName(prefix);
   const password = `pw-${randomBytes(6).toString('hex')}`;
+  if (options.registerFromPage) {
+    const page = await context.newPage();
+    await page.goto('/');
+    const response = await page.evaluate(async (body) => {
+      const r = await fetch('/user/register', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { ok: r.ok, text: await r.text() };
+    }, { username: name, password });
+    expect(response.ok, response.text).toBeTruthy();
+    expect(JSON.parse(response.text)).toEqual({ flag: true });
+    // Reloaded with the session cookie the registration set.
+    if (options.open !== false) await page.goto('/');
+    return { name, password, context, page };
+  }
   const response = await context.request.post('/user/register', {
     data: { username: name, password },
   });
