@@ -70,6 +70,12 @@ export async function expectNoLiveCapture(page: Page) {
   await expectNoLiveDeviceTracks(page);
 }
 
+/** The call timer's seconds ("m:ss" or "h:mm:ss"). */
+export async function timerSeconds(page: Page): Promise<number> {
+  const text = (await page.locator('.call-info .timer').textContent()) ?? '';
+  return text.split(':').reduce((total, part) => total * 60 + Number(part), 0);
+}
+
 export async function hangUp(page: Page) {
   await page.getByTestId('hangup').click();
 }

@@ -4,18 +4,12 @@
 // session, and so its certificates, survive an ICE restart).
 import { expect, type ConsoleMessage, type Page } from '@playwright/test';
 import { test } from './fixtures';
-import { connect, expectMediaFlowing, expectState } from './calls';
+import { connect, expectMediaFlowing, expectState, timerSeconds } from './calls';
 import { expectedCode, shownCode, transportInfo, type TransportInfo } from './transport';
 
 /** What the browser would fire after the device joined a network. */
 async function networkChanged(page: Page) {
   await page.evaluate(() => window.dispatchEvent(new Event('online')));
-}
-
-/** The call timer's seconds ("m:ss" or "h:mm:ss"). */
-async function timerSeconds(page: Page): Promise<number> {
-  const text = (await page.locator('.call-info .timer').textContent()) ?? '';
-  return text.split(':').reduce((total, part) => total * 60 + Number(part), 0);
 }
 
 /** Waits until `page` runs on a new ICE generation: fresh credentials (ufrag) in its local

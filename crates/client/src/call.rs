@@ -69,6 +69,16 @@ pub enum Phase {
     },
 }
 
+/// Our signaling socket, as the call sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalingLink {
+    Up,
+    Down,
+    /// Replaced after a network change (the old socket may be bound to an address that is gone,
+    /// and the browser does not always close it): once the new one is up, ICE restarts too.
+    Renewing,
+}
+
 /// A loss of the media path that ended, and when.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Recovered {
@@ -186,8 +196,8 @@ pub struct Active {
     pub phase: Phase,
     /// How many times the media path was lost; numbers the next [`Phase::Reconnecting`].
     pub losses: u32,
-    /// Whether our signaling socket is connected (an ICE restart needs it).
-    pub signaling_up: bool,
+    /// Our signaling socket, which an ICE restart needs.
+    pub signaling: SignalingLink,
 }
 
 impl Phase {
@@ -212,7 +222,7 @@ impl Active {
             remote: MediaFlags::ON,
             phase: Phase::OpeningDevices,
             losses: 0,
-            signaling_up: true,
+            signaling: SignalingLink::Up,
         }
     }
 
@@ -875,12 +885,21 @@ fn on_active(mut call: Active, event: Event) -> (CallState, Vec<Effect>) {
         } if call_id == call.call_id => on_link(call, report, now_ms),
         Event::Timeout { timer, call_id } if call_id == call.call_id => on_timeout(call, timer),
         Event::Signaling(up) => {
-            call.signaling_up = up;
+            let renewed = up && call.signaling == SignalingLink::Renewing;
+            call.signaling = match (up, call.signaling) {
+                (true, _) => SignalingLink::Up,
+                (false, SignalingLink::Renewing) => SignalingLink::Renewing,
+                (false, _) => SignalingLink::Down,
+            };
             match call.phase {
                 Phase::Reconnecting {
                     recovery: Recovery::AwaitingSignaling,
                     ..
                 } if up => restart(call),
+                // The network changed under a working call: look for the new path now.
+                Phase::Connected { .. } if renewed => {
+                    (CallState::Active(call), vec![Effect::RestartIce])
+                }
                 // The restart's offer may have died with the socket: send a new one once back.
                 Phase::Reconnecting {
                     started_at_ms,
@@ -911,13 +930,25 @@ fn on_active(mut call: Active, event: Event) -> (CallState, Vec<Effect>) {
         {
             restart(call)
         }
-        Event::NetworkChanged => match call.phase {
-            // The path may still work over the old network, so the call stays "connected"; the
-            // restart finds the new path, and a dead old one shows as `disconnected` soon.
-            Phase::Connected { .. } => (CallState::Active(call), vec![Effect::RestartIce]),
-            Phase::Reconnecting { .. } => restart(call),
-            Phase::OpeningDevices | Phase::Negotiating { .. } => (CallState::Active(call), vec![]),
-        },
+        // The runtime renews the signaling socket; the restart follows once it is back. A working
+        // call stays "connected" meanwhile (the old path may still carry media), and a dead old
+        // path shows as `disconnected` soon anyway.
+        Event::NetworkChanged => {
+            call.signaling = SignalingLink::Renewing;
+            if let Phase::Reconnecting {
+                started_at_ms,
+                episode,
+                ..
+            } = call.phase
+            {
+                call.phase = Phase::Reconnecting {
+                    started_at_ms,
+                    episode,
+                    recovery: Recovery::AwaitingSignaling,
+                };
+            }
+            (CallState::Active(call), vec![])
+        }
         Event::Peer { from, message } => on_active_message(call, from, message),
         // The peer's signaling may drop while media still flows peer to peer; only the media
         // path decides whether the call is over.
@@ -1056,7 +1087,7 @@ fn restart(mut call: Active) -> (CallState, Vec<Effect>) {
     else {
         return (CallState::Active(call), vec![]);
     };
-    if !call.signaling_up {
+    if call.signaling != SignalingLink::Up {
         call.phase = Phase::Reconnecting {
             started_at_ms,
             episode,

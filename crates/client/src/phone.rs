@@ -129,7 +129,7 @@ impl Phone {
         let network = {
             let inputs = inputs.clone();
             NetworkWatch::new(move || {
-                let _ = inputs.unbounded_send(Input::Event(Event::NetworkChanged));
+                let _ = inputs.unbounded_send(Input::NetworkChanged);
             })
         };
         let runtime = Runtime {
@@ -180,6 +180,7 @@ enum Input {
         event: LinkEvent,
     },
     Event(Event),
+    NetworkChanged,
     Verified {
         call_id: CallId,
         code: String,
@@ -253,6 +254,12 @@ impl Runtime {
             } => self.on_media(call_id, polite, result),
             Input::Link { call_id, event } => self.on_link(call_id, event),
             Input::Event(event) => self.apply(event),
+            Input::NetworkChanged => {
+                // The socket may be bound to an address that is gone; the call restarts ICE once
+                // the new one is up.
+                self.signaling.renew();
+                self.apply(Event::NetworkChanged);
+            }
             Input::Verified { call_id, code } => {
                 if self.media.as_ref().is_some_and(|m| m.call_id == call_id) {
                     self.phone.verification.set(Some(code));

@@ -363,6 +363,9 @@ impl PeerLink {
         };
         pc.set_onconnectionstatechange(Some(on_state_change.as_ref().unchecked_ref()));
         pc.set_oniceconnectionstatechange(Some(on_state_change.as_ref().unchecked_ref()));
+        // After an ICE restart over a path that never stopped working, no connection state
+        // changes; the end of the negotiation is when the call hears "connected" again.
+        pc.set_onsignalingstatechange(Some(on_state_change.as_ref().unchecked_ref()));
 
         // Inbound descriptions and candidates are applied strictly one after another: each
         // step awaits the browser, and interleaving two would break the negotiation.
@@ -463,6 +466,7 @@ impl Drop for PeerLink {
         self.pc.set_ontrack(None);
         self.pc.set_onconnectionstatechange(None);
         self.pc.set_oniceconnectionstatechange(None);
+        self.pc.set_onsignalingstatechange(None);
         self.pc.close();
         clear_hook(PC_HOOK);
     }

@@ -9,7 +9,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use futures::{SinkExt, StreamExt, select};
+use futures::stream::Fuse;
+use futures::{FutureExt, SinkExt, StreamExt, select};
 use gloo_net::websocket::Message;
 use gloo_net::websocket::futures::WebSocket;
 use gloo_timers::future::TimeoutFuture;
@@ -37,15 +38,35 @@ pub enum SignalEvent {
 /// already queued (a last "hang up") are sent.
 pub struct Signaling {
     outbox: UnboundedSender<String>,
+    renewals: UnboundedSender<()>,
     stopping: Rc<Cell<bool>>,
 }
 
 impl Signaling {
     pub fn connect(on_event: impl Fn(SignalEvent) + 'static) -> Self {
         let (outbox, queued) = mpsc::unbounded();
+        let (renewals, renew) = mpsc::unbounded();
         let stopping = Rc::new(Cell::new(false));
-        wasm_bindgen_futures::spawn_local(run(queued, stopping.clone(), on_event));
-        Self { outbox, stopping }
+        let task = run(
+            Inputs {
+                queued,
+                renew: renew.fuse(),
+            },
+            stopping.clone(),
+            on_event,
+        );
+        wasm_bindgen_futures::spawn_local(task);
+        Self {
+            outbox,
+            renewals,
+            stopping,
+        }
+    }
+
+    /// Drops the current connection and connects again at once (after a network change: a
+    /// socket bound to an address that is gone may never report its death).
+    pub fn renew(&self) {
+        let _ = self.renewals.unbounded_send(());
     }
 
     pub fn send(&self, frame: &ClientFrame) {
@@ -58,6 +79,7 @@ impl Drop for Signaling {
     fn drop(&mut self) {
         self.stopping.set(true);
         self.outbox.close_channel();
+        self.renewals.close_channel();
     }
 }
 
@@ -81,11 +103,15 @@ fn socket_url() -> Option<String> {
     Some(format!("{scheme}://{}/video", location.host().ok()?))
 }
 
-async fn run(
-    mut queued: UnboundedReceiver<String>,
-    stopping: Rc<Cell<bool>>,
-    on_event: impl Fn(SignalEvent),
-) {
+/// What the connection task listens to besides its socket.
+struct Inputs {
+    /// Frames to send.
+    queued: UnboundedReceiver<String>,
+    /// Requests to replace the connection now.
+    renew: Fuse<UnboundedReceiver<()>>,
+}
+
+async fn run(mut inputs: Inputs, stopping: Rc<Cell<bool>>, on_event: impl Fn(SignalEvent)) {
     let Some(url) = socket_url() else {
         return;
     };
@@ -93,12 +119,20 @@ async fn run(
     let mut shown_down = false;
     while !stopping.get() {
         if let Ok(socket) = WebSocket::open(&url) {
-            let greeted = serve(socket, &mut queued, &on_event).await;
+            let greeted = serve(socket, &mut inputs, &on_event).await;
             match greeted {
                 Serve::Stopped => return,
                 Serve::Greeted => {
                     failures = 0;
                     shown_down = false;
+                }
+                Serve::Renew => {
+                    // `online` and a connection change often come together: one renewal is enough.
+                    while inputs.renew.get_mut().try_recv().is_ok() {}
+                    on_event(SignalEvent::Down);
+                    failures = 0;
+                    shown_down = true;
+                    continue;
                 }
                 Serve::Refused => {}
             }
@@ -117,7 +151,12 @@ async fn run(
             on_event(SignalEvent::SignedOut);
             return;
         }
-        TimeoutFuture::new(backoff_ms(failures, js_sys::Math::random())).await;
+        // A renewal (the network came back) cuts the wait short.
+        let mut wait = TimeoutFuture::new(backoff_ms(failures, js_sys::Math::random())).fuse();
+        select! {
+            () = wait => {}
+            _ = inputs.renew.next() => failures = 0,
+        }
     }
 }
 
@@ -126,20 +165,22 @@ enum Serve {
     Greeted,
     /// The connection ended before the greeting.
     Refused,
+    /// Our owner asked for a new connection.
+    Renew,
     /// Our owner is gone.
     Stopped,
 }
 
-async fn serve(
-    socket: WebSocket,
-    queued: &mut UnboundedReceiver<String>,
-    on_event: &impl Fn(SignalEvent),
-) -> Serve {
+async fn serve(socket: WebSocket, inputs: &mut Inputs, on_event: &impl Fn(SignalEvent)) -> Serve {
     let (mut sink, stream) = socket.split();
     let mut stream = stream.fuse();
     // Nothing is sent before `hello`: until then the socket may still be failing to open.
     loop {
-        match stream.next().await {
+        let incoming = select! {
+            incoming = stream.next() => incoming,
+            _ = inputs.renew.next() => return Serve::Renew,
+        };
+        match incoming {
             Some(Ok(Message::Text(text))) => {
                 let Ok(message) = ServerMessage::from_json(&text) else {
                     continue;
@@ -168,7 +209,8 @@ async fn serve(
                 Some(Ok(Message::Bytes(_))) => {}
                 Some(Err(_)) | None => return Serve::Greeted,
             },
-            frame = queued.next() => match frame {
+            _ = inputs.renew.next() => return Serve::Renew,
+            frame = inputs.queued.next() => match frame {
                 Some(text) => {
                     if sink.send(Message::Text(text)).await.is_err() {
                         return Serve::Greeted;

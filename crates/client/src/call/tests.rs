@@ -781,16 +781,52 @@ fn the_peer_coming_back_online_gets_a_fresh_restart_offer() {
 }
 
 #[test]
-fn a_network_change_restarts_ice_without_interrupting_a_working_call() {
+fn a_network_change_renews_signaling_then_restarts_ice_without_interrupting_a_working_call() {
     let (state, effects) = in_call(Role::Callee).on(Event::NetworkChanged);
+    assert!(
+        effects.is_empty(),
+        "the old socket may be dead: wait for the new one"
+    );
+    assert_eq!(
+        phase(&state),
+        phase(&in_call(Role::Callee)),
+        "still connected"
+    );
+    // The renewal itself takes the old socket down first.
+    let (state, effects) = state.on(Event::Signaling(false));
+    assert!(effects.is_empty());
+    let (state, effects) = state.on(Event::Signaling(true));
     assert_eq!(effects, vec![Effect::RestartIce]);
-    assert_eq!(state, in_call(Role::Callee));
-    // While reconnecting, it skips the rest of the grace time.
+    assert_eq!(state.active().map(|c| c.signaling), Some(SignalingLink::Up));
+    // A socket that merely came back (a server restart) owes no restart.
+    let (state, _) = state.on(Event::Signaling(false));
+    let (_, effects) = state.on(Event::Signaling(true));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn a_network_change_while_reconnecting_restarts_once_signaling_is_renewed() {
     let (state, _) = in_call(Role::Callee).on(link(LinkReport::Interrupted));
-    let (_, effects) = state.on(Event::NetworkChanged);
+    let (state, effects) = state.on(Event::NetworkChanged);
+    assert!(effects.is_empty());
+    assert!(matches!(
+        phase(&state),
+        Phase::Reconnecting {
+            recovery: Recovery::AwaitingSignaling,
+            ..
+        }
+    ));
+    let (state, _) = state.on(Event::Signaling(false));
+    let (_, effects) = state.on(Event::Signaling(true));
     assert_eq!(effects[0], Effect::RestartIce);
-    // Before the first path exists there is nothing to restart.
-    let (_, effects) = connecting(Role::Callee).on(Event::NetworkChanged);
+}
+
+#[test]
+fn before_the_first_path_a_network_change_only_renews_signaling() {
+    let (state, effects) = connecting(Role::Callee).on(Event::NetworkChanged);
+    assert!(effects.is_empty());
+    let (state, _) = state.on(Event::Signaling(false));
+    let (_, effects) = state.on(Event::Signaling(true));
     assert!(effects.is_empty());
 }
 
