@@ -7,6 +7,7 @@ pub mod app;
 pub mod call;
 pub mod i18n;
 pub mod phone;
+pub mod quality;
 pub mod relay_watch;
 pub mod ringer;
 pub mod rtc;
