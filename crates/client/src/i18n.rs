@@ -6,6 +6,7 @@
 use protocol::{AccountError, AuthErrorCode, wait_minutes};
 
 use crate::call::EndReason;
+use crate::quality::Level;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lang {
@@ -122,6 +123,25 @@ pub struct Strings {
     pub call_again: &'static str,
     pub audio_only: &'static str,
     pub back: &'static str,
+    /// The indicator's accessible name; `{name}` is one of the three levels below.
+    pub quality_name: &'static str,
+    pub quality_good: &'static str,
+    pub quality_fair: &'static str,
+    pub quality_poor: &'static str,
+    pub quality_details: &'static str,
+    pub quality_sending: &'static str,
+    pub quality_receiving: &'static str,
+    pub quality_round_trip: &'static str,
+    pub quality_loss_in: &'static str,
+    pub quality_loss_out: &'static str,
+    pub quality_jitter: &'static str,
+    pub quality_resolution: &'static str,
+    pub quality_frame_rate: &'static str,
+    pub quality_path: &'static str,
+    pub quality_direct: &'static str,
+    pub quality_relayed: &'static str,
+    pub poor_connection: &'static str,
+    pub not_now: &'static str,
 }
 
 impl Strings {
@@ -149,6 +169,15 @@ impl Strings {
             }
             AuthErrorCode::Internal => self.server_trouble.to_owned(),
             _ => self.auth_failed.to_owned(),
+        }
+    }
+
+    /// A quality level's word, as it fills [`quality_name`](Self::quality_name).
+    pub fn quality_level(&self, level: Level) -> &'static str {
+        match level {
+            Level::Good => self.quality_good,
+            Level::Fair => self.quality_fair,
+            Level::Poor => self.quality_poor,
         }
     }
 
@@ -239,6 +268,24 @@ pub static EN: Strings = Strings {
     call_again: "Call again",
     audio_only: "Call with audio only",
     back: "Back to contacts",
+    quality_name: "Connection quality: {name}",
+    quality_good: "good",
+    quality_fair: "fair",
+    quality_poor: "poor",
+    quality_details: "Connection details",
+    quality_sending: "Sending",
+    quality_receiving: "Receiving",
+    quality_round_trip: "Round-trip time",
+    quality_loss_in: "Packet loss (incoming)",
+    quality_loss_out: "Packet loss (outgoing)",
+    quality_jitter: "Jitter",
+    quality_resolution: "Received video",
+    quality_frame_rate: "Frame rate",
+    quality_path: "Path",
+    quality_direct: "Direct",
+    quality_relayed: "Relayed (TURN)",
+    poor_connection: "Your connection is poor. Turn your camera off to keep the sound clear?",
+    not_now: "Not now",
 };
 
 pub static ZH: Strings = Strings {
@@ -310,6 +357,24 @@ pub static ZH: Strings = Strings {
     call_again: "重新呼叫",
     audio_only: "仅语音呼叫",
     back: "返回联系人",
+    quality_name: "通话质量：{name}",
+    quality_good: "良好",
+    quality_fair: "一般",
+    quality_poor: "较差",
+    quality_details: "连接详情",
+    quality_sending: "发送",
+    quality_receiving: "接收",
+    quality_round_trip: "往返时延",
+    quality_loss_in: "丢包率（接收）",
+    quality_loss_out: "丢包率（发送）",
+    quality_jitter: "抖动",
+    quality_resolution: "接收画面",
+    quality_frame_rate: "帧率",
+    quality_path: "连接方式",
+    quality_direct: "直连",
+    quality_relayed: "经中继（TURN）",
+    poor_connection: "你的网络连接较差。要关闭摄像头以保证声音清晰吗？",
+    not_now: "暂不",
 };
 
 #[cfg(test)]
@@ -341,10 +406,12 @@ mod tests {
                 strings.ended_cancelled,
                 strings.ended_relay_refused,
                 strings.verification_hint,
+                strings.quality_name,
             ] {
                 assert!(template.contains("{name}"), "{template}");
             }
             assert!(!strings.end_reason(EndReason::Busy, "bob").contains('{'));
+            assert!(!fill(strings.quality_name, strings.quality_level(Level::Poor)).contains('{'));
         }
     }
 
@@ -365,6 +432,14 @@ mod tests {
                     .contains('2')
             );
         }
+        assert_eq!(
+            fill(EN.quality_name, EN.quality_level(Level::Good)),
+            "Connection quality: good"
+        );
+        assert_eq!(
+            fill(ZH.quality_name, ZH.quality_level(Level::Poor)),
+            "通话质量：较差"
+        );
         assert_eq!(
             ZH.refusal(AuthErrorCode::Throttled, Some(300)),
             "失败次数过多，请 5 分钟后再试。"

@@ -8,6 +8,7 @@ pub mod call;
 pub mod i18n;
 pub mod network_watch;
 pub mod phone;
+pub mod quality;
 pub mod relay_watch;
 pub mod ringer;
 pub mod rtc;

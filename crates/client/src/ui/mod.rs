@@ -6,6 +6,7 @@ mod contacts;
 mod header;
 mod icons;
 mod login;
+pub mod quality;
 
 pub use call_view::CallView;
 pub use contacts::ContactList;
