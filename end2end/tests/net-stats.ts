@@ -90,3 +90,33 @@ export async function inboundRate(page: Page, ms: number): Promise<InboundRate> 
     seconds,
   };
 }
+
+/** The page's outgoing video bitrate over a window of `ms` milliseconds (statistics' clock). */
+export async function outboundVideoKbps(page: Page, ms: number): Promise<number> {
+  const read = () =>
+    page.evaluate(async () => {
+      const pc = (window as unknown as { __duetPc?: RTCPeerConnection }).__duetPc;
+      const total = { timestamp: 0, bytes: 0 };
+      if (!pc) return total;
+      (await pc.getStats()).forEach((s: any) => {
+        if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
+        total.timestamp = s.timestamp;
+        total.bytes += s.bytesSent ?? 0;
+      });
+      return total;
+    });
+  const first = await read();
+  await page.waitForTimeout(ms);
+  const last = await read();
+  return ((last.bytes - first.bytes) * 8) / (last.timestamp - first.timestamp);
+}
+
+/** What the app asked of its video sender (`RTCRtpSender.getParameters()`, first encoding). */
+export async function videoSendLimits(page: Page): Promise<{ maxBitrate?: number; scaleResolutionDownBy?: number }> {
+  return page.evaluate(() => {
+    const pc = (window as unknown as { __duetPc?: RTCPeerConnection }).__duetPc;
+    const sender = pc?.getSenders().find((s) => s.track?.kind === 'video');
+    const encoding = sender?.getParameters().encodings?.[0] ?? {};
+    return { maxBitrate: encoding.maxBitrate, scaleResolutionDownBy: encoding.scaleResolutionDownBy };
+  });
+}

@@ -293,27 +293,28 @@ export class NetnsLab {
     return this.address(side);
   }
 
-  /** Drops `percent` % of UDP packets in and out of the client (media; the signaling over TCP
-   * is untouched). Replaces an earlier loss rule of this side. */
+  /** Drops `percent` % of UDP packets to and from the client (media; the signaling over TCP
+   * is untouched). Replaces an earlier loss rule of this side. Packets to the client are dropped
+   * on its way in; packets from it in the router, as a lossy network would: a rule on the
+   * client's own output would fail `sendto()` with EPERM, which WebRTC sees and works around. */
   async loss(side: Side, percent: number): Promise<void> {
     if (!(percent >= 0 && percent <= 100)) throw new Error(`loss percent out of range: ${percent}`);
     const drop = `meta l4proto udp numgen random mod 100 < ${Math.round(percent)} drop`;
+    const table = `${LOSS_TABLE}_${side}`;
     // `table …; delete table …` first: replaces the rules whether or not they existed.
-    const script = [
-      `table inet ${LOSS_TABLE}`,
-      `delete table inet ${LOSS_TABLE}`,
-      `table inet ${LOSS_TABLE} {`,
-      `  chain input { type filter hook input priority 0; policy accept; ${drop}; }`,
-      `  chain output { type filter hook output priority 0; policy accept; ${drop}; }`,
-      `}`,
-    ].join('\n');
-    await this.nft(side, script);
+    const ruleset = (chain: string) =>
+      [`table inet ${table}`, `delete table inet ${table}`, `table inet ${table} {`, `  ${chain}`, `}`].join('\n');
+    await this.nft(this.ns[side], ruleset(`chain input { type filter hook input priority 0; policy accept; ${drop}; }`));
+    await this.nft(
+      this.ns.router,
+      ruleset(`chain forward { type filter hook forward priority 0; policy accept; iifname "${routerIf(side)}" ${drop}; }`),
+    );
     this.sides[side].lossPercent = percent;
   }
 
-  private async nft(side: Side, script: string) {
+  private async nft(ns: string, script: string) {
     try {
-      await run('ip', ['netns', 'exec', this.ns[side], 'nft', '-f', '-'], script);
+      await run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], script);
     } catch (error) {
       if (spawnSync('nft', ['-v'], { stdio: 'ignore' }).error) {
         throw new Error('packet loss needs nftables: apt-get install -y nftables');
@@ -338,7 +339,10 @@ export class NetnsLab {
   async clear(side: Side): Promise<void> {
     const state = this.sides[side];
     if (state.lossPercent !== undefined) {
-      await this.nft(side, `table inet ${LOSS_TABLE}\ndelete table inet ${LOSS_TABLE}\n`);
+      const table = `${LOSS_TABLE}_${side}`;
+      for (const ns of [this.ns[side], this.ns.router]) {
+        await this.nft(ns, `table inet ${table}\ndelete table inet ${table}\n`);
+      }
       state.lossPercent = undefined;
     }
     if (state.capKbit !== undefined) {
@@ -348,16 +352,15 @@ export class NetnsLab {
     }
   }
 
-  /** What the kernel holds for the side's link: both ends' qdiscs and the client's nftables
-   * ruleset, as `tc` and `nft` print them (to check that an impairment is really in place or
+  /** What the kernel holds for the side's link: both ends' qdiscs and the client's and router's
+   * nftables rulesets, as `tc` and `nft` print them (to check that an impairment is really in place or
    * really gone, without waiting for a congestion controller to react). */
   async shaping(side: Side): Promise<string> {
     const client = await run('tc', ['-n', this.ns[side], 'qdisc', 'show', 'dev', CLIENT_IF]);
     const router = await run('tc', ['-n', this.ns.router, 'qdisc', 'show', 'dev', routerIf(side)]);
-    const rules = spawnSync('nft', ['-v'], { stdio: 'ignore' }).error
-      ? { stdout: '' }
-      : await this.exec(this.ns[side], 'nft', 'list', 'ruleset');
-    return `client ${client.stdout}router ${router.stdout}${rules.stdout}`;
+    const rules = async (ns: string) =>
+      spawnSync('nft', ['-v'], { stdio: 'ignore' }).error ? '' : (await this.exec(ns, 'nft', 'list', 'ruleset')).stdout;
+    return `client ${client.stdout}router ${router.stdout}${await rules(this.ns[side])}${await rules(this.ns.router)}`;
   }
 
   /** PIDs of every process inside this lab's namespaces (server, browsers and their children). */

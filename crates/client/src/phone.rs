@@ -8,16 +8,18 @@
 
 use futures::StreamExt;
 use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use futures::future::{AbortHandle, abortable};
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
 use serde_json::Value;
-use web_sys::MediaStream;
+use web_sys::{MediaStream, RtcPeerConnection};
 
 use protocol::{CallId, ClientFrame, IceTransportPolicy, PeerMessage, ServerEvent, ServerMessage};
 
 use crate::call::{CallState, Devices, Effect, Event, LinkReport, Phase};
 use crate::i18n::{Lang, fill};
 use crate::network_watch::NetworkWatch;
+use crate::quality::{Adaptation, QualityReport, StatsSample};
 use crate::ringer::{Ringer, request_notification_permission};
 use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink};
 use crate::signaling::{SignalEvent, Signaling};
@@ -44,6 +46,10 @@ pub struct Phone {
     remote_stream: RwSignal<Option<SharedStream>>,
     /// The call's verification code (crate::verify), once the media path is up.
     verification: RwSignal<Option<String>>,
+    /// The last second's connection quality, once there is a second to compare with.
+    quality: RwSignal<Option<QualityReport>>,
+    /// The link has been poor for a while (the app offers to turn the camera off).
+    poor_for_a_while: RwSignal<bool>,
     commands: StoredValue<Option<UnboundedSender<Command>>>,
 }
 
@@ -62,6 +68,8 @@ impl Phone {
             local_stream: RwSignal::new(None),
             remote_stream: RwSignal::new(None),
             verification: RwSignal::new(None),
+            quality: RwSignal::new(None),
+            poor_for_a_while: RwSignal::new(false),
             commands: StoredValue::new(None),
         }
     }
@@ -91,6 +99,14 @@ impl Phone {
     /// The code both users compare aloud (`"123 456"`), once the media path is up.
     pub fn verification(&self) -> ReadSignal<Option<String>> {
         self.verification.read_only()
+    }
+
+    pub fn quality(&self) -> ReadSignal<Option<QualityReport>> {
+        self.quality.read_only()
+    }
+
+    pub fn poor_for_a_while(&self) -> ReadSignal<bool> {
+        self.poor_for_a_while.read_only()
     }
 
     pub fn dial(&self, peer: String, video: bool) {
@@ -164,6 +180,8 @@ impl Phone {
         self.local_stream.set(None);
         self.remote_stream.set(None);
         self.verification.set(None);
+        self.quality.set(None);
+        self.poor_for_a_while.set(false);
     }
 }
 
@@ -185,14 +203,63 @@ enum Input {
         call_id: CallId,
         code: String,
     },
+    /// One second's statistics of the call's peer connection.
+    Sampled {
+        call_id: CallId,
+        sample: StatsSample,
+    },
 }
 
-/// One call's devices and connection; dropping it hangs up the media (connection first).
+/// One call's devices and connection; dropping it hangs up the media (connection first) and
+/// stops sampling its statistics.
 struct CallMedia {
     call_id: CallId,
     link: PeerLink,
     local: LocalMedia,
+    quality: QualityWatch,
 }
+
+/// Reads the peer connection's statistics once a second while the call lasts, and adapts what
+/// we send to what the link carries.
+struct QualityWatch {
+    previous: Option<StatsSample>,
+    adaptation: Adaptation,
+    sampler: AbortHandle,
+}
+
+impl QualityWatch {
+    fn start(pc: &RtcPeerConnection, call_id: CallId, inputs: UnboundedSender<Input>) -> Self {
+        let pc = pc.clone();
+        let (task, sampler) = abortable(async move {
+            loop {
+                gloo_timers::future::TimeoutFuture::new(SAMPLE_EVERY_MS).await;
+                if let Some(sample) = crate::quality::browser::sample(&pc).await {
+                    let call_id = call_id.clone();
+                    if inputs.unbounded_send(Input::Sampled { call_id, sample }).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = task.await;
+        });
+        Self {
+            previous: None,
+            adaptation: Adaptation::new(),
+            sampler,
+        }
+    }
+}
+
+impl Drop for QualityWatch {
+    fn drop(&mut self) {
+        self.sampler.abort();
+    }
+}
+
+/// How often the quality indicator is brought up to date.
+const SAMPLE_EVERY_MS: u32 = 1_000;
 
 struct Runtime {
     phone: Phone,
@@ -265,6 +332,7 @@ impl Runtime {
                     self.phone.verification.set(Some(code));
                 }
             }
+            Input::Sampled { call_id, sample } => self.on_sample(&call_id, sample),
         }
         true
     }
@@ -412,10 +480,16 @@ impl Runtime {
         self.phone
             .local_stream
             .set(Some(SendWrapper::new(local.share_stream())));
+        let quality = QualityWatch::start(
+            link.peer_connection(),
+            call_id.clone(),
+            self.inputs.clone(),
+        );
         self.media = Some(CallMedia {
             call_id: call_id.clone(),
             link,
             local,
+            quality,
         });
         self.apply(Event::MediaReady { call_id, video });
     }
@@ -453,6 +527,37 @@ impl Runtime {
                 })
             }
         }
+    }
+
+    /// Turns a second's statistics into the quality indicator, and lowers or raises what we send.
+    fn on_sample(&mut self, call_id: &CallId, sample: StatsSample) {
+        let camera_on = self.phone.call.with_untracked(|state| {
+            state
+                .active()
+                .is_some_and(|call| call.remote.video && !call.is_reconnecting())
+        });
+        let Some(media) = self.media.as_mut().filter(|m| &m.call_id == call_id) else {
+            return;
+        };
+        let watch = &mut media.quality;
+        let previous = watch.previous.replace(sample);
+        // The first second has nothing to compare with yet.
+        let (Some(previous), Some(current)) = (previous, watch.previous.as_ref()) else {
+            return;
+        };
+        let report = QualityReport::between(&previous, current).with_peer_camera(camera_on);
+        if let Some(profile) = watch.adaptation.observe(&report) {
+            let pc = media.link.peer_connection().clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(error) = crate::quality::browser::apply_profile(&pc, profile).await {
+                    web_sys::console::warn_1(&error.to_string().into());
+                }
+            });
+        }
+        self.phone
+            .poor_for_a_while
+            .set(watch.adaptation.poor_for_a_while());
+        self.phone.quality.set(Some(report));
     }
 
     /// Reads the DTLS fingerprints in use and derives the verification code (a few tries: the
@@ -558,6 +663,8 @@ impl Runtime {
         self.phone.local_stream.set(None);
         self.phone.remote_stream.set(None);
         self.phone.verification.set(None);
+        self.phone.quality.set(None);
+        self.phone.poor_for_a_while.set(false);
     }
 
     fn send(&self, to: &str, message: PeerMessage) {

@@ -5,6 +5,7 @@ use crate::call::{Active, CallState, EndReason, Event};
 use crate::i18n::fill;
 use crate::phone::{Phone, SharedStream};
 use crate::ui::icons::{CameraIcon, HangUpIcon, MicIcon, PhoneIcon};
+use crate::ui::quality::{PoorConnectionBanner, QualityIndicator};
 use crate::ui::{Avatar, Locale, format_duration};
 
 /// Which pane the call area shows. Connecting and in-call share one, so the video elements
@@ -239,6 +240,7 @@ fn InCall() -> impl IntoView {
                     {elapsed}
                 </span>
                 <span class="link-state" role="status">{status}</span>
+                <QualityIndicator report=phone.quality()/>
                 <Show when=move || remote_muted.get()>
                     <span class="badge" data-testid="remote-muted">
                         <MicIcon off=true/>
@@ -247,6 +249,11 @@ fn InCall() -> impl IntoView {
                 </Show>
             </div>
             <VerificationCode/>
+            <Show when=move || phone.poor_for_a_while().get() && camera_on.get()>
+                <PoorConnectionBanner on_camera_off=Callback::new(move |()| {
+                    phone.act(Event::ToggleCamera)
+                })/>
+            </Show>
             <div class="local">
                 <Video
                     testid="local-video"
