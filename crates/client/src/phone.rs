@@ -206,7 +206,7 @@ enum Input {
     /// One second's statistics of the call's peer connection.
     Sampled {
         call_id: CallId,
-        sample: StatsSample,
+        sample: Box<StatsSample>,
     },
 }
 
@@ -235,7 +235,13 @@ impl QualityWatch {
                 gloo_timers::future::TimeoutFuture::new(SAMPLE_EVERY_MS).await;
                 if let Some(sample) = crate::quality::browser::sample(&pc).await {
                     let call_id = call_id.clone();
-                    if inputs.unbounded_send(Input::Sampled { call_id, sample }).is_err() {
+                    if inputs
+                        .unbounded_send(Input::Sampled {
+                            call_id,
+                            sample: Box::new(sample),
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -332,7 +338,7 @@ impl Runtime {
                     self.phone.verification.set(Some(code));
                 }
             }
-            Input::Sampled { call_id, sample } => self.on_sample(&call_id, sample),
+            Input::Sampled { call_id, sample } => self.on_sample(&call_id, *sample),
         }
         true
     }
@@ -480,11 +486,8 @@ impl Runtime {
         self.phone
             .local_stream
             .set(Some(SendWrapper::new(local.share_stream())));
-        let quality = QualityWatch::start(
-            link.peer_connection(),
-            call_id.clone(),
-            self.inputs.clone(),
-        );
+        let quality =
+            QualityWatch::start(link.peer_connection(), call_id.clone(), self.inputs.clone());
         self.media = Some(CallMedia {
             call_id: call_id.clone(),
             link,
