@@ -345,6 +345,9 @@ pub enum Effect {
     /// Hand an offer/answer/candidate for the current call to the peer connection.
     Negotiate(PeerMessage),
     RestartIce,
+    /// The media path is back after a loss: have our video encoder send a key frame, so the
+    /// peer's picture does not stay frozen until its decoder asks again.
+    RefreshVideo,
     /// Enable or disable our outgoing tracks.
     SetLocalMedia(MediaFlags),
     /// The callee accepted: send what our peer connection prepared while it rang (the offer
@@ -982,7 +985,7 @@ fn on_link(mut call: Active, report: LinkReport, now_ms: f64) -> (CallState, Vec
                     at_ms: now_ms,
                 }),
             };
-            (CallState::Active(call), vec![])
+            (CallState::Active(call), vec![Effect::RefreshVideo])
         }
         (Phase::Negotiating { restarted: false }, LinkReport::Failed) => {
             call.phase = Phase::Negotiating { restarted: true };

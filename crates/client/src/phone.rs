@@ -639,6 +639,20 @@ impl Runtime {
                     media.link.restart_ice(&self.ice_servers);
                 }
             }
+            Effect::RefreshVideo => {
+                if let Some(media) = &self.media {
+                    let pc = media.link.peer_connection().clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let refreshed = crate::quality::browser::restart_video_encoder(&pc).await;
+                        // An audio-only call has no encoder to refresh.
+                        if let Err(error) = refreshed
+                            && error != crate::quality::browser::ProfileError::NoVideoSender
+                        {
+                            web_sys::console::warn_1(&error.to_string().into());
+                        }
+                    });
+                }
+            }
             Effect::SetLocalMedia(flags) => {
                 if let Some(media) = &self.media {
                     media.local.set_enabled(flags);

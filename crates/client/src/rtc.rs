@@ -25,6 +25,10 @@ use web_sys::{
 use crate::call::{LinkReport, MediaFlags};
 use crate::relay_watch::RelayWatch;
 
+/// How long an offer may go unanswered before we take it for lost (an answer takes one trip
+/// through the server; even a poor link gives it well within this).
+const LOST_OFFER_MS: f64 = 1_000.0;
+
 /// Where end-to-end tests find the live objects (they read `getStats()` and track states).
 const PC_HOOK: &str = "__duetPc";
 const STREAM_HOOK: &str = "__duetLocalStream";
@@ -235,6 +239,8 @@ impl Outbound {
 #[derive(Default)]
 struct Negotiation {
     making_offer: Cell<bool>,
+    /// When our last offer went out (`Date.now()`), to tell a pending offer from a lost one.
+    offered_at: Cell<f64>,
     ignore_offer: Cell<bool>,
     /// Candidates that arrived before the remote description they belong to.
     early_candidates: RefCell<Vec<Value>>,
@@ -302,6 +308,7 @@ impl PeerLink {
                 wasm_bindgen_futures::spawn_local(async move {
                     state.making_offer.set(true);
                     if set_local_description(&pc).await.is_ok() {
+                        state.offered_at.set(js_sys::Date::now());
                         send_local_description(&pc, &*on_event);
                     }
                     state.making_offer.set(false);
@@ -503,7 +510,13 @@ async fn apply_description(
     let is_offer = sdp.get("type").and_then(Value::as_str) == Some("offer");
     let collision =
         is_offer && (state.making_offer.get() || pc.signaling_state() != RtcSignalingState::Stable);
-    state.ignore_offer.set(!polite && collision);
+    // An offer of ours still unanswered after a while was lost (it went out while the peer's
+    // network was down): the impolite side yields too, or both would wait for ever — the peer
+    // for our answer, we for an answer to an offer it never saw.
+    let ours_lost = !state.making_offer.get()
+        && pc.signaling_state() == RtcSignalingState::HaveLocalOffer
+        && js_sys::Date::now() - state.offered_at.get() > LOST_OFFER_MS;
+    state.ignore_offer.set(!polite && collision && !ours_lost);
     if state.ignore_offer.get() {
         return;
     }

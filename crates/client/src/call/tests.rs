@@ -593,7 +593,11 @@ fn a_disconnect_waits_the_grace_time_before_restarting() {
 fn a_disconnect_that_recovers_by_itself_needs_no_restart_and_keeps_the_timer() {
     let (state, _) = in_call(Role::Caller).on(link(LinkReport::Interrupted));
     let (state, effects) = state.on(link(LinkReport::Connected));
-    assert!(effects.is_empty());
+    assert_eq!(
+        effects,
+        vec![Effect::RefreshVideo],
+        "the peer's decoder needs a key frame"
+    );
     assert_eq!(
         phase(&state),
         Phase::Connected {

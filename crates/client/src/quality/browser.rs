@@ -183,6 +183,50 @@ pub async fn apply_profile(
     pc: &RtcPeerConnection,
     profile: SendProfile,
 ) -> Result<(), ProfileError> {
+    edit_video_encoding(pc, |encoding| {
+        let max_bitrate = JsValue::from_str("maxBitrate");
+        match profile.max_bitrate_bps {
+            Some(bps) => Reflect::set(encoding, &max_bitrate, &JsValue::from(bps)),
+            None => {
+                Reflect::delete_property(encoding.unchecked_ref::<js_sys::Object>(), &max_bitrate)
+            }
+        }?;
+        Reflect::set(
+            encoding,
+            &JsValue::from_str("scaleResolutionDownBy"),
+            &JsValue::from_f64(profile.scale_resolution_down_by),
+        )
+        .map(|_| ())
+    })
+    .await
+}
+
+/// Makes the video encoder start over with a key frame, by pausing and resuming its encoding.
+///
+/// Why: after the path comes back, the peer's decoder waits for a key frame; the request it
+/// sent while the path was down is lost, and Chromium repeats it only seconds later (seen as
+/// 2–3 s of frozen picture after the network returned). There is no direct "send a key frame"
+/// call outside encoded transforms.
+pub async fn restart_video_encoder(pc: &RtcPeerConnection) -> Result<(), ProfileError> {
+    for active in [false, true] {
+        edit_video_encoding(pc, |encoding| {
+            Reflect::set(
+                encoding,
+                &JsValue::from_str("active"),
+                &JsValue::from(active),
+            )
+            .map(|_| ())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Reads the video sender's parameters, lets `edit` change the first encoding, and applies them.
+async fn edit_video_encoding(
+    pc: &RtcPeerConnection,
+    edit: impl Fn(&JsValue) -> Result<(), JsValue>,
+) -> Result<(), ProfileError> {
     let sender = pc
         .get_senders()
         .iter()
@@ -195,19 +239,7 @@ pub async fn apply_profile(
         .and_then(|encodings| Reflect::get_u32(&encodings, 0).ok())
         .filter(JsValue::is_object)
         .ok_or(ProfileError::NotNegotiated)?;
-    let max_bitrate = JsValue::from_str("maxBitrate");
-    match profile.max_bitrate_bps {
-        Some(bps) => Reflect::set(&encoding, &max_bitrate, &JsValue::from(bps)),
-        None => Reflect::delete_property(encoding.unchecked_ref::<js_sys::Object>(), &max_bitrate),
-    }
-    .and_then(|_| {
-        Reflect::set(
-            &encoding,
-            &JsValue::from_str("scaleResolutionDownBy"),
-            &JsValue::from_f64(profile.scale_resolution_down_by),
-        )
-    })
-    .map_err(refused)?;
+    edit(&encoding).map_err(refused)?;
     let done = sender.set_parameters(&parameters).map_err(refused)?;
     JsFuture::from(done).await.map_err(refused)?;
     Ok(())
