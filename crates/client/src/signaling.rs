@@ -155,7 +155,7 @@ async fn run(mut inputs: Inputs, stopping: Rc<Cell<bool>>, on_event: impl Fn(Sig
         let mut wait = TimeoutFuture::new(backoff_ms(failures, js_sys::Math::random())).fuse();
         select! {
             () = wait => {}
-            _ = inputs.renew.next() => failures = 0,
+            renewal = inputs.renew.next() => if renewal.is_some() { failures = 0 },
         }
     }
 }
@@ -176,9 +176,16 @@ async fn serve(socket: WebSocket, inputs: &mut Inputs, on_event: &impl Fn(Signal
     let mut stream = stream.fuse();
     // Nothing is sent before `hello`: until then the socket may still be failing to open.
     loop {
+        // `None` from the renewals: our owner is gone; the queued frames still go out.
         let incoming = select! {
-            incoming = stream.next() => incoming,
-            _ = inputs.renew.next() => return Serve::Renew,
+            incoming = stream.next() => Some(incoming),
+            renewal = inputs.renew.next() => match renewal {
+                Some(()) => return Serve::Renew,
+                None => None,
+            },
+        };
+        let Some(incoming) = incoming else {
+            continue;
         };
         match incoming {
             Some(Ok(Message::Text(text))) => {
@@ -209,7 +216,9 @@ async fn serve(socket: WebSocket, inputs: &mut Inputs, on_event: &impl Fn(Signal
                 Some(Ok(Message::Bytes(_))) => {}
                 Some(Err(_)) | None => return Serve::Greeted,
             },
-            _ = inputs.renew.next() => return Serve::Renew,
+            renewal = inputs.renew.next() => if renewal.is_some() {
+                return Serve::Renew;
+            },
             frame = inputs.queued.next() => match frame {
                 Some(text) => {
                     if sink.send(Message::Text(text)).await.is_err() {
