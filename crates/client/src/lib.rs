@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod call;
 pub mod i18n;
+pub mod js_fields;
 pub mod network_watch;
 pub mod phone;
 pub mod quality;

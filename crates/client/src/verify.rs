@@ -17,6 +17,8 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::RtcPeerConnection;
 
+use crate::js_fields::text;
+
 /// `"sha-256 AB:CD:…"` from a `certificate` stats entry's `fingerprintAlgorithm` and
 /// `fingerprint`.
 pub fn fingerprint_text(algorithm: &str, fingerprint: &str) -> String {
@@ -39,16 +41,6 @@ pub fn verification_code(a: &str, b: &str) -> String {
     format!("{:03} {:03}", number / 1000, number % 1000)
 }
 
-fn get(value: &JsValue, key: &str) -> Option<JsValue> {
-    Reflect::get(value, &JsValue::from_str(key))
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_null())
-}
-
-fn get_str(value: &JsValue, key: &str) -> Option<String> {
-    get(value, key)?.as_string()
-}
-
 /// The local and remote certificate fingerprints of the connection's (bundled) DTLS transport,
 /// once DTLS is up; `None` before that.
 pub async fn fingerprints(pc: &RtcPeerConnection) -> Option<(String, String)> {
@@ -61,20 +53,20 @@ pub async fn fingerprints(pc: &RtcPeerConnection) -> Option<(String, String)> {
     let by_id = |id: &str| {
         stats
             .iter()
-            .find(|s| get_str(s, "id").as_deref() == Some(id))
+            .find(|s| text(s, "id").as_deref() == Some(id))
             .and_then(|cert| {
                 Some(fingerprint_text(
-                    &get_str(cert, "fingerprintAlgorithm")?,
-                    &get_str(cert, "fingerprint")?,
+                    &text(cert, "fingerprintAlgorithm")?,
+                    &text(cert, "fingerprint")?,
                 ))
             })
     };
     stats.iter().find_map(|s| {
-        if get_str(s, "type").as_deref() != Some("transport") {
+        if text(s, "type").as_deref() != Some("transport") {
             return None;
         }
-        let local = by_id(&get_str(s, "localCertificateId")?)?;
-        let remote = by_id(&get_str(s, "remoteCertificateId")?)?;
+        let local = by_id(&text(s, "localCertificateId")?)?;
+        let remote = by_id(&text(s, "remoteCertificateId")?)?;
         Some((local, remote))
     })
 }

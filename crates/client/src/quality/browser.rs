@@ -8,6 +8,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{RtcPeerConnection, RtcRtpSender};
 
+use crate::js_fields::{get, number, text};
+
 use super::{CandidatePair, CandidateType, Inbound, RemoteInbound, SendProfile, StatsSample};
 
 #[wasm_bindgen]
@@ -32,20 +34,6 @@ pub enum ProfileError {
     NotNegotiated,
     #[error("the browser refused the send parameters: {0}")]
     Refused(String),
-}
-
-fn get(value: &JsValue, key: &str) -> Option<JsValue> {
-    Reflect::get(value, &JsValue::from_str(key))
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_null())
-}
-
-fn text(value: &JsValue, key: &str) -> Option<String> {
-    get(value, key)?.as_string()
-}
-
-fn number(value: &JsValue, key: &str) -> Option<f64> {
-    get(value, key)?.as_f64().filter(|n| n.is_finite())
 }
 
 fn count(value: &JsValue, key: &str) -> Option<u64> {
