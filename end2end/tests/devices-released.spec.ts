@@ -85,6 +85,7 @@ test('a lost connection: the side left alone releases its devices', async ({ use
   const since = Date.now();
   await expect(a.page.getByTestId('call-view')).toHaveAttribute('data-state', 'ended', { timeout: 120_000 });
   await expect(a.page.getByTestId('call-view')).toHaveAttribute('data-reason', 'connection-lost');
+  await expect(a.page.getByTestId('call-again')).toBeVisible();
   test.info().annotations.push({ type: 'lost after', description: `${Date.now() - since} ms` });
   await expectReleased(a);
 });

@@ -127,7 +127,8 @@ const serverAnswers = (page: Page) =>
 test('a network change: A goes offline, returns with a new address the browser uses', async ({ lab }) => {
   const a = await lab.newUser('a');
   const old = lab.address('a');
-  expect(await hostAddresses(a.page)).toEqual([old]);
+  // A browser just started in the namespace may not have listed its interfaces yet.
+  await expect.poll(() => hostAddresses(a.page)).toEqual([old]);
 
   await lab.linkDown('a');
   // Chromium's own network-change notifier sees it, inside the namespace (~0.5 s).

@@ -62,3 +62,17 @@ export async function shownCode(page: Page, label = 'Verification code'): Promis
   await expect(code).toHaveText(/^\d{3} \d{3}$/);
   return (await code.textContent()) ?? '';
 }
+
+/** The page's raw `transport`, `candidate-pair` and `certificate` statistics, for a failure's
+ * report when `transportInfo` finds no selected pair. */
+export async function rawTransportStats(page: Page): Promise<string> {
+  return page.evaluate(async () => {
+    const pc = (window as unknown as { __duetPc?: RTCPeerConnection }).__duetPc;
+    if (!pc) return 'no peer connection';
+    const kept: unknown[] = [{ connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState }];
+    (await pc.getStats()).forEach((s: any) => {
+      if (['transport', 'candidate-pair', 'certificate'].includes(s.type)) kept.push(s);
+    });
+    return JSON.stringify(kept);
+  });
+}

@@ -6,7 +6,7 @@ import { expect, test } from '@playwright/test';
 import { Coturn } from './coturn';
 import { DuetServer, newUser, type User } from './fixtures';
 import { callState, connect, dial, expectState } from './calls';
-import { expectedCode, shownCode, transportInfo } from './transport';
+import { expectedCode, rawTransportStats, shownCode, transportInfo } from './transport';
 
 test('relay-only call: both sides use TURN relay candidates, media flows, codes match', async ({ browser }) => {
   const coturn = new Coturn();
@@ -27,7 +27,13 @@ test('relay-only call: both sides use TURN relay candidates, media flows, codes 
 
     await connect(a, b);
     for (const user of [a, b]) {
-      await expect.poll(async () => (await transportInfo(user.page))?.local).toBe('relay');
+      await expect
+        .poll(async () => (await transportInfo(user.page))?.local)
+        .toBe('relay')
+        .catch(async (error) => {
+          console.log(`${user.name} transport stats: ${await rawTransportStats(user.page)}`);
+          throw error;
+        });
       const info = await transportInfo(user.page);
       expect(info?.local, `${user.name} local candidate`).toBe('relay');
       expect(info?.remote, `${user.name} remote candidate`).toBe('relay');
