@@ -534,7 +534,9 @@ impl Runtime {
 
     /// Turns a second's statistics into the quality indicator, and lowers or raises what we send.
     fn on_sample(&mut self, call_id: &CallId, sample: StatsSample) {
-        let camera_on = self.phone.call.with_untracked(|state| {
+        // Whether video should be arriving: not with the peer's camera off, nor while the path
+        // is lost (starved video then is the outage, which the view already shows).
+        let video_expected = self.phone.call.with_untracked(|state| {
             state
                 .active()
                 .is_some_and(|call| call.remote.video && !call.is_reconnecting())
@@ -548,7 +550,7 @@ impl Runtime {
         let (Some(previous), Some(current)) = (previous, watch.previous.as_ref()) else {
             return;
         };
-        let report = QualityReport::between(&previous, current).with_peer_camera(camera_on);
+        let report = QualityReport::between(&previous, current).with_peer_camera(video_expected);
         if let Some(profile) = watch.adaptation.observe(&report) {
             let pc = media.link.peer_connection().clone();
             wasm_bindgen_futures::spawn_local(async move {

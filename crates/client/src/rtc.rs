@@ -277,11 +277,7 @@ impl PeerLink {
         on_event: impl Fn(LinkEvent) + 'static,
     ) -> Result<Self, RtcError> {
         let config = RtcConfiguration::new();
-        if ice_servers.is_array()
-            && let Some(servers) = to_js(ice_servers)
-        {
-            config.set_ice_servers(&servers);
-        }
+        set_ice_servers(&config, ice_servers);
         // One transport (one TURN allocation) for audio and video.
         let _ = Reflect::set(&config, &"bundlePolicy".into(), &"max-bundle".into());
         let _ = Reflect::set(
@@ -437,14 +433,11 @@ impl PeerLink {
     /// Asks ICE to gather fresh candidates (with `ice_servers`, whose TURN credentials may be
     /// newer than the call); the new offer follows through `negotiationneeded`.
     pub fn restart_ice(&self, ice_servers: &Value) {
-        if ice_servers.is_array()
-            && let Some(servers) = to_js(ice_servers)
+        let config = self.pc.get_configuration();
+        if set_ice_servers(&config, ice_servers)
+            && let Err(error) = self.pc.set_configuration_with_configuration(&config)
         {
-            let config = self.pc.get_configuration();
-            config.set_ice_servers(&servers);
-            if let Err(error) = self.pc.set_configuration_with_configuration(&config) {
-                web_sys::console::warn_1(&format!("setConfiguration: {}", describe(&error)).into());
-            }
+            web_sys::console::warn_1(&format!("setConfiguration: {}", describe(&error)).into());
         }
         // A report equal to the last one (`failed` again after this restart) must reach the call.
         self.state.last_report.set(None);
@@ -477,6 +470,16 @@ impl Drop for PeerLink {
         self.pc.close();
         clear_hook(PC_HOOK);
     }
+}
+
+/// Puts `ice_servers` (the `hello`'s JSON array of `RTCIceServer`) into `config`; false when it
+/// is not an array (nothing to set).
+fn set_ice_servers(config: &RtcConfiguration, ice_servers: &Value) -> bool {
+    let servers = ice_servers.is_array().then(|| to_js(ice_servers)).flatten();
+    if let Some(servers) = &servers {
+        config.set_ice_servers(servers);
+    }
+    servers.is_some()
 }
 
 fn link_report(pc: &RtcPeerConnection) -> Option<LinkReport> {

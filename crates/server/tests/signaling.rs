@@ -6,31 +6,17 @@ use std::time::Duration;
 
 use common::{spawn_app, spawn_app_with};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Error as WsError;
 
 #[tokio::test]
 async fn the_handshake_needs_a_session_and_a_friendly_origin() {
     let app = spawn_app().await;
     let stranger = app.browser().socket_with_origin(None).await;
-    match stranger {
-        Err(error) if matches!(*error, WsError::Http(_)) => {
-            let WsError::Http(response) = *error else {
-                unreachable!()
-            };
-            assert_eq!(response.status(), 401)
-        }
-        other => panic!("expected 401, got {:?}", other.map(|_| ())),
-    }
+    common::assert_refused(stranger, 401);
     let alice = app.user("alice").await;
-    match alice.socket_with_origin(Some("http://evil.example")).await {
-        Err(error) if matches!(*error, WsError::Http(_)) => {
-            let WsError::Http(response) = *error else {
-                unreachable!()
-            };
-            assert_eq!(response.status(), 403)
-        }
-        other => panic!("expected 403, got {:?}", other.map(|_| ())),
-    }
+    common::assert_refused(
+        alice.socket_with_origin(Some("http://evil.example")).await,
+        403,
+    );
     let own = format!("http://{}", app.addr);
     let socket = alice
         .socket_with_origin(Some(&own))

@@ -166,6 +166,20 @@ impl Browser {
     }
 }
 
+/// Asserts that a WebSocket handshake was refused with HTTP `status` (not accepted, not failed
+/// some other way).
+pub fn assert_refused(
+    result: Result<Socket, Box<tokio_tungstenite::tungstenite::Error>>,
+    status: u16,
+) {
+    match result.map_err(|error| *error) {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), status)
+        }
+        other => panic!("expected {status}, got {:?}", other.map(|_| ())),
+    }
+}
+
 pub struct Socket {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
