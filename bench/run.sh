@@ -12,6 +12,10 @@
 #   concurrency  MAX_CONNS connections, 1,000 of them active at 10,000 msg/s (Duet, minimal)
 #   malloc       the idle runs again with GLIBC_TUNABLES=$TUNABLES
 #   presence     N distinct users connecting: the O(N^2) `online` broadcast during ramp-up
+#   relay        the workload where Duet was weakest (#16): 200 pairs, closed loop at 1 and 8
+#                frames in flight, the seed's envelope (with its own `from`, no `call_id`) and
+#                Duet's; open loop at 10,000 msg/s; Duet, minimal relay, PeerServer side by side
+#   everyone     2,000 idle authenticated connections of 2,000 users who all see each other
 #
 # Servers listen on 127.0.0.1 only and are killed on exit, error or interrupt.
 # Results: one JSON file per run in bench/results/<UTC stamp>/, plus a log.
@@ -220,6 +224,52 @@ for scenario in "${SCENARIOS[@]}"; do
             loadgen duet-presence-$n --flavour duet --target 127.0.0.1:$PORT --mode idle --conns "$n" --settle 2
             stop_server
         done
+        ;;
+    relay)
+        PAIRS=${PAIRS:-200}
+        CONNS=$((PAIRS * 2))
+        for window in 1 8; do
+            for envelope in seed duet; do
+                # The rate limit (frames per second per connection) is raised: closed loop
+                # drives each connection far above what a browser ever sends.
+                start_duet $PORT DUET_RATE_LIMIT=1000000
+                loadgen duet-relay-$envelope-w$window --flavour duet --envelope $envelope --target 127.0.0.1:$PORT \
+                    --mode closed --window $window --conns $CONNS --duration "$DURATION"
+                stop_server
+                start_minimal $PORT
+                loadgen minimal-relay-$envelope-w$window --flavour minimal --envelope $envelope --target 127.0.0.1:$PORT \
+                    --mode closed --window $window --conns $CONNS --duration "$DURATION"
+                stop_server
+            done
+            start_peerjs $PORT
+            loadgen peerjs-relay-w$window --flavour peerjs --target 127.0.0.1:$PORT \
+                --mode closed --window $window --conns $CONNS --duration "$DURATION"
+            stop_server
+        done
+        start_duet $PORT DUET_RATE_LIMIT=1000000
+        loadgen duet-relay-seed-open-10k --flavour duet --envelope seed --target 127.0.0.1:$PORT \
+            --mode open --rate 10000 --conns $CONNS --duration "$DURATION"
+        stop_server
+        start_minimal $PORT
+        loadgen minimal-relay-seed-open-10k --flavour minimal --envelope seed --target 127.0.0.1:$PORT \
+            --mode open --rate 10000 --conns $CONNS --duration "$DURATION"
+        stop_server
+        start_peerjs $PORT
+        loadgen peerjs-relay-open-10k --flavour peerjs --target 127.0.0.1:$PORT \
+            --mode open --rate 10000 --conns $CONNS --duration "$DURATION"
+        stop_server
+        ;;
+    everyone)
+        N=${EVERYONE:-2000}
+        start_duet $PORT
+        loadgen duet-idle-$N-everyone --flavour duet --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 5
+        stop_server
+        start_minimal $PORT
+        loadgen minimal-idle-$N --flavour minimal --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 5
+        stop_server
+        start_peerjs $PORT
+        loadgen peerjs-idle-$N --flavour peerjs --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 5
+        stop_server
         ;;
     *)
         echo "unknown scenario $scenario" >&2

@@ -9,6 +9,8 @@
 //!
 //! Every loop is bounded in time and only loopback (127.0.0.0/8) targets are accepted.
 
+#![recursion_limit = "256"]
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +42,15 @@ enum Flavour {
     Peerjs,
 }
 
+/// How a Duet or minimal-relay frame is shaped (PeerServer has its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Envelope {
+    /// Duet's client: `type`, `name`, `sdp`, `call_id`, no `from`.
+    Duet,
+    /// The seed's pages: `type`, `sdp`, `name` and the sender's own `from`, no `call_id`.
+    Seed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
     /// Hold the connections, send nothing; report memory.
@@ -61,6 +72,9 @@ struct Args {
     target: SocketAddr,
     #[arg(long, value_enum, default_value = "closed")]
     mode: Mode,
+    /// Frame shape for Duet and the minimal relay.
+    #[arg(long, value_enum, default_value = "duet")]
+    envelope: Envelope,
     /// Connections to open.
     #[arg(long, default_value_t = 1000)]
     conns: usize,
@@ -608,6 +622,8 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         "label": args.label,
         "flavour": format!("{:?}", args.flavour).to_lowercase(),
         "mode": format!("{:?}", args.mode).to_lowercase(),
+        "envelope": format!("{:?}", args.envelope).to_lowercase(),
+        "window": if args.mode == Mode::Closed { json!(args.window) } else { json!(null) },
         "conns": args.conns,
         "connected": connected,
         "active": active,
@@ -911,11 +927,7 @@ async fn read_loop(
         let routed_ok = peer.is_some()
             && stamp.dst == me
             && Some(stamp.src) == peer
-            && match shared.args.flavour {
-                // The minimal relay sets no sender.
-                Flavour::Minimal => true,
-                _ => sender.as_deref() == peer_name.as_deref(),
-            };
+            && sender.as_deref() == peer_name.as_deref();
         if !routed_ok {
             c.misrouted.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -959,7 +971,14 @@ async fn read_loop(
 }
 
 /// A realistic trickle-ICE candidate (about 300 bytes on the wire) with the loadgen stamp.
-fn candidate_frame(flavour: Flavour, prefix: &str, me: usize, peer: usize, seq: u64) -> String {
+fn candidate_frame(
+    flavour: Flavour,
+    envelope: Envelope,
+    prefix: &str,
+    me: usize,
+    peer: usize,
+    seq: u64,
+) -> String {
     let peer_name = peer_id(prefix, peer);
     let octet = me % 250 + 2;
     let port = 40_000 + (seq % 20_000);
@@ -969,11 +988,18 @@ fn candidate_frame(flavour: Flavour, prefix: &str, me: usize, peer: usize, seq: 
     );
     let stamp = format!(r#""lg":{{"src":{me},"dst":{peer},"seq":{seq},"ts":{ts}}}"#);
     let call = me.min(peer);
-    match flavour {
-        Flavour::Duet | Flavour::Minimal => format!(
+    match (flavour, envelope) {
+        (Flavour::Duet | Flavour::Minimal, Envelope::Duet) => format!(
             r#"{{"type":"candidate","name":"{peer_name}","sdp":{candidate},"call_id":"c{call:08x}",{stamp}}}"#
         ),
-        Flavour::Peerjs => format!(
+        // As the seed's `send()` writes it: its own name in `from`, which the relay replaces.
+        (Flavour::Duet | Flavour::Minimal, Envelope::Seed) => {
+            let own_name = peer_id(prefix, me);
+            format!(
+                r#"{{"type":"candidate","sdp":{candidate},{stamp},"name":"{peer_name}","from":"{own_name}"}}"#
+            )
+        }
+        (Flavour::Peerjs, _) => format!(
             r#"{{"type":"CANDIDATE","dst":"{peer_name}","payload":{{"candidate":{candidate},"type":"media","connectionId":"mc_{call:08x}",{stamp}}}}}"#
         ),
     }
@@ -1012,7 +1038,7 @@ async fn write_loop(
         if shared.stop_sending.load(Ordering::Relaxed) {
             break;
         }
-        let frame = candidate_frame(args.flavour, &args.prefix, me, peer, seq);
+        let frame = candidate_frame(args.flavour, args.envelope, &args.prefix, me, peer, seq);
         seq += 1;
         match tokio::time::timeout(
             Duration::from_secs(5),
@@ -1051,20 +1077,22 @@ mod tests {
 
     #[test]
     fn duet_frame_is_a_valid_candidate_and_keeps_its_stamp() {
-        let frame = candidate_frame(Flavour::Duet, "lg", 7, 6, 42);
-        assert!((300..400).contains(&frame.len()), "{} bytes", frame.len());
-        let request = protocol::RelayRequest::parse(&frame).expect("valid relay frame");
-        assert_eq!(request.to(), "lg6");
-        let delivered = request.deliver_as("lg7");
-        let incoming: Incoming = serde_json::from_str(&delivered).unwrap();
-        assert_eq!(incoming.from.as_deref(), Some("lg7"));
-        let stamp = incoming.lg.expect("stamp relayed");
-        assert_eq!((stamp.src, stamp.dst, stamp.seq), (7, 6, 42));
+        for envelope in [Envelope::Duet, Envelope::Seed] {
+            let frame = candidate_frame(Flavour::Duet, envelope, "lg", 7, 6, 42);
+            assert!((300..400).contains(&frame.len()), "{} bytes", frame.len());
+            let request = protocol::RelayRequest::parse(&frame).expect("valid relay frame");
+            assert_eq!(request.to(), "lg6");
+            let delivered = request.deliver_as("lg7");
+            let incoming: Incoming = serde_json::from_str(&delivered).unwrap();
+            assert_eq!(incoming.from.as_deref(), Some("lg7"));
+            let stamp = incoming.lg.expect("stamp relayed");
+            assert_eq!((stamp.src, stamp.dst, stamp.seq), (7, 6, 42));
+        }
     }
 
     #[test]
     fn peerjs_frame_carries_the_stamp_in_its_payload() {
-        let frame = candidate_frame(Flavour::Peerjs, "lg", 1, 0, 3);
+        let frame = candidate_frame(Flavour::Peerjs, Envelope::Duet, "lg", 1, 0, 3);
         let value: serde_json::Value = serde_json::from_str(&frame).unwrap();
         assert_eq!(value["type"], "CANDIDATE");
         assert_eq!(value["dst"], "lg0");

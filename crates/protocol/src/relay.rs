@@ -2,12 +2,14 @@
 //! the sender wrote (but `from`) reaches the peer untouched, as the seed's contract requires.
 //!
 //! Two readings give the same answers (`tests.rs` holds them to it on generated frames). The usual
-//! frame — Duet's client writes no `from` and each field once — is read borrowed, its field values
-//! left as raw text, and delivered by splicing `from` into the original text: no JSON tree is built
-//! and the SDP is never copied. Anything else (a seed page's `from`, a repeated key, an escaped
-//! name, every refusal) is read into a full JSON tree, which also words the errors.
+//! frame — Duet's client (no `from`) or a seed page (its own name in `from`), each field once — is
+//! read borrowed, its field values left as raw text, and delivered by splicing the sender's name
+//! into the original text (in place of the `from` value the sender wrote, or in front): no JSON
+//! tree is built and the SDP is never copied. Anything else (a repeated key, an escaped name,
+//! every refusal) is read into a full JSON tree, which also words the errors.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -57,8 +59,12 @@ pub struct RelayRequest<'a> {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Body<'a> {
-    /// The frame's own text, which holds no `from`: delivery prepends one.
-    Verbatim(&'a str),
+    /// The frame's own text and where in it the value of the sender's `from` lies, if it wrote
+    /// one: delivery replaces that value, or prepends a `from`.
+    Verbatim {
+        text: &'a str,
+        from: Option<Range<usize>>,
+    },
     /// The frame's fields, whose `from` delivery replaces.
     Fields(Map<String, Value>),
 }
@@ -99,7 +105,18 @@ impl<'a> RelayRequest<'a> {
     pub fn deliver_as(self, from: &str) -> String {
         let from = Value::String(from.to_owned());
         match self.body {
-            Body::Verbatim(text) => {
+            Body::Verbatim {
+                text,
+                from: Some(written),
+            } => {
+                let from = from.to_string();
+                let mut out = String::with_capacity(text.len() + from.len());
+                out.push_str(&text[..written.start]);
+                out.push_str(&from);
+                out.push_str(&text[written.end..]);
+                out
+            }
+            Body::Verbatim { text, from: None } => {
                 let fields = text.trim_start().strip_prefix('{').unwrap_or_default();
                 let from = from.to_string();
                 let mut out = String::with_capacity(text.len() + from.len() + 9);
@@ -127,9 +144,10 @@ impl<'a> RelayRequest<'a> {
         }
         // A repeated known key fails here ("duplicate field"); the tree keeps the last one.
         let raw: RawFields<'a> = serde_json::from_str(text).ok()?;
-        if raw.from {
-            return None;
-        }
+        let from = match raw.from {
+            Some(written) => Some(span_in(text, written.get())?),
+            None => None,
+        };
         let kind = PeerKind::from_type(plain_string(raw.kind?)?)?;
         let to = plain_string(raw.name?)?;
         if to.trim().is_empty() {
@@ -154,7 +172,7 @@ impl<'a> RelayRequest<'a> {
             to: Cow::Borrowed(to),
             kind,
             call_id: call_id.flatten().map(Cow::Borrowed),
-            body: Body::Verbatim(text),
+            body: Body::Verbatim { text, from },
         })
     }
 
@@ -197,9 +215,10 @@ struct RawFields<'a> {
     kind: Option<&'a RawValue>,
     #[serde(borrow)]
     name: Option<&'a RawValue>,
-    // Presence, not value: `"from": null` must be replaced too, and `"sdp": null` is valid.
-    #[serde(default, deserialize_with = "present")]
-    from: bool,
+    // `"from": null` must be replaced too: read as raw text, null included.
+    #[serde(default, borrow, deserialize_with = "raw_even_null")]
+    from: Option<&'a RawValue>,
+    // Presence, not value: `"sdp": null` is valid.
     #[serde(default, deserialize_with = "present")]
     sdp: bool,
     #[serde(borrow)]
@@ -212,6 +231,19 @@ struct RawFields<'a> {
 
 fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(field).map(|_| true)
+}
+
+fn raw_even_null<'de, D: serde::Deserializer<'de>>(
+    field: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(field).map(Some)
+}
+
+/// Where `part`, a slice borrowed from `text`, lies in it.
+fn span_in(text: &str, part: &str) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= text.len() && text.get(start..end) == Some(part)).then_some(start..end)
 }
 
 /// A JSON string without escapes, borrowed; anything else is left to the tree.
@@ -285,7 +317,7 @@ mod tests {
         let fields = (
             proptest::option::weighted(0.95, kind),
             proptest::option::weighted(0.9, name),
-            proptest::option::weighted(0.2, value()),
+            proptest::option::weighted(0.5, value()),
             proptest::option::weighted(0.6, value()),
             proptest::option::weighted(0.8, call_id),
             proptest::option::weighted(0.3, boolean.clone()),
@@ -344,14 +376,35 @@ mod tests {
         for frame in frames {
             let text = frame.to_string();
             let request = RelayRequest::parse(&text).unwrap();
-            assert!(matches!(request.body, Body::Verbatim(_)), "{text}");
+            assert!(matches!(request.body, Body::Verbatim { .. }), "{text}");
             assert_same_reading(&text).unwrap();
         }
-        // The seed's pages write `from`: the tree replaces it.
-        let seed = r#"{"type":"leave","name":"bob","from":"bob"}"#;
+    }
+
+    #[test]
+    fn the_seeds_frames_take_the_fast_reading_and_lose_their_own_from() {
+        let frames = [
+            r#"{"type":"candidate","sdp":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host"},"name":"bob","from":"alice"}"#,
+            r#"{"type":"leave","name":"bob","from":"mallory"}"#,
+            r#"{"from":null,"type":"offer","sdp":{"type":"offer","sdp":"v=0\r\n"},"name":"bob"}"#,
+            r#" { "type" : "answer" , "from" : {"spoof":["x"]} , "sdp" : 1 , "name" : "bob" } "#,
+        ];
+        for text in frames {
+            let request = RelayRequest::parse(text).unwrap();
+            assert!(
+                matches!(request.body, Body::Verbatim { from: Some(_), .. }),
+                "{text}"
+            );
+            assert_same_reading(text).unwrap();
+            let delivered: Value = serde_json::from_str(&request.deliver_as("al\"ice")).unwrap();
+            assert_eq!(delivered["from"], "al\"ice", "{text}");
+        }
+        // A second `from` is left to the tree, which keeps the last one (and replaces it).
+        let twice = r#"{"type":"leave","name":"bob","from":"a","from":"b"}"#;
         assert!(matches!(
-            RelayRequest::parse(seed).unwrap().body,
+            RelayRequest::parse(twice).unwrap().body,
             Body::Fields(_)
         ));
+        assert_same_reading(twice).unwrap();
     }
 }

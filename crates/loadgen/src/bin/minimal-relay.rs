@@ -1,7 +1,8 @@
 //! The smallest useful signaling relay, as a reference point for Duet's: a WebSocket at
-//! `ws://ADDR/?name=ID` registers the connection under `ID`; every text frame is parsed just
-//! enough to read its `name` field and forwarded unchanged to the connection registered under
-//! that name. No accounts, no validation, no presence, no limits. Loopback addresses only.
+//! `ws://ADDR/?name=ID` registers the connection under `ID`; every text frame is parsed as a JSON
+//! object, stamped with `"from": ID` (as Duet's relay stamps the sender) and forwarded to the
+//! connection registered under its `name`. No accounts, no validation, no presence, no limits.
+//! Loopback addresses only.
 //!
 //! Usage: `minimal-relay 127.0.0.1:PORT`
 
@@ -10,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use serde_json::{Map, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -18,12 +19,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 type Routes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Utf8Bytes>>>>;
-
-#[derive(Deserialize)]
-struct Target<'a> {
-    #[serde(borrow)]
-    name: std::borrow::Cow<'a, str>,
-}
 
 fn main() {
     let addr: SocketAddr = std::env::args()
@@ -99,16 +94,20 @@ async fn serve(stream: TcpStream, routes: Routes) {
             }
             continue;
         };
-        let Ok(target) = serde_json::from_str::<Target>(text.as_str()) else {
+        let Ok(mut fields) = serde_json::from_str::<Map<String, Value>>(text.as_str()) else {
+            continue;
+        };
+        let Some(Value::String(target)) = fields.get("name") else {
             continue;
         };
         let peer = routes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(target.name.as_ref())
+            .get(target.as_str())
             .cloned();
         if let Some(peer) = peer {
-            let _ = peer.send(text.clone());
+            fields.insert("from".to_owned(), Value::String(name.clone()));
+            let _ = peer.send(Value::Object(fields).to_string().into());
         }
     }
     routes
