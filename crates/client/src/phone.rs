@@ -157,6 +157,7 @@ impl Phone {
             ice_servers: Value::Array(Vec::new()),
             ice_policy: IceTransportPolicy::All,
             me: None,
+            presence_pages: Vec::new(),
             media: None,
             early: Vec::new(),
             held: Vec::new(),
@@ -276,6 +277,8 @@ struct Runtime {
     ice_servers: Value,
     ice_policy: IceTransportPolicy,
     me: Option<String>,
+    /// The pages of a long presence list received so far (the server pages big lists).
+    presence_pages: Vec<String>,
     media: Option<CallMedia>,
     /// Negotiation messages that arrived before our peer connection existed.
     early: Vec<PeerMessage>,
@@ -388,14 +391,19 @@ impl Runtime {
                 ice_transport_policy,
             } => {
                 self.me = Some(username);
+                self.presence_pages.clear();
                 self.ice_servers = ice_servers;
                 self.ice_policy = ice_transport_policy;
                 self.apply(Event::Signaling(true));
             }
             // Fresh TURN credentials: the next call uses them.
             ServerEvent::Ice { ice_servers } => self.ice_servers = ice_servers,
-            ServerEvent::Presence { online } => {
-                let mut others: Vec<String> = online
+            ServerEvent::Presence { online, more } => {
+                self.presence_pages.extend(online);
+                if more {
+                    return;
+                }
+                let mut others: Vec<String> = std::mem::take(&mut self.presence_pages)
                     .into_iter()
                     .filter(|user| Some(user) != self.me.as_ref())
                     .collect();

@@ -270,8 +270,13 @@ pub enum ServerEvent {
     /// Fresh ICE servers (new short-lived TURN credentials) replacing those of `hello`; pushed
     /// by the server at half the credentials' lifetime, so a client always holds valid ones.
     Ice { ice_servers: Value },
-    /// Second frame: everyone online now (you included).
-    Presence { online: Vec<String> },
+    /// Second frame: everyone online now (you included), sorted. A long list comes in pages:
+    /// every page but the last says `more`, and the list is the pages joined.
+    Presence {
+        online: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        more: bool,
+    },
     /// A user came online (their first connection opened).
     Online { username: String },
     /// A user went offline (their last connection closed).
@@ -284,6 +289,10 @@ pub enum ServerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call_id: Option<CallId>,
     },
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 impl ServerEvent {

@@ -157,6 +157,11 @@ fn server_events_round_trip() {
         },
         ServerEvent::Presence {
             online: vec!["a".into(), "b".into()],
+            more: false,
+        },
+        ServerEvent::Presence {
+            online: vec!["c".into()],
+            more: true,
         },
         ServerEvent::Online {
             username: "a".into(),

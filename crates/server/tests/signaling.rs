@@ -177,7 +177,42 @@ async fn a_flood_is_cut_off_with_policy_close() {
     assert_eq!(alice.expect("hangup").await["from"], "bob");
 }
 
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_while_the_others_keep_talking() {
+    let app = spawn_app_with(|s| s.rate_limit_per_sec = 1_000_000).await;
+    let mut stalled = app.user("stalled").await.socket().await.ready().await;
+    let mut sender = app.user("sender").await.socket().await.ready().await;
+    let mut watcher = app.user("watcher").await.socket().await.ready().await;
+    sender.expect("online").await;
+    // 30 KB per frame: the kernel's socket buffers fill after a few hundred, then the
+    // server's inbox for `stalled` (256 frames), which is when the hub gives up on it.
+    let sdp = "x".repeat(30_000);
+    let mut refused = None;
+    for i in 0..5_000 {
+        let frame = json!({"type":"candidate","name":"stalled","sdp":sdp,"call_id":"c"});
+        sender.send(frame).await;
+        if i % 20 == 0
+            && let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) =
+                tokio::time::timeout(Duration::from_millis(1), sender.stream.next()).await
+        {
+            refused = Some((i, text.to_string()));
+            break;
+        }
+    }
+    let (sent, refusal) = refused.expect("the stalled client is cut off");
+    assert!(refusal.contains("peer_offline"), "{refusal}");
+    assert!(sent > 256, "cut off after {sent} frames");
+    assert_eq!(watcher.expect("offline").await["username"], "stalled");
+    // The others keep talking.
+    watcher
+        .send(json!({"type":"hangup","name":"sender","call_id":"z"}))
+        .await;
+    assert_eq!(sender.expect("hangup").await["from"], "watcher");
+    // What the stalled client finally reads ends with the server's reason.
+    assert_eq!(stalled.expect_close().await, 1008);
+}
 
 #[tokio::test]
 async fn presence_follows_connections_and_tabs() {

@@ -1,38 +1,140 @@
-//! Who is online and how to reach them: every open connection's outgoing queue, by user.
+//! Who is online and how to reach them: every open connection's inbox, by user.
 //!
 //! One `std::sync::Mutex` guards the map; it is only held to look up or change entries and to
-//! `try_send` into bounded queues, never across an `.await`. A queue that is full means the
-//! reader on the other end is too slow: that connection is kicked rather than letting memory grow.
+//! push into inboxes, never across an `.await`. An inbox that is full means the reader on the
+//! other end is too slow: that connection is kicked rather than letting memory grow.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::ServerEvent;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 
-/// Frames queued per connection before it counts as too slow.
+/// Frames waiting per connection before it counts as too slow.
 pub const QUEUE_CAPACITY: usize = 256;
+
+/// Names per `presence` frame: a snapshot of thousands of users goes out in pages, so no frame
+/// grows a connection's write buffer (which keeps its largest size) by more than about 1 KB.
+pub const PRESENCE_PAGE_BYTES: usize = 512;
 
 pub type ConnectionId = u64;
 
-/// What a connection's writer task sends.
-#[derive(Debug, Clone)]
-pub enum Outgoing {
-    Text(Utf8Bytes),
-    /// A WebSocket ping (heartbeat).
-    Ping,
-    /// Send a close frame with this code and reason, then stop.
-    Close(u16, &'static str),
+/// Presence updates an inbox holds before it trades them for one fresh list: during a crowd's
+/// arrival every connection would otherwise queue one `online` frame per newcomer.
+pub const PRESENCE_BACKLOG: usize = 32;
+
+/// What waits in an inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    Frame(Utf8Bytes),
+    /// The whole presence list, as it is when this is written: it stands for the presence
+    /// updates that were dropped after it.
+    Presence,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Waiting>,
+    /// A [`Waiting::Presence`] is queued: later presence updates are covered by it.
+    presence_queued: bool,
+}
+
+/// Frames addressed to one connection, waiting for its task to write them.
+///
+/// A `VecDeque` behind a mutex rather than a channel: an idle connection's inbox holds no
+/// allocation at all (a bounded channel allocates a block of 32 slots up front), and the
+/// connection's own task both reads its socket and writes these, so no second task is needed.
+#[derive(Default)]
+pub struct Inbox {
+    queue: Mutex<Queue>,
+    /// Wakes the connection's task: frames arrived, or it was kicked.
+    ready: Notify,
+    kicked: AtomicBool,
+    /// Interrupts a write the client is not reading: it was kicked.
+    kick: Notify,
+}
+
+impl Inbox {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues without waiting; a full inbox gets its connection kicked.
+    fn offer(&self, text: &Utf8Bytes) -> bool {
+        let mut queue = self.queue();
+        if queue.waiting.len() >= QUEUE_CAPACITY {
+            drop(queue);
+            if !self.kicked.swap(true, Ordering::Relaxed) {
+                tracing::warn!("slow consumer disconnected");
+                self.kick.notify_one();
+            }
+            self.ready.notify_one();
+            return false;
+        }
+        queue.waiting.push_back(Waiting::Frame(text.clone()));
+        drop(queue);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Queues a presence update, or lets a fresh list stand for it when this inbox is behind.
+    fn offer_presence(&self, text: &Utf8Bytes) {
+        let mut queue = self.queue();
+        if queue.presence_queued {
+            return;
+        }
+        if queue.waiting.len() < PRESENCE_BACKLOG {
+            queue.waiting.push_back(Waiting::Frame(text.clone()));
+        } else {
+            queue.waiting.push_back(Waiting::Presence);
+            queue.presence_queued = true;
+        }
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    /// Queues past the limit: a new connection's greeting, however many users it lists.
+    fn push_greeting(&self, text: Utf8Bytes) {
+        self.queue().waiting.push_back(Waiting::Frame(text));
+        self.ready.notify_one();
+    }
+
+    /// Resolves when frames may be waiting or the connection was kicked (cancel-safe).
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// The next waiting item, oldest first.
+    pub fn pop(&self) -> Option<Waiting> {
+        let mut queue = self.queue();
+        let next = queue.waiting.pop_front();
+        match next {
+            Some(Waiting::Presence) => queue.presence_queued = false,
+            Some(Waiting::Frame(_)) => {}
+            // Idle connections are the many: an empty inbox holds no allocation.
+            None => queue.waiting = VecDeque::new(),
+        }
+        next
+    }
+
+    /// Resolves once the hub has given up on this connection (cancel-safe).
+    pub async fn kicked(&self) {
+        self.kick.notified().await;
+    }
+
+    /// The hub gave up on this connection: its inbox overflowed.
+    pub fn is_kicked(&self) -> bool {
+        self.kicked.load(Ordering::Relaxed)
+    }
 }
 
 struct Connection {
     id: ConnectionId,
-    queue: mpsc::Sender<Outgoing>,
-    kick: Arc<Notify>,
+    inbox: Arc<Inbox>,
 }
 
 struct OnlineUser {
@@ -45,9 +147,7 @@ struct OnlineUser {
 pub struct Membership {
     pub id: ConnectionId,
     pub key: String,
-    pub queue: mpsc::Receiver<Outgoing>,
-    /// Notified when the hub disconnects this connection (its queue overflowed).
-    pub kicked: Arc<Notify>,
+    pub inbox: Arc<Inbox>,
 }
 
 /// The outcome of [`Hub::deliver`].
@@ -76,11 +176,10 @@ impl Hub {
         self.users.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new connection for `display_name`. Queues the presence snapshot for it and,
-    /// if this is the user's first connection, announces them to everyone else.
+    /// Registers a new connection for `display_name`. Queues `hello` and the presence snapshot
+    /// for it and, if this is the user's first connection, announces them to everyone else.
     pub fn join(&self, key: String, display_name: &str, hello: ServerEvent) -> Membership {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let kick = Arc::new(Notify::new());
+        let inbox = Arc::new(Inbox::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut users = self.lock();
         let first = !users.contains_key(&key);
@@ -89,11 +188,10 @@ impl Hub {
             online.push(display_name.to_owned());
         }
         online.sort();
-        // A fresh queue has room for these two.
-        let _ = tx.try_send(Outgoing::Text(hello.to_json().into()));
-        let _ = tx.try_send(Outgoing::Text(
-            ServerEvent::Presence { online }.to_json().into(),
-        ));
+        inbox.push_greeting(hello.to_json().into());
+        for page in presence_pages(online) {
+            inbox.push_greeting(page.to_json().into());
+        }
         if first {
             let announcement: Utf8Bytes = ServerEvent::Online {
                 username: display_name.to_owned(),
@@ -112,16 +210,10 @@ impl Hub {
             .connections
             .push(Connection {
                 id,
-                queue: tx,
-                kick: kick.clone(),
+                inbox: inbox.clone(),
             });
         self.metrics.connections.inc();
-        Membership {
-            id,
-            key,
-            queue: rx,
-            kicked: kick,
-        }
+        Membership { id, key, inbox }
     }
 
     /// Removes a connection; if it was the user's last, tells everyone they went offline.
@@ -155,12 +247,11 @@ impl Hub {
         let Some(user) = users.get(key) else {
             return Delivery::Offline;
         };
-        let mut delivered = 0;
-        for connection in user.connections.iter().filter(|c| Some(c.id) != skip) {
-            if self.offer(connection, text) {
-                delivered += 1;
-            }
-        }
+        let delivered = user
+            .connections
+            .iter()
+            .filter(|c| Some(c.id) != skip && c.inbox.offer(text))
+            .count();
         Delivery::Delivered(delivered)
     }
 
@@ -177,22 +268,43 @@ impl Hub {
 
     fn broadcast_locked(&self, users: &HashMap<String, OnlineUser>, text: &Utf8Bytes) {
         for connection in users.values().flat_map(|u| &u.connections) {
-            self.offer(connection, text);
+            connection.inbox.offer_presence(text);
         }
     }
 
-    /// Queues without waiting; a full queue gets its connection kicked.
-    fn offer(&self, connection: &Connection, text: &Utf8Bytes) -> bool {
-        match connection.queue.try_send(Outgoing::Text(text.clone())) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(connection = connection.id, "slow consumer disconnected");
-                connection.kick.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
+    /// The presence list as frames, as a connection that fell behind receives it.
+    pub fn presence_frames(&self) -> Vec<Utf8Bytes> {
+        presence_pages(self.online())
+            .iter()
+            .map(|page| page.to_json().into())
+            .collect()
     }
+}
+
+/// `online` split into `presence` frames of about [`PRESENCE_PAGE_BYTES`] of names each, every
+/// one but the last marked `more` (one frame, possibly empty, when few are online).
+pub fn presence_pages(online: Vec<String>) -> Vec<ServerEvent> {
+    let mut pages = Vec::new();
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    for name in online {
+        // The name, its quotes and a comma.
+        let size = name.len() + 3;
+        if !page.is_empty() && bytes + size > PRESENCE_PAGE_BYTES {
+            pages.push(ServerEvent::Presence {
+                online: std::mem::take(&mut page),
+                more: true,
+            });
+            bytes = 0;
+        }
+        bytes += size;
+        page.push(name);
+    }
+    pages.push(ServerEvent::Presence {
+        online: page,
+        more: false,
+    });
+    pages
 }
 
 #[cfg(test)]
@@ -216,16 +328,97 @@ mod tests {
         for _ in 0..QUEUE_CAPACITY - 2 {
             assert_eq!(hub.deliver("slow", &text, None), Delivery::Delivered(1));
         }
+        assert!(!slow.inbox.is_kicked());
         assert_eq!(hub.deliver("slow", &text, None), Delivery::Delivered(0));
-        tokio::time::timeout(std::time::Duration::from_secs(1), slow.kicked.notified())
+        assert!(slow.inbox.is_kicked());
+        tokio::time::timeout(std::time::Duration::from_secs(1), slow.inbox.ready())
             .await
-            .expect("kicked");
+            .expect("woken");
+    }
+
+    #[test]
+    fn a_crowd_is_listed_in_pages_of_about_a_kilobyte() {
+        let hub = Hub::new(Metrics::new());
+        let names: Vec<String> = (0..2000).map(|i| format!("user{i:05}")).collect();
+        for name in &names {
+            hub.join(name.clone(), name, hello(name));
+        }
+        let newcomer = hub.join("zed".into(), "zed", hello("zed"));
+        assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("\"hello\"")));
+        let mut listed = Vec::new();
+        let mut pages = 0;
+        while let Some(Waiting::Frame(text)) = newcomer.inbox.pop() {
+            assert!(
+                text.len() <= PRESENCE_PAGE_BYTES + 64,
+                "{} bytes",
+                text.len()
+            );
+            let Ok(ServerEvent::Presence { online, more }) = serde_json::from_str(&text) else {
+                panic!("not a presence page: {text}");
+            };
+            pages += 1;
+            listed.extend(online);
+            if !more {
+                break;
+            }
+        }
+        assert!(
+            newcomer.inbox.pop().is_none(),
+            "nothing after the last page"
+        );
+        assert!(pages > 10, "{pages} pages");
+        let mut expected = names.clone();
+        expected.push("zed".into());
+        expected.sort();
+        assert_eq!(listed, expected);
+    }
+
+    #[test]
+    fn a_connection_behind_on_presence_gets_one_fresh_list_in_order() {
+        let hub = Hub::new(Metrics::new());
+        let behind = hub.join("behind".into(), "behind", hello("behind"));
+        while behind.inbox.pop().is_some() {}
+        for i in 0..PRESENCE_BACKLOG {
+            let name = format!("early{i}");
+            hub.join(name.clone(), &name, hello(&name));
+        }
+        let frame: Utf8Bytes = r#"{"type":"ringing","from":"early0"}"#.into();
+        hub.deliver("behind", &frame, None);
+        for i in 0..500 {
+            let name = format!("late{i}");
+            hub.join(name.clone(), &name, hello(&name));
+        }
+        let mut waiting = Vec::new();
+        while let Some(item) = behind.inbox.pop() {
+            waiting.push(item);
+        }
+        // The first updates one by one, then the relayed frame, then one list for the rest.
+        assert_eq!(waiting.len(), PRESENCE_BACKLOG + 2, "{waiting:?}");
+        assert!(
+            waiting[..PRESENCE_BACKLOG]
+                .iter()
+                .all(|item| matches!(item, Waiting::Frame(t) if t.contains("\"online\"")))
+        );
+        assert_eq!(waiting[PRESENCE_BACKLOG], Waiting::Frame(frame));
+        assert_eq!(waiting[PRESENCE_BACKLOG + 1], Waiting::Presence);
+        // Once that list is taken, updates queue one by one again.
+        hub.join("next".into(), "next", hello("next"));
+        assert!(matches!(behind.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("next")));
+        let listed: Vec<String> = hub
+            .presence_frames()
+            .iter()
+            .flat_map(|text| match serde_json::from_str(text) {
+                Ok(ServerEvent::Presence { online, .. }) => online,
+                _ => panic!("not a presence page: {text}"),
+            })
+            .collect();
+        assert_eq!(listed.len(), 1 + PRESENCE_BACKLOG + 500 + 1);
     }
 
     #[tokio::test]
     async fn presence_counts_users_not_tabs() {
         let hub = Hub::new(Metrics::new());
-        let mut watcher = hub.join("w".into(), "w", hello("w"));
+        let watcher = hub.join("w".into(), "w", hello("w"));
         let tab1 = hub.join("bob".into(), "Bob", hello("Bob"));
         let tab2 = hub.join("bob".into(), "Bob", hello("Bob"));
         assert_eq!(hub.online(), vec!["Bob".to_owned(), "w".to_owned()]);
@@ -234,7 +427,7 @@ mod tests {
         hub.leave("bob", tab2.id);
         assert_eq!(hub.online(), vec!["w".to_owned()]);
         let mut seen = Vec::new();
-        while let Ok(Outgoing::Text(text)) = watcher.queue.try_recv() {
+        while let Some(Waiting::Frame(text)) = watcher.inbox.pop() {
             seen.push(text.to_string());
         }
         let events: Vec<&str> = seen

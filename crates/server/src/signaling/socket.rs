@@ -1,20 +1,19 @@
-//! One signaling connection: authenticate and check `Origin` before the upgrade, then a reader
-//! loop (this task) and a writer task fed by the hub's bounded queue.
+//! One signaling connection: authenticate and check `Origin` before the upgrade, then one task
+//! that reads the client's frames and writes what the hub queued for it.
 
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use protocol::{
     ErrorCode, MAX_FRAME_BYTES, RelayRequest, ServerEvent, normalize_username, username_key,
 };
-use tokio::sync::mpsc;
 
-use super::hub::{Delivery, Membership, Outgoing};
+use super::hub::{ConnectionId, Delivery, Hub, Inbox, Membership, Waiting};
 use crate::auth::CurrentUser;
 use crate::proxy::Client;
 use crate::state::AppState;
@@ -26,6 +25,9 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 
 /// How often the server pings; a connection silent for the heartbeat timeout is closed.
 const PING_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a connection being closed may take to accept the close frame.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -42,7 +44,7 @@ pub async fn upgrade(
     }
     upgrade
         // Tight buffers: an idle connection should cost kilobytes, not the default 128 KiB.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         // Twice our own limit, so a frame just over it still gets a readable error reply.
@@ -100,6 +102,120 @@ impl RateLimit {
     }
 }
 
+/// Why a connection ended, and what the server tells the client about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The client closed, went away or broke the protocol: nothing more to say.
+    ClientGone,
+    /// The client stopped reading: nothing can be said either.
+    Stalled,
+    TooLarge,
+    RateLimited,
+    HeartbeatTimeout,
+    /// The hub gave up on this connection: its inbox overflowed.
+    TooSlow,
+    ShuttingDown,
+}
+
+impl Ending {
+    /// The close frame to send, when the client can still be told.
+    fn close_frame(self) -> Option<(u16, &'static str)> {
+        match self {
+            Self::ClientGone | Self::Stalled => None,
+            Self::TooLarge => Some((CLOSE_TOO_BIG, "frame too large")),
+            Self::RateLimited => Some((CLOSE_POLICY, "rate limit exceeded")),
+            Self::HeartbeatTimeout => Some((CLOSE_POLICY, "heartbeat timeout")),
+            Self::TooSlow => Some((CLOSE_POLICY, "too slow to keep up")),
+            Self::ShuttingDown => Some((CLOSE_GOING_AWAY, "server shutting down")),
+        }
+    }
+}
+
+/// One signaling connection's transport: its socket, and the deadline every write must meet.
+///
+/// One task owns it and does everything: reads the client's frames, writes what others sent to
+/// it, pings. There is no writer task and no channel between the two: an idle connection costs
+/// one task and its buffers, and a batch of frames is written back to back, flushed once.
+struct Connection {
+    socket: WebSocket,
+    /// A write that cannot finish in this long means the client stopped reading.
+    write_deadline: Duration,
+}
+
+impl Connection {
+    /// Writes one frame now.
+    async fn send(&mut self, message: Message) -> Result<(), Ending> {
+        let write = self.socket.send(message);
+        match tokio::time::timeout(self.write_deadline, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Ending::ClientGone),
+            Err(_) => Err(Ending::Stalled),
+        }
+    }
+
+    async fn send_event(&mut self, event: &ServerEvent) -> Result<(), Ending> {
+        self.send(Message::Text(event.to_json().into())).await
+    }
+
+    /// Answers a frame of the client's (an error, counted in the metrics).
+    async fn reply(&mut self, state: &AppState, event: &ServerEvent) -> Result<(), Ending> {
+        if let ServerEvent::Error { code, .. } = event {
+            state.metrics.error(*code);
+        }
+        self.send_event(event).await
+    }
+
+    /// Writes every frame waiting in `inbox`, then flushes once.
+    async fn send_waiting(&mut self, inbox: &Inbox, hub: &Hub) -> Result<(), Ending> {
+        let socket = &mut self.socket;
+        let write = async {
+            while let Some(item) = inbox.pop() {
+                match item {
+                    Waiting::Frame(text) => socket.feed(Message::Text(text)).await?,
+                    Waiting::Presence => {
+                        for page in hub.presence_frames() {
+                            socket.feed(Message::Text(page)).await?;
+                        }
+                    }
+                }
+            }
+            socket.flush().await
+        };
+        // A client that stopped reading blocks the write once the kernel's buffers are full:
+        // the hub's kick (its inbox overflowing meanwhile) ends the wait, or the deadline does.
+        tokio::select! {
+            written = tokio::time::timeout(self.write_deadline, write) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Ending::ClientGone),
+                Err(_) => Err(Ending::Stalled),
+            },
+            () = inbox.kicked() => Err(Ending::TooSlow),
+        }
+    }
+
+    /// Says why the connection ends (when the client can still hear it) and finishes the
+    /// closing handshake: reading on until the client answers, so the socket is not torn down
+    /// with unread data (a TCP reset could swallow the close frame and the error before it).
+    async fn close(&mut self, ending: Ending) {
+        let Some((code, reason)) = ending.close_frame() else {
+            return;
+        };
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        // A client that stopped reading cannot hold this task for long.
+        self.write_deadline = CLOSE_DEADLINE;
+        if self.send(Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = self.socket.next().await {}
+        })
+        .await;
+    }
+}
+
 async fn serve(socket: WebSocket, username: String, state: AppState) {
     let key = username_key(&username);
     let hello = ServerEvent::Hello {
@@ -107,115 +223,125 @@ async fn serve(socket: WebSocket, username: String, state: AppState) {
         ice_servers: ice_servers(&state, &username),
         ice_transport_policy: state.settings.ice_transport_policy,
     };
-    let Membership {
-        id,
-        key,
-        queue,
-        kicked,
-    } = state.hub.join(key, &username, hello);
+    let Membership { id, key, inbox } = state.hub.join(key, &username, hello);
     tracing::debug!(%username, connection = id, "signaling connected");
-
-    let (sink, mut stream) = socket.split();
-    let (own_tx, own_rx) = mpsc::channel::<Outgoing>(8);
-    let writer = tokio::spawn(write_loop(sink, queue, own_rx));
-
-    let reply = |event: ServerEvent| {
-        if let ServerEvent::Error { code, .. } = &event {
-            state.metrics.error(*code);
-        }
-        // The own channel is small: a client that floods errors is cut by the rate limit first.
-        let _ = own_tx.try_send(Outgoing::Text(event.to_json().into()));
+    let mut connection = Connection {
+        socket,
+        write_deadline: state.settings.heartbeat_timeout(),
     };
-    let close = |code: u16, reason: &'static str| {
-        let _ = own_tx.try_send(Outgoing::Close(code, reason));
-    };
+    let ending = run(&mut connection, &state, &username, &key, id, &inbox).await;
+    state.hub.leave(&key, id);
+    drop(inbox);
+    // Boxed: the closing handshake's state exists only while it runs, not in every idle
+    // connection's task.
+    Box::pin(connection.close(ending)).await;
+    tracing::debug!(%username, connection = id, ?ending, "signaling disconnected");
+}
 
+/// The connection's life: the reason it ended.
+async fn run(
+    connection: &mut Connection,
+    state: &AppState,
+    username: &str,
+    key: &str,
+    id: ConnectionId,
+    inbox: &Inbox,
+) -> Ending {
+    match serve_frames(connection, state, username, key, id, inbox).await {
+        Ok(never) => match never {},
+        Err(ending) => ending,
+    }
+}
+
+async fn serve_frames(
+    connection: &mut Connection,
+    state: &AppState,
+    username: &str,
+    key: &str,
+    id: ConnectionId,
+    inbox: &Inbox,
+) -> Result<Infallible, Ending> {
     let mut limit = RateLimit::new(state.settings.rate_limit_per_sec);
     let mut last_heard = Instant::now();
-    let mut ping = tokio::time::interval(PING_EVERY.min(state.settings.heartbeat_timeout() / 3));
     let timeout = state.settings.heartbeat_timeout();
-    let shutdown = state.shutdown.clone();
-    // Fresh TURN credentials at half their lifetime (never, without TURN).
-    let refresh_every = state
-        .turn
-        .as_ref()
-        .map_or(Duration::from_secs(365 * 24 * 3600), |turn| {
-            turn.refresh_every()
-        });
-    let mut refresh =
-        tokio::time::interval_at(tokio::time::Instant::now() + refresh_every, refresh_every);
+    let mut ping = tokio::time::interval(PING_EVERY.min(timeout / 3));
+    // Fresh TURN credentials at half their lifetime (no timer at all without TURN).
+    let mut refresh = state.turn.as_ref().map(|turn| {
+        let every = turn.refresh_every();
+        tokio::time::interval_at(tokio::time::Instant::now() + every, every)
+    });
+    let too_large = || {
+        ServerEvent::error(
+            ErrorCode::TooLarge,
+            format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
+        )
+    };
 
     loop {
+        // Every branch is cancel-safe: a frame half read stays in the socket's buffer, and the
+        // inbox keeps what was not written yet.
         tokio::select! {
-            frame = stream.next() => {
-                let Some(Ok(frame)) = frame else {
-                    if let Some(Err(error)) = frame {
-                        tracing::debug!(%username, %error, "websocket read error");
-                        if is_capacity_error(&error) {
-                            reply(ServerEvent::error(ErrorCode::TooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
-                            close(CLOSE_TOO_BIG, "frame too large");
+            frame = connection.socket.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if !limit.allow() {
+                            let error = ServerEvent::error(ErrorCode::RateLimited, "too many messages; slow down");
+                            connection.reply(state, &error).await?;
+                            return Err(Ending::RateLimited);
+                        }
+                        if text.len() > MAX_FRAME_BYTES {
+                            connection.reply(state, &too_large()).await?;
+                            return Err(Ending::TooLarge);
+                        }
+                        if let Some(refusal) = relay(state, username, key, id, text.as_str()) {
+                            connection.reply(state, &refusal).await?;
                         }
                     }
-                    break;
-                };
-                last_heard = Instant::now();
-                let text = match frame {
-                    Message::Text(text) => text,
-                    Message::Binary(_) => {
-                        reply(ServerEvent::error(ErrorCode::Malformed, "frames must be JSON text"));
-                        continue;
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = ServerEvent::error(ErrorCode::Malformed, "frames must be JSON text");
+                        connection.reply(state, &error).await?;
                     }
-                    Message::Close(_) => break,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                };
-                if !limit.allow() {
-                    reply(ServerEvent::error(ErrorCode::RateLimited, "too many messages; slow down"));
-                    close(CLOSE_POLICY, "rate limit exceeded");
-                    break;
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => return Err(Ending::ClientGone),
+                    Some(Err(error)) => {
+                        tracing::debug!(%username, %error, "websocket read error");
+                        if is_capacity_error(&error) {
+                            connection.reply(state, &too_large()).await?;
+                            return Err(Ending::TooLarge);
+                        }
+                        return Err(Ending::ClientGone);
+                    }
                 }
-                if text.len() > MAX_FRAME_BYTES {
-                    reply(ServerEvent::error(ErrorCode::TooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
-                    close(CLOSE_TOO_BIG, "frame too large");
-                    break;
+            }
+            () = inbox.ready() => {
+                if inbox.is_kicked() {
+                    return Err(Ending::TooSlow);
                 }
-                relay(&state, &username, &key, id, text.as_str(), &reply);
+                connection.send_waiting(inbox, &state.hub).await?;
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > timeout {
                     tracing::debug!(%username, "heartbeat timeout");
-                    close(CLOSE_POLICY, "heartbeat timeout");
-                    break;
+                    return Err(Ending::HeartbeatTimeout);
                 }
-                let _ = own_tx.try_send(Outgoing::Ping);
+                connection.send(Message::Ping(Default::default())).await?;
             }
-            _ = refresh.tick(), if state.turn.is_some() => {
-                let ice = ServerEvent::Ice { ice_servers: ice_servers(&state, &username) };
-                let _ = own_tx.try_send(Outgoing::Text(ice.to_json().into()));
+            Some(_) = tick(refresh.as_mut()) => {
+                let ice = ServerEvent::Ice { ice_servers: ice_servers(state, username) };
+                connection.send_event(&ice).await?;
             }
-            _ = kicked.notified() => {
-                close(CLOSE_POLICY, "too slow to keep up");
-                break;
-            }
-            _ = shutdown.cancelled() => {
-                close(CLOSE_GOING_AWAY, "server shutting down");
-                break;
-            }
+            () = state.shutdown.cancelled() => return Err(Ending::ShuttingDown),
         }
     }
+}
 
-    state.hub.leave(&key, id);
-    drop(own_tx);
-    // Finish the closing handshake: keep reading until the client answers our close frame, so
-    // the socket is not torn down with unread data (a TCP reset could swallow the close frame
-    // and the error before it).
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(_)) = stream.next().await {}
-    })
-    .await;
-    // The writer ends once it has sent the close frame (or the peer is gone); bound the wait so
-    // a peer that stopped reading cannot hold this task.
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    tracing::debug!(%username, connection = id, "signaling disconnected");
+/// The interval's next tick; never, without one.
+async fn tick(interval: Option<&mut tokio::time::Interval>) -> Option<tokio::time::Instant> {
+    match interval {
+        Some(interval) => Some(interval.tick().await),
+        None => std::future::pending().await,
+    }
 }
 
 /// `DUET_ICE_SERVERS` plus, with TURN configured, one entry with credentials minted for
@@ -236,21 +362,21 @@ fn is_capacity_error(error: &axum::Error) -> bool {
     text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Capacity")
 }
 
+/// Relays one frame; the refusal to send back, if it cannot be.
 fn relay(
     state: &AppState,
     username: &str,
     own_key: &str,
-    own_id: u64,
+    own_id: ConnectionId,
     text: &str,
-    reply: &impl Fn(ServerEvent),
-) {
+) -> Option<ServerEvent> {
     let request = match RelayRequest::parse(text) {
         Ok(request) => request,
-        Err(error) => return reply(ServerEvent::error(error.code(), error.to_string())),
+        Err(error) => return Some(ServerEvent::error(error.code(), error.to_string())),
     };
     let call_id = request.call_id_cow();
     let refuse =
-        |code, message: String| reply(ServerEvent::call_error(code, message, call_id.as_deref()));
+        |code, message: String| Some(ServerEvent::call_error(code, message, call_id.as_deref()));
     let Ok(target_key) = normalize_username(request.to()).map(|name| username_key(&name)) else {
         return refuse(
             ErrorCode::PeerOffline,
@@ -272,39 +398,8 @@ fn relay(
             if echo {
                 state.hub.deliver(own_key, &delivered, Some(own_id));
             }
+            None
         }
         Delivery::Offline => refuse(ErrorCode::PeerOffline, format!("{target} is not online")),
     }
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Outgoing>,
-    mut own: mpsc::Receiver<Outgoing>,
-) {
-    loop {
-        // Replies to this connection first, so an error precedes the close that follows it.
-        let next = tokio::select! {
-            biased;
-            Some(message) = own.recv() => message,
-            Some(message) = queue.recv() => message,
-            else => break,
-        };
-        let result = match next {
-            Outgoing::Text(text) => sink.send(Message::Text(text)).await,
-            Outgoing::Ping => sink.send(Message::Ping(Default::default())).await,
-            Outgoing::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from_static(reason),
-                };
-                let _ = sink.send(Message::Close(Some(frame))).await;
-                break;
-            }
-        };
-        if result.is_err() {
-            break;
-        }
-    }
-    let _ = sink.close().await;
 }
