@@ -262,13 +262,13 @@ for scenario in "${SCENARIOS[@]}"; do
     everyone)
         N=${EVERYONE:-2000}
         start_duet $PORT
-        loadgen duet-idle-$N-everyone --flavour duet --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 5
+        loadgen duet-idle-$N-everyone --flavour duet --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 12
         stop_server
         start_minimal $PORT
-        loadgen minimal-idle-$N --flavour minimal --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 5
+        loadgen minimal-idle-$N --flavour minimal --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 12
         stop_server
         start_peerjs $PORT
-        loadgen peerjs-idle-$N --flavour peerjs --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 5
+        loadgen peerjs-idle-$N --flavour peerjs --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 12
         stop_server
         ;;
     *)
