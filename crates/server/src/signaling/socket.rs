@@ -2,6 +2,7 @@
 //! that reads the client's frames and writes what the hub queued for it.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -12,11 +13,15 @@ use futures::{SinkExt, StreamExt};
 use protocol::{
     ErrorCode, MAX_FRAME_BYTES, RelayRequest, ServerEvent, normalize_username, username_key,
 };
+use tokio_util::sync::CancellationToken;
 
 use super::hub::{ConnectionId, Delivery, Hub, Inbox, Membership, Waiting};
 use crate::auth::CurrentUser;
+use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::proxy::Client;
 use crate::state::AppState;
+use crate::turn::Turn;
 
 /// Close codes (RFC 6455 §7.4.1).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -50,7 +55,10 @@ pub async fn upgrade(
         // Twice our own limit, so a frame just over it still gets a readable error reply.
         .max_message_size(2 * MAX_FRAME_BYTES)
         .max_frame_size(2 * MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(socket, username, state))
+        .on_upgrade({
+            let relay = Relay::from(&state);
+            move |socket| serve(socket, username, relay)
+        })
 }
 
 /// A browser always sends `Origin`; it must be this server's own (same host, and the scheme the
@@ -145,8 +153,8 @@ struct Connection {
 impl Connection {
     /// Writes one frame now.
     async fn send(&mut self, message: Message) -> Result<(), Ending> {
-        let write = self.socket.send(message);
-        match tokio::time::timeout(self.write_deadline, write).await {
+        let write = tokio::time::timeout(self.write_deadline, self.socket.send(message));
+        match write.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ending::ClientGone),
             Err(_) => Err(Ending::Stalled),
@@ -158,7 +166,7 @@ impl Connection {
     }
 
     /// Answers a frame of the client's (an error, counted in the metrics).
-    async fn reply(&mut self, state: &AppState, event: &ServerEvent) -> Result<(), Ending> {
+    async fn reply(&mut self, state: &Relay, event: &ServerEvent) -> Result<(), Ending> {
         if let ServerEvent::Error { code, .. } = event {
             state.metrics.error(*code);
         }
@@ -216,7 +224,29 @@ impl Connection {
     }
 }
 
-async fn serve(socket: WebSocket, username: String, state: AppState) {
+/// What a connection needs of the server's state: a few shared handles, not all of `AppState`
+/// (whose site options alone are hundreds of bytes), held by every connection's task.
+struct Relay {
+    settings: Arc<Settings>,
+    hub: Arc<Hub>,
+    metrics: Metrics,
+    turn: Option<Arc<Turn>>,
+    shutdown: CancellationToken,
+}
+
+impl From<&AppState> for Relay {
+    fn from(state: &AppState) -> Self {
+        Self {
+            settings: state.settings.clone(),
+            hub: state.hub.clone(),
+            metrics: state.metrics.clone(),
+            turn: state.turn.clone(),
+            shutdown: state.shutdown.clone(),
+        }
+    }
+}
+
+async fn serve(socket: WebSocket, username: String, state: Relay) {
     let key = username_key(&username);
     let hello = ServerEvent::Hello {
         username: username.clone(),
@@ -241,7 +271,7 @@ async fn serve(socket: WebSocket, username: String, state: AppState) {
 /// The connection's life: the reason it ended.
 async fn run(
     connection: &mut Connection,
-    state: &AppState,
+    state: &Relay,
     username: &str,
     key: &str,
     id: ConnectionId,
@@ -255,7 +285,7 @@ async fn run(
 
 async fn serve_frames(
     connection: &mut Connection,
-    state: &AppState,
+    state: &Relay,
     username: &str,
     key: &str,
     id: ConnectionId,
@@ -346,7 +376,7 @@ async fn tick(interval: Option<&mut tokio::time::Interval>) -> Option<tokio::tim
 
 /// `DUET_ICE_SERVERS` plus, with TURN configured, one entry with credentials minted for
 /// `username` now.
-fn ice_servers(state: &AppState, username: &str) -> serde_json::Value {
+fn ice_servers(state: &Relay, username: &str) -> serde_json::Value {
     let mut servers = match &state.settings.ice_servers {
         serde_json::Value::Array(servers) => servers.clone(),
         _ => Vec::new(),
@@ -364,7 +394,7 @@ fn is_capacity_error(error: &axum::Error) -> bool {
 
 /// Relays one frame; the refusal to send back, if it cannot be.
 fn relay(
-    state: &AppState,
+    state: &Relay,
     username: &str,
     own_key: &str,
     own_id: ConnectionId,
