@@ -180,6 +180,40 @@ async fn a_flood_is_cut_off_with_policy_close() {
 use futures::{SinkExt, StreamExt};
 
 #[tokio::test]
+async fn pings_and_binary_frames_count_toward_the_rate_limit() {
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_app_with(|s| s.rate_limit_per_sec = 20).await;
+    let floods = [
+        ("pinger", Message::Ping(vec![1].into())),
+        ("binary", Message::Binary(vec![1].into())),
+    ];
+    for (name, flood) in floods {
+        let mut flooder = app.user(name).await.socket().await.ready().await;
+        for _ in 0..200 {
+            if flooder.stream.send(flood.clone()).await.is_err() {
+                break;
+            }
+        }
+        // Binary frames are each refused as malformed until the limit cuts the flood off.
+        let mut codes = Vec::new();
+        while codes.last() != Some(&"rate_limited".to_owned()) && codes.len() < 100 {
+            codes.push(
+                flooder.expect("error").await["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        assert_eq!(
+            codes.last().map(String::as_str),
+            Some("rate_limited"),
+            "{name}: {codes:?}"
+        );
+        assert_eq!(flooder.expect_close().await, 1008, "{name}");
+    }
+}
+
+#[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_while_the_others_keep_talking() {
     let app = spawn_app_with(|s| s.rate_limit_per_sec = 1_000_000).await;
     let mut stalled = app.user("stalled").await.socket().await.ready().await;

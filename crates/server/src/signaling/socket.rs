@@ -259,7 +259,7 @@ async fn serve(socket: WebSocket, username: String, state: Relay) {
         socket,
         write_deadline: state.settings.heartbeat_timeout(),
     };
-    let ending = run(&mut connection, &state, &username, &key, id, &inbox).await;
+    let Err(ending) = run(&mut connection, &state, &username, &key, id, &inbox).await;
     state.hub.leave(&key, id);
     drop(inbox);
     // Boxed: the closing handshake's state exists only while it runs, not in every idle
@@ -268,22 +268,8 @@ async fn serve(socket: WebSocket, username: String, state: Relay) {
     tracing::debug!(%username, connection = id, ?ending, "signaling disconnected");
 }
 
-/// The connection's life: the reason it ended.
+/// The connection's life; it only ever returns why it ended.
 async fn run(
-    connection: &mut Connection,
-    state: &Relay,
-    username: &str,
-    key: &str,
-    id: ConnectionId,
-    inbox: &Inbox,
-) -> Ending {
-    match serve_frames(connection, state, username, key, id, inbox).await {
-        Ok(never) => match never {},
-        Err(ending) => ending,
-    }
-}
-
-async fn serve_frames(
     connection: &mut Connection,
     state: &Relay,
     username: &str,
@@ -313,27 +299,9 @@ async fn serve_frames(
         tokio::select! {
             frame = connection.socket.next() => {
                 last_heard = Instant::now();
-                match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        if !limit.allow() {
-                            let error = ServerEvent::error(ErrorCode::RateLimited, "too many messages; slow down");
-                            connection.reply(state, &error).await?;
-                            return Err(Ending::RateLimited);
-                        }
-                        if text.len() > MAX_FRAME_BYTES {
-                            connection.reply(state, &too_large()).await?;
-                            return Err(Ending::TooLarge);
-                        }
-                        if let Some(refusal) = relay(state, username, key, id, text.as_str()) {
-                            connection.reply(state, &refusal).await?;
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let error = ServerEvent::error(ErrorCode::Malformed, "frames must be JSON text");
-                        connection.reply(state, &error).await?;
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                let frame = match frame {
                     Some(Ok(Message::Close(_))) | None => return Err(Ending::ClientGone),
+                    Some(Ok(frame)) => frame,
                     Some(Err(error)) => {
                         tracing::debug!(%username, %error, "websocket read error");
                         if is_capacity_error(&error) {
@@ -342,6 +310,30 @@ async fn serve_frames(
                         }
                         return Err(Ending::ClientGone);
                     }
+                };
+                // Every frame counts: a flood of pings or binary frames costs the server as
+                // much as one of text.
+                if !limit.allow() {
+                    let error = ServerEvent::error(ErrorCode::RateLimited, "too many messages; slow down");
+                    connection.reply(state, &error).await?;
+                    return Err(Ending::RateLimited);
+                }
+                match frame {
+                    Message::Text(text) => {
+                        if text.len() > MAX_FRAME_BYTES {
+                            connection.reply(state, &too_large()).await?;
+                            return Err(Ending::TooLarge);
+                        }
+                        if let Some(refusal) = relay(state, username, key, id, text.as_str()) {
+                            connection.reply(state, &refusal).await?;
+                        }
+                    }
+                    Message::Binary(_) => {
+                        let error = ServerEvent::error(ErrorCode::Malformed, "frames must be JSON text");
+                        connection.reply(state, &error).await?;
+                    }
+                    // The WebSocket layer answers pings by itself.
+                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
                 }
             }
             () = inbox.ready() => {
