@@ -1,8 +1,8 @@
 //! The smallest useful signaling relay, as a reference point for Duet's: a WebSocket at
 //! `ws://ADDR/?name=ID` registers the connection under `ID`; every text frame is parsed as a JSON
 //! object, stamped with `"from": ID` (as Duet's relay stamps the sender) and forwarded to the
-//! connection registered under its `name`. No accounts, no validation, no presence, no limits.
-//! Loopback addresses only.
+//! connection registered under its `name`. No accounts, no validation, no presence, no limits;
+//! one task per connection. Loopback addresses only.
 //!
 //! Usage: `minimal-relay 127.0.0.1:PORT`
 
@@ -65,54 +65,62 @@ async fn serve(stream: TcpStream, routes: Routes) {
     };
     // The same tight buffers as Duet's server, so memory figures compare.
     let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024);
-    let Ok(ws) =
+    let Ok(mut ws) =
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
     else {
         return;
     };
     let Some(name) = name else { return };
-    let (mut sink, mut source) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Utf8Bytes>();
     routes
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(name.clone(), tx);
-    let writer = tokio::spawn(async move {
-        while let Some(text) = rx.recv().await {
-            if sink.send(Message::Text(text)).await.is_err() {
-                break;
+    // One task per connection, as lean as it gets: it reads the socket and writes what others
+    // sent to it, everything waiting fed back to back and flushed once.
+    loop {
+        tokio::select! {
+            message = ws.next() => {
+                let Some(Ok(message)) = message else { break };
+                let Message::Text(text) = message else {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                    continue;
+                };
+                let Ok(mut fields) = serde_json::from_str::<Map<String, Value>>(text.as_str()) else {
+                    continue;
+                };
+                let Some(Value::String(target)) = fields.get("name") else {
+                    continue;
+                };
+                let peer = routes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(target.as_str())
+                    .cloned();
+                if let Some(peer) = peer {
+                    fields.insert("from".to_owned(), Value::String(name.clone()));
+                    let _ = peer.send(Value::Object(fields).to_string().into());
+                }
             }
-        }
-    });
-    while let Some(Ok(message)) = source.next().await {
-        let Message::Text(text) = message else {
-            if matches!(message, Message::Close(_)) {
-                break;
+            Some(text) = rx.recv() => {
+                let mut written = ws.feed(Message::Text(text)).await;
+                while written.is_ok() {
+                    let Ok(text) = rx.try_recv() else { break };
+                    written = ws.feed(Message::Text(text)).await;
+                }
+                if written.is_err() || ws.flush().await.is_err() {
+                    break;
+                }
             }
-            continue;
-        };
-        let Ok(mut fields) = serde_json::from_str::<Map<String, Value>>(text.as_str()) else {
-            continue;
-        };
-        let Some(Value::String(target)) = fields.get("name") else {
-            continue;
-        };
-        let peer = routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(target.as_str())
-            .cloned();
-        if let Some(peer) = peer {
-            fields.insert("from".to_owned(), Value::String(name.clone()));
-            let _ = peer.send(Value::Object(fields).to_string().into());
         }
     }
     routes
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&name);
-    writer.abort();
 }
