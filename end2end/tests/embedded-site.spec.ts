@@ -25,8 +25,10 @@ test('duet started from another folder, with no site on disk, serves its embedde
         const match = /Duet is serving addr=(\S+)/.exec(log.replace(/\x1b\[[0-9;]*m/g, ''));
         if (match) {
           clearTimeout(timer);
-          expect(log).toContain('serving the site embedded in the binary');
-          resolve(`http://${match[1]}`);
+          // Rejected, not thrown: an exception in this callback would leave the promise pending
+          // until the test times out, and the server running after it.
+          if (log.includes('serving the site embedded in the binary')) resolve(`http://${match[1]}`);
+          else reject(new Error(`duet serves no embedded site:\n${log}`));
         }
       });
       child.on('exit', (code) => reject(new Error(`duet exited with ${code}:\n${log}`)));
