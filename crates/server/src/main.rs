@@ -37,6 +37,7 @@ async fn serve(settings: server::config::Settings) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let shutdown = app.shutdown_token();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     tokio::spawn(trim_freed_memory());
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -83,11 +84,11 @@ fn return_freed_memory_to_the_system() {
 /// buffers by the million, whose freed pages glibc keeps inside its arenas. Handing whole free
 /// pages back now and then is what keeps an idle server's footprint at its live data (measured:
 /// 2,000 users online, 2.6 KB per connection less; docs/benchmarks.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 async fn trim_freed_memory() {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
     loop {
         every.tick().await;
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: malloc_trim only releases free memory; it is thread-safe.
         unsafe {
             libc::malloc_trim(0);

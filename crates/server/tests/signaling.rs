@@ -157,19 +157,11 @@ async fn a_flood_is_cut_off_with_policy_close() {
     let mut flooder = app.user("flooder").await.socket().await.ready().await;
     let mut alice = app.user("alice").await.socket().await.ready().await;
     let mut bob = app.user("bob").await.socket().await.ready().await;
-    for i in 0..200 {
+    let frames = (0..200).map(|i| {
         let frame = json!({"type":"candidate","name":"alice","sdp":null,"call_id":i.to_string()});
-        if flooder
-            .stream
-            .send(tokio_tungstenite::tungstenite::Message::Text(
-                frame.to_string().into(),
-            ))
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
+        tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into())
+    });
+    flooder.flood(frames).await;
     assert_eq!(flooder.expect("error").await["code"], "rate_limited");
     assert_eq!(flooder.expect_close().await, 1008);
     bob.send(json!({"type":"hangup","name":"alice","call_id":"z"}))
@@ -177,7 +169,7 @@ async fn a_flood_is_cut_off_with_policy_close() {
     assert_eq!(alice.expect("hangup").await["from"], "bob");
 }
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 
 #[tokio::test]
 async fn pings_and_binary_frames_count_toward_the_rate_limit() {
@@ -189,11 +181,7 @@ async fn pings_and_binary_frames_count_toward_the_rate_limit() {
     ];
     for (name, flood) in floods {
         let mut flooder = app.user(name).await.socket().await.ready().await;
-        for _ in 0..200 {
-            if flooder.stream.send(flood.clone()).await.is_err() {
-                break;
-            }
-        }
+        flooder.flood(std::iter::repeat_n(flood, 200)).await;
         // Binary frames are each refused as malformed until the limit cuts the flood off.
         let mut codes = Vec::new();
         while codes.last() != Some(&"rate_limited".to_owned()) && codes.len() < 100 {

@@ -283,7 +283,7 @@ impl Hub {
 
 /// `online` split into `presence` frames of about [`PRESENCE_PAGE_BYTES`] of names each, every
 /// one but the last marked `more` (one frame, possibly empty, when few are online).
-pub fn presence_pages(online: Vec<String>) -> Vec<ServerEvent> {
+fn presence_pages(online: Vec<String>) -> Vec<ServerEvent> {
     let mut pages = Vec::new();
     let mut page = Vec::new();
     let mut bytes = 0;

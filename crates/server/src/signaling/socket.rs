@@ -153,12 +153,7 @@ struct Connection {
 impl Connection {
     /// Writes one frame now.
     async fn send(&mut self, message: Message) -> Result<(), Ending> {
-        let write = tokio::time::timeout(self.write_deadline, self.socket.send(message));
-        match write.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Ending::ClientGone),
-            Err(_) => Err(Ending::Stalled),
-        }
+        written(tokio::time::timeout(self.write_deadline, self.socket.send(message)).await)
     }
 
     async fn send_event(&mut self, event: &ServerEvent) -> Result<(), Ending> {
@@ -166,9 +161,9 @@ impl Connection {
     }
 
     /// Answers a frame of the client's (an error, counted in the metrics).
-    async fn reply(&mut self, state: &Relay, event: &ServerEvent) -> Result<(), Ending> {
+    async fn reply(&mut self, relay: &Relay, event: &ServerEvent) -> Result<(), Ending> {
         if let ServerEvent::Error { code, .. } = event {
-            state.metrics.error(*code);
+            relay.metrics.error(*code);
         }
         self.send_event(event).await
     }
@@ -192,11 +187,7 @@ impl Connection {
         // A client that stopped reading blocks the write once the kernel's buffers are full:
         // the hub's kick (its inbox overflowing meanwhile) ends the wait, or the deadline does.
         tokio::select! {
-            written = tokio::time::timeout(self.write_deadline, write) => match written {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(Ending::ClientGone),
-                Err(_) => Err(Ending::Stalled),
-            },
+            result = tokio::time::timeout(self.write_deadline, write) => written(result),
             () = inbox.kicked() => Err(Ending::TooSlow),
         }
     }
@@ -224,6 +215,17 @@ impl Connection {
     }
 }
 
+/// A write that met its deadline or not, as the connection's fate.
+fn written(
+    result: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
+) -> Result<(), Ending> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ending::ClientGone),
+        Err(_) => Err(Ending::Stalled),
+    }
+}
+
 /// What a connection needs of the server's state: a few shared handles, not all of `AppState`
 /// (whose site options alone are hundreds of bytes), held by every connection's task.
 struct Relay {
@@ -246,21 +248,21 @@ impl From<&AppState> for Relay {
     }
 }
 
-async fn serve(socket: WebSocket, username: String, state: Relay) {
+async fn serve(socket: WebSocket, username: String, relay: Relay) {
     let key = username_key(&username);
     let hello = ServerEvent::Hello {
         username: username.clone(),
-        ice_servers: ice_servers(&state, &username),
-        ice_transport_policy: state.settings.ice_transport_policy,
+        ice_servers: ice_servers(&relay, &username),
+        ice_transport_policy: relay.settings.ice_transport_policy,
     };
-    let Membership { id, key, inbox } = state.hub.join(key, &username, hello);
+    let Membership { id, key, inbox } = relay.hub.join(key, &username, hello);
     tracing::debug!(%username, connection = id, "signaling connected");
     let mut connection = Connection {
         socket,
-        write_deadline: state.settings.heartbeat_timeout(),
+        write_deadline: relay.settings.heartbeat_timeout(),
     };
-    let Err(ending) = run(&mut connection, &state, &username, &key, id, &inbox).await;
-    state.hub.leave(&key, id);
+    let Err(ending) = run(&mut connection, &relay, &username, &key, id, &inbox).await;
+    relay.hub.leave(&key, id);
     drop(inbox);
     // Boxed: the closing handshake's state exists only while it runs, not in every idle
     // connection's task.
@@ -271,18 +273,18 @@ async fn serve(socket: WebSocket, username: String, state: Relay) {
 /// The connection's life; it only ever returns why it ended.
 async fn run(
     connection: &mut Connection,
-    state: &Relay,
+    relay: &Relay,
     username: &str,
     key: &str,
     id: ConnectionId,
     inbox: &Inbox,
 ) -> Result<Infallible, Ending> {
-    let mut limit = RateLimit::new(state.settings.rate_limit_per_sec);
+    let mut limit = RateLimit::new(relay.settings.rate_limit_per_sec);
     let mut last_heard = Instant::now();
-    let timeout = state.settings.heartbeat_timeout();
+    let timeout = relay.settings.heartbeat_timeout();
     let mut ping = tokio::time::interval(PING_EVERY.min(timeout / 3));
     // Fresh TURN credentials at half their lifetime (no timer at all without TURN).
-    let mut refresh = state.turn.as_ref().map(|turn| {
+    let mut refresh = relay.turn.as_ref().map(|turn| {
         let every = turn.refresh_every();
         tokio::time::interval_at(tokio::time::Instant::now() + every, every)
     });
@@ -305,7 +307,7 @@ async fn run(
                     Some(Err(error)) => {
                         tracing::debug!(%username, %error, "websocket read error");
                         if is_capacity_error(&error) {
-                            connection.reply(state, &too_large()).await?;
+                            connection.reply(relay, &too_large()).await?;
                             return Err(Ending::TooLarge);
                         }
                         return Err(Ending::ClientGone);
@@ -315,22 +317,22 @@ async fn run(
                 // much as one of text.
                 if !limit.allow() {
                     let error = ServerEvent::error(ErrorCode::RateLimited, "too many messages; slow down");
-                    connection.reply(state, &error).await?;
+                    connection.reply(relay, &error).await?;
                     return Err(Ending::RateLimited);
                 }
                 match frame {
                     Message::Text(text) => {
                         if text.len() > MAX_FRAME_BYTES {
-                            connection.reply(state, &too_large()).await?;
+                            connection.reply(relay, &too_large()).await?;
                             return Err(Ending::TooLarge);
                         }
-                        if let Some(refusal) = relay(state, username, key, id, text.as_str()) {
-                            connection.reply(state, &refusal).await?;
+                        if let Some(refusal) = forward(relay, username, key, id, text.as_str()) {
+                            connection.reply(relay, &refusal).await?;
                         }
                     }
                     Message::Binary(_) => {
                         let error = ServerEvent::error(ErrorCode::Malformed, "frames must be JSON text");
-                        connection.reply(state, &error).await?;
+                        connection.reply(relay, &error).await?;
                     }
                     // The WebSocket layer answers pings by itself.
                     Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
@@ -340,7 +342,7 @@ async fn run(
                 if inbox.is_kicked() {
                     return Err(Ending::TooSlow);
                 }
-                connection.send_waiting(inbox, &state.hub).await?;
+                connection.send_waiting(inbox, &relay.hub).await?;
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > timeout {
@@ -350,10 +352,10 @@ async fn run(
                 connection.send(Message::Ping(Default::default())).await?;
             }
             Some(_) = tick(refresh.as_mut()) => {
-                let ice = ServerEvent::Ice { ice_servers: ice_servers(state, username) };
+                let ice = ServerEvent::Ice { ice_servers: ice_servers(relay, username) };
                 connection.send_event(&ice).await?;
             }
-            () = state.shutdown.cancelled() => return Err(Ending::ShuttingDown),
+            () = relay.shutdown.cancelled() => return Err(Ending::ShuttingDown),
         }
     }
 }
@@ -368,12 +370,12 @@ async fn tick(interval: Option<&mut tokio::time::Interval>) -> Option<tokio::tim
 
 /// `DUET_ICE_SERVERS` plus, with TURN configured, one entry with credentials minted for
 /// `username` now.
-fn ice_servers(state: &Relay, username: &str) -> serde_json::Value {
-    let mut servers = match &state.settings.ice_servers {
+fn ice_servers(relay: &Relay, username: &str) -> serde_json::Value {
+    let mut servers = match &relay.settings.ice_servers {
         serde_json::Value::Array(servers) => servers.clone(),
         _ => Vec::new(),
     };
-    if let Some(turn) = &state.turn {
+    if let Some(turn) = &relay.turn {
         servers.push(turn.ice_server(username, std::time::SystemTime::now()));
     }
     serde_json::Value::Array(servers)
@@ -385,8 +387,8 @@ fn is_capacity_error(error: &axum::Error) -> bool {
 }
 
 /// Relays one frame; the refusal to send back, if it cannot be.
-fn relay(
-    state: &Relay,
+fn forward(
+    relay: &Relay,
     username: &str,
     own_key: &str,
     own_id: ConnectionId,
@@ -414,11 +416,11 @@ fn relay(
     let echo = request.kind().is_echoed_to_own_tabs();
     let target = request.to().to_owned();
     let delivered: Utf8Bytes = request.deliver_as(username).into();
-    match state.hub.deliver(&target_key, &delivered, None) {
+    match relay.hub.deliver(&target_key, &delivered, None) {
         Delivery::Delivered(_) => {
-            state.metrics.messages_relayed.inc();
+            relay.metrics.messages_relayed.inc();
             if echo {
-                state.hub.deliver(own_key, &delivered, Some(own_id));
+                relay.hub.deliver(own_key, &delivered, Some(own_id));
             }
             None
         }

@@ -196,6 +196,15 @@ impl Socket {
             .expect("send");
     }
 
+    /// Sends frames as fast as the socket takes them, until the server cuts the connection.
+    pub async fn flood(&mut self, frames: impl IntoIterator<Item = Message>) {
+        for frame in frames {
+            if self.stream.send(frame).await.is_err() {
+                break;
+            }
+        }
+    }
+
     /// The next message, or `None` if the server closed; panics after 5 s of silence.
     pub async fn next(&mut self) -> Option<Message> {
         tokio::time::timeout(Duration::from_secs(5), async {
