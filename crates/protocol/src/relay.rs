@@ -139,7 +139,7 @@ impl<'a> RelayRequest<'a> {
     /// It must accept only what that one accepts, with the same meaning.
     fn parse_borrowed(text: &'a str) -> Option<Self> {
         // serde also reads a struct from an array: only an object is a frame.
-        if !text.trim_start().starts_with('{') {
+        if !text.trim_start().starts_with('{') || may_hold_a_surrogate_escape(text) {
             return None;
         }
         // A repeated known key fails here ("duplicate field"); the tree keeps the last one.
@@ -239,6 +239,19 @@ fn raw_even_null<'de, D: serde::Deserializer<'de>>(
     <&RawValue>::deserialize(field).map(Some)
 }
 
+/// Whether `text` escapes a UTF-16 surrogate (`\ud800`–`\udfff`). Raw reading skips string
+/// contents without checking that such escapes pair up; the tree refuses a lone one. Frames that
+/// have any go to the tree (a browser's SDP and ICE have none).
+fn may_hold_a_surrogate_escape(text: &str) -> bool {
+    text.match_indices("\\u").any(|(at, _)| {
+        let hex = text.as_bytes().get(at + 2..at + 4);
+        matches!(
+            hex,
+            Some([b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'])
+        )
+    })
+}
+
 /// Where `part`, a slice borrowed from `text`, lies in it.
 fn span_in(text: &str, part: &str) -> Option<Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
@@ -301,6 +314,11 @@ mod tests {
             Just(r#"{"type":"offer","sdp":"v=0\r\n"}"#.to_owned()),
             Just(r#""\u0062ob""#.to_owned()),
             Just(r#""a\"b""#.to_owned()),
+            // A lone surrogate (the tree refuses it), a valid pair, an escaped backslash.
+            Just(r#""\ud800""#.to_owned()),
+            Just(r#""x\uDC00y""#.to_owned()),
+            Just(r#""\ud83d\ude00""#.to_owned()),
+            Just(r#""\\ud800""#.to_owned()),
             "[a-z ]{0,6}".prop_map(|s| Value::String(s).to_string()),
         ]
     }
@@ -362,6 +380,22 @@ mod tests {
         fn the_fast_reading_agrees_with_the_tree(text in frame()) {
             assert_same_reading(&text)?;
         }
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_refused_whichever_reading_sees_it() {
+        for text in [
+            r#"{"type":"offer","name":"bob","sdp":"\ud800"}"#,
+            r#"{"type":"candidate","name":"bob","sdp":{"candidate":"\uDFFF"}}"#,
+            r#"{"type":"offer","name":"bob","from":"\ud800","sdp":null}"#,
+        ] {
+            assert!(
+                matches!(RelayRequest::parse(text), Err(RelayError::NotJson(_))),
+                "{text}"
+            );
+        }
+        let paired = r#"{"type":"offer","name":"bob","sdp":"\ud83d\ude00"}"#;
+        assert!(RelayRequest::parse(paired).is_ok());
     }
 
     #[test]
