@@ -88,7 +88,9 @@ wait_port() {
 start_duet() {
     local port=$1; shift
     local dir; dir=$(mktemp -d); DATA_DIRS+=("$dir")
-    "${SERVER_CPU[@]}" nice -n "$NICE" env DUET_ADDR=127.0.0.1:$port DUET_DATA_DIR="$dir" "$@" "$DUET" >>"$OUT/duet-$port.log" 2>&1 &
+    "${SERVER_CPU[@]}" nice -n "$NICE" env DUET_ADDR=127.0.0.1:$port DUET_DATA_DIR="$dir" \
+        DUET_REGISTER_LIMIT=1000000 DUET_MAX_CONNECTIONS_PER_IP=1000000 DUET_MAX_CONNECTIONS=1000000 \
+        "$@" "$DUET" >>"$OUT/duet-$port.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$port"
 }

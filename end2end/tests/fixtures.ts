@@ -39,6 +39,9 @@ export class DuetServer {
         DUET_ADDR: addr,
         DUET_DATA_DIR: this.dataDir,
         DUET_SITE_ROOT: SITE_ROOT,
+        // Every test registers its own users and opens its pages, all from 127.0.0.1.
+        DUET_REGISTER_LIMIT: '100000',
+        DUET_MAX_CONNECTIONS_PER_IP: '100000',
         RUST_LOG: process.env.RUST_LOG ?? 'info',
         ...this.extraEnv,
       },

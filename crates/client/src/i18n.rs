@@ -76,6 +76,8 @@ pub struct Strings {
     pub username_taken: &'static str,
     pub wrong_credentials: &'static str,
     pub throttled_minutes: &'static str,
+    pub registrations_minutes: &'static str,
+    pub server_busy: &'static str,
     pub server_trouble: &'static str,
     pub offline_banner: &'static str,
     pub contacts_heading: &'static str,
@@ -167,6 +169,11 @@ impl Strings {
                 let minutes = wait_minutes(retry_after_secs.unwrap_or(60));
                 fill(self.throttled_minutes, &minutes.to_string())
             }
+            AuthErrorCode::TooManyRegistrations => {
+                let minutes = wait_minutes(retry_after_secs.unwrap_or(60));
+                fill(self.registrations_minutes, &minutes.to_string())
+            }
+            AuthErrorCode::Busy => self.server_busy.to_owned(),
             AuthErrorCode::Internal => self.server_trouble.to_owned(),
             _ => self.auth_failed.to_owned(),
         }
@@ -221,6 +228,8 @@ pub static EN: Strings = Strings {
     username_taken: "That username is taken. Pick another one, or log in.",
     wrong_credentials: "Wrong username or password.",
     throttled_minutes: "Too many failed attempts. Try again in {name} min.",
+    registrations_minutes: "Too many new accounts from your network. Try again in {name} min.",
+    server_busy: "The server is busy. Please try again in a few seconds.",
     server_trouble: "The server had a problem. Please try again in a moment.",
     offline_banner: "Connection to server lost — retrying…",
     contacts_heading: "Online now",
@@ -310,6 +319,8 @@ pub static ZH: Strings = Strings {
     username_taken: "该用户名已被占用，请换一个，或直接登录。",
     wrong_credentials: "用户名或密码错误。",
     throttled_minutes: "失败次数过多，请 {name} 分钟后再试。",
+    registrations_minutes: "你的网络新注册的账号过多，请 {name} 分钟后再试。",
+    server_busy: "服务器繁忙，请几秒后重试。",
     server_trouble: "服务器出现问题，请稍后重试。",
     offline_banner: "与服务器的连接已断开，正在重试…",
     contacts_heading: "在线联系人",

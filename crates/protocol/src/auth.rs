@@ -20,6 +20,13 @@ pub enum AuthErrorCode {
     WrongCredentials,
     /// Too many failed logins; `retry_after_secs` says for how long.
     Throttled,
+    /// Too many new accounts from this address; `retry_after_secs` says for how long.
+    TooManyRegistrations,
+    /// The server is checking too many passwords at once (503); `retry_after_secs` says when to
+    /// try again.
+    Busy,
+    /// A form posted from another site (403): cross-site request forgery is refused.
+    CrossSite,
     NotLoggedIn,
     Internal,
     /// A code this build does not know yet (a newer server): show the server's `error` text.

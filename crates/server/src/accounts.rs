@@ -3,6 +3,7 @@
 //! stall the async runtime (and with it the signaling relay) nor exhaust memory.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -22,12 +23,19 @@ pub enum AccountsError {
     Database(#[from] sqlx::Error),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// Every hashing slot is busy and the queue in front of them is full.
+    #[error("the server is busy checking passwords")]
+    Busy,
 }
 
 #[derive(Clone)]
 pub struct Accounts {
     pool: SqlitePool,
     hashing: Arc<Semaphore>,
+    /// Requests waiting for a hashing slot, at most `queue_limit`: beyond that a burst gets an
+    /// immediate "busy" rather than a queue (and its memory and latency) without end.
+    waiting: Arc<AtomicUsize>,
+    queue_limit: usize,
     /// A hash of a random password, checked when the user does not exist so that a login for a
     /// missing account costs as long as one with a wrong password (no enumeration by timing).
     dummy_hash: Arc<str>,
@@ -57,12 +65,40 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A place in the queue for a hashing slot, left when dropped (also when the request is
+/// cancelled while it waits).
+struct InLine<'a>(&'a AtomicUsize);
+
+impl<'a> InLine<'a> {
+    fn join(waiting: &'a AtomicUsize, limit: usize) -> Result<Self, AccountsError> {
+        waiting
+            .try_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map(|_| Self(waiting))
+            .map_err(|_| AccountsError::Busy)
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Accounts {
-    pub fn new(pool: SqlitePool, hash_concurrency: usize) -> Result<Self, AccountsError> {
+    /// `hash_concurrency` hashes run at once; `queue_limit` more may wait for a turn.
+    pub fn new(
+        pool: SqlitePool,
+        hash_concurrency: usize,
+        queue_limit: usize,
+    ) -> Result<Self, AccountsError> {
         let dummy_hash = hash_password("no account has this password")?;
         Ok(Self {
             pool,
             hashing: Arc::new(Semaphore::new(hash_concurrency.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            queue_limit,
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -71,11 +107,17 @@ impl Accounts {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AccountsError> {
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| AccountsError::Hashing(e.to_string()))?;
+        let _permit = match self.hashing.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let _in_line = InLine::join(&self.waiting, self.queue_limit)?;
+                self.hashing
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| AccountsError::Hashing(e.to_string()))?
+            }
+        };
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| AccountsError::Hashing(e.to_string()))

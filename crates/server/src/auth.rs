@@ -5,33 +5,81 @@
 use std::time::Duration;
 
 use axum::extract::{
-    Extension, FromRequest, FromRequestParts, OptionalFromRequestParts, Request, State,
+    DefaultBodyLimit, Extension, FromRequest, FromRequestParts, OptionalFromRequestParts, Request,
+    State,
 };
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use protocol::{
-    AccountError, AuthErrorCode, FlagAnswer, normalize_username, username_key, wait_minutes,
+    AccountError, AuthErrorCode, FlagAnswer, normalize_username, username_key, validate_password,
+    wait_minutes,
 };
 use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
+use time::OffsetDateTime;
+use tower_sessions::session::Id as SessionId;
+
 use crate::accounts::AccountsError;
 use crate::proxy::Client;
+use crate::sessions::{self, SessionPolicy};
 use crate::state::AppState;
 use crate::throttle::ThrottleKey;
 
-const USER_KEY: &str = "user";
+/// A credentials body is a few hundred bytes; anything near this is not one.
+const MAX_BODY_BYTES: usize = 16 * 1024;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/user/register", post(register))
         .route("/user/login", post(login))
         .route("/user/logout", post(logout))
         .route("/user/me", get(me))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            same_site_posts_only,
+        ))
+        .layer(middleware::from_fn_with_state(state, answer_in_time))
+}
+
+/// A request that cannot be answered in `--request-timeout-secs` (a body trickling in, a long
+/// queue for the hash) is answered 408 rather than held open.
+async fn answer_in_time(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.settings.request_timeout(), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AuthError::TimedOut.into_response(),
+    }
+}
+
+/// Refuses a state-changing request that a page of another site made the browser send (CSRF):
+/// its `Origin` (or, without one, `Sec-Fetch-Site`) names someone else. Requests without either
+/// come from programs, not from a browser that could be tricked, and pass.
+async fn same_site_posts_only(
+    State(state): State<AppState>,
+    Extension(client): Extension<Client>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::POST {
+        let headers = request.headers();
+        let cross_site = if headers.contains_key(header::ORIGIN) {
+            !crate::origin::allowed(headers, &state.settings.allowed_origins, client.https)
+        } else {
+            headers
+                .get("sec-fetch-site")
+                .is_some_and(|site| site.as_bytes() == b"cross-site")
+        };
+        if cross_site {
+            return AuthError::CrossSite.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Login form fields, from a form-encoded body (the seed's page) or JSON (Duet's client).
@@ -63,12 +111,12 @@ impl<S: Send + Sync> FromRequest<S> for Credentials {
             Json::<Credentials>::from_request(request, state)
                 .await
                 .map(|Json(c)| c)
-                .map_err(|e| AuthError::BadRequest(e.body_text()))
+                .map_err(|e| AuthError::rejected(e.status(), e.body_text()))
         } else {
             Form::<Credentials>::from_request(request, state)
                 .await
                 .map(|Form(c)| c)
-                .map_err(|e| AuthError::BadRequest(e.body_text()))
+                .map_err(|e| AuthError::rejected(e.status(), e.body_text()))
         }
     }
 }
@@ -78,6 +126,8 @@ impl<S: Send + Sync> FromRequest<S> for Credentials {
 pub enum AuthError {
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request is too large")]
+    TooLarge,
     #[error("{0}")]
     Invalid(#[from] AccountError),
     #[error("this username is taken")]
@@ -86,6 +136,17 @@ pub enum AuthError {
     WrongCredentials,
     #[error("too many failed logins; try again in {} minutes", wait_minutes(.0.as_secs()))]
     Throttled(Duration),
+    #[error(
+        "too many new accounts from your address; try again in {} minutes",
+        wait_minutes(.0.as_secs())
+    )]
+    TooManyRegistrations(Duration),
+    #[error("the server is busy; try again in a few seconds")]
+    Busy,
+    #[error("refused: this request came from another site")]
+    CrossSite,
+    #[error("the request took too long; please try again")]
+    TimedOut,
     #[error("not logged in")]
     NotLoggedIn,
     #[error("internal error; please try again")]
@@ -97,6 +158,7 @@ impl From<AccountsError> for AuthError {
         match error {
             AccountsError::Invalid(e) => Self::Invalid(e),
             AccountsError::Taken => Self::Taken,
+            AccountsError::Busy => Self::Busy,
             other => Self::Internal(other.to_string()),
         }
     }
@@ -108,14 +170,37 @@ impl From<tower_sessions::session::Error> for AuthError {
     }
 }
 
+/// How long a client told "busy" waits before trying again.
+const BUSY_RETRY: Duration = Duration::from_secs(2);
+
 impl AuthError {
+    fn rejected(status: StatusCode, text: String) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::TooLarge
+        } else {
+            Self::BadRequest(text)
+        }
+    }
+
+    /// When the client may try again, for the refusals that have such a time.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled(wait) | Self::TooManyRegistrations(wait) => Some(*wait),
+            Self::Busy => Some(BUSY_RETRY),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> AuthErrorCode {
         match self {
-            Self::BadRequest(_) => AuthErrorCode::BadRequest,
+            Self::BadRequest(_) | Self::TooLarge => AuthErrorCode::BadRequest,
             Self::Invalid(error) => error.into(),
             Self::Taken => AuthErrorCode::UsernameTaken,
             Self::WrongCredentials => AuthErrorCode::WrongCredentials,
             Self::Throttled(_) => AuthErrorCode::Throttled,
+            Self::TooManyRegistrations(_) => AuthErrorCode::TooManyRegistrations,
+            Self::Busy | Self::TimedOut => AuthErrorCode::Busy,
+            Self::CrossSite => AuthErrorCode::CrossSite,
             Self::NotLoggedIn => AuthErrorCode::NotLoggedIn,
             Self::Internal(_) => AuthErrorCode::Internal,
         }
@@ -126,10 +211,14 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::BadRequest(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Taken => StatusCode::CONFLICT,
             // The seed's page reads `flag` from a 200; so do failed logins.
             Self::WrongCredentials => StatusCode::OK,
-            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Throttled(_) | Self::TooManyRegistrations(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::CrossSite => StatusCode::FORBIDDEN,
+            Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
             Self::NotLoggedIn => StatusCode::UNAUTHORIZED,
             Self::Internal(detail) => {
                 tracing::error!(%detail, "auth request failed");
@@ -137,7 +226,7 @@ impl IntoResponse for AuthError {
             }
         };
         let mut answer = FlagAnswer::refused(self.code(), self.to_string());
-        if let Self::Throttled(wait) = self {
+        if let Some(wait) = self.retry_after() {
             let secs = wait.as_secs().max(1);
             answer.retry_after_secs = Some(secs);
             (
@@ -156,24 +245,47 @@ fn ok() -> Json<FlagAnswer> {
     Json(FlagAnswer::ok())
 }
 
-async fn start_session(session: &Session, username: &str) -> Result<(), AuthError> {
-    // A new id at login defeats session fixation.
-    session.cycle_id().await?;
-    session.insert(USER_KEY, username).await?;
-    Ok(())
+async fn start_session(
+    state: &AppState,
+    session: &Session,
+    username: &str,
+) -> Result<(), AuthError> {
+    Ok(sessions::start(
+        session,
+        username,
+        SessionPolicy::from_settings(&state.settings),
+    )
+    .await?)
 }
 
 async fn register(
     State(state): State<AppState>,
+    Extension(client): Extension<Client>,
     session: Session,
     credentials: Credentials,
 ) -> Result<Json<FlagAnswer>, AuthError> {
-    let username = state
+    // Rules first (free), then the address's allowance, then the hash (expensive).
+    normalize_username(&credentials.username)?;
+    validate_password(&credentials.password)?;
+    let keys = [ThrottleKey::address(client.ip)];
+    let slot = state
+        .registrations
+        .take(&keys)
+        .map_err(AuthError::TooManyRegistrations)?;
+    let registered = state
         .accounts
         .register(&credentials.username, &credentials.password)
-        .await?;
+        .await;
+    let username = match registered {
+        Ok(username) => username,
+        Err(AccountsError::Busy) => {
+            state.registrations.give_back(&keys, slot);
+            return Err(AuthError::Busy);
+        }
+        Err(error) => return Err(error.into()),
+    };
     tracing::info!(%username, "account registered");
-    start_session(&session, &username).await?;
+    start_session(&state, &session, &username).await?;
     Ok(ok())
 }
 
@@ -183,69 +295,104 @@ async fn login(
     session: Session,
     credentials: Credentials,
 ) -> Result<Json<FlagAnswer>, AuthError> {
-    let account_key = normalize_username(&credentials.username)
-        .map(|name| username_key(&name))
-        .unwrap_or_else(|_| credentials.username.clone());
+    // No account has a name the rules refuse: say so before it could become a throttle key
+    // (a megabyte of junk per request) or cost a hash.
+    let account_key = username_key(&normalize_username(&credentials.username)?);
     let keys = [
         ThrottleKey::Account(account_key),
-        ThrottleKey::Address(client.ip),
+        ThrottleKey::address(client.ip),
     ];
-    if let Some(wait) = state.throttle.retry_after(&keys) {
+    // The slot counts as a failure from now on, so concurrent guesses cannot all slip through
+    // before the first of them is counted; a correct password gives it back.
+    let slot = state.logins.take(&keys).map_err(|wait| {
         state.metrics.login("throttled");
-        return Err(AuthError::Throttled(wait));
-    }
-    match state
+        AuthError::Throttled(wait)
+    })?;
+    let checked = state
         .accounts
         .authenticate(&credentials.username, &credentials.password)
-        .await?
-    {
-        Some(username) => {
+        .await;
+    match checked {
+        Ok(Some(username)) => {
             state.metrics.login("succeeded");
-            state.throttle.clear(&keys[0]);
-            start_session(&session, &username).await?;
+            state.logins.clear(&keys[0]);
+            state.logins.give_back(&keys[1..], slot);
+            start_session(&state, &session, &username).await?;
             Ok(ok())
         }
-        None => {
+        Ok(None) => {
             state.metrics.login("failed");
-            state.throttle.record_failure(&keys);
             Err(AuthError::WrongCredentials)
+        }
+        Err(error) => {
+            // Not checked at all (busy, or the database failed): not a guess either.
+            state.logins.give_back(&keys, slot);
+            Err(error.into())
         }
     }
 }
 
-async fn logout(session: Session) -> Result<Json<FlagAnswer>, AuthError> {
+async fn logout(
+    State(state): State<AppState>,
+    user: Option<CurrentUser>,
+    session: Session,
+) -> Result<Json<FlagAnswer>, AuthError> {
+    // The session's signaling sockets close now (4001), not at their next handshake.
+    if let Some(CurrentUser {
+        username,
+        session: Some(id),
+        ..
+    }) = user
+    {
+        let closed = state.hub.end_session(&username_key(&username), id);
+        tracing::info!(%username, sockets = closed, "logged out");
+    }
     // Deletes the record server-side: the old cookie is worthless from now on.
     session.flush().await?;
     Ok(ok())
 }
 
 async fn me(user: CurrentUser) -> Json<serde_json::Value> {
-    Json(json!({"username": user.0}))
+    Json(json!({"username": user.username}))
 }
 
-/// The logged-in user; rejects with 401 when there is none.
-pub struct CurrentUser(pub String);
+/// The logged-in user (the session renewed when due); rejects with 401 when there is none.
+pub struct CurrentUser {
+    pub username: String,
+    pub session: Option<SessionId>,
+    /// When the login ends unless renewed.
+    pub expires: OffsetDateTime,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = AuthError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        <Self as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
             .await?
             .ok_or(AuthError::NotLoggedIn)
     }
 }
 
-impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
+impl OptionalFromRequestParts<AppState> for CurrentUser {
     type Rejection = AuthError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &S,
+        state: &AppState,
     ) -> Result<Option<Self>, Self::Rejection> {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|(_, message)| AuthError::Internal(message.to_owned()))?;
-        Ok(session.get::<String>(USER_KEY).await?.map(CurrentUser))
+        let login =
+            sessions::check(&session, SessionPolicy::from_settings(&state.settings)).await?;
+        Ok(login.map(|login| CurrentUser {
+            username: login.username,
+            session: session.id(),
+            expires: login.expires,
+        }))
     }
 }

@@ -111,6 +111,11 @@ pub struct Settings {
     #[arg(long, env = "DUET_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Serve Prometheus metrics at `GET /metrics` on this address (for example `127.0.0.1:9090`),
+    /// apart from the app, so they are not public; by default they are not served at all.
+    #[arg(long, env = "DUET_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Directory holding the built site (`pkg/` with the wasm, JS and CSS).
     #[arg(long, env = "DUET_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -118,6 +123,15 @@ pub struct Settings {
     /// Minutes of inactivity after which a login session expires.
     #[arg(long, env = "DUET_SESSION_IDLE_MINUTES", default_value_t = 7 * 24 * 60)]
     pub session_idle_minutes: i64,
+
+    /// Maximum lifetime of a login session in days, however active it is.
+    #[arg(long, env = "DUET_SESSION_MAX_DAYS", default_value_t = 30.0, value_parser = parse_days)]
+    pub session_max_days: f64,
+
+    /// New accounts per client address per hour (a family or an office behind one NAT stays
+    /// well under it; benchmarks that register thousands of users raise it).
+    #[arg(long, env = "DUET_REGISTER_LIMIT", default_value_t = 30)]
+    pub register_limit: u32,
 
     /// Failed logins allowed per account and per client address within the throttle window.
     #[arg(long, env = "DUET_LOGIN_FAILURES", default_value_t = 10)]
@@ -135,17 +149,51 @@ pub struct Settings {
     #[arg(long, env = "DUET_RATE_LIMIT", default_value_t = 200)]
     pub rate_limit_per_sec: u32,
 
+    /// On SIGTERM or SIGINT: seconds the open connections get to close (every WebSocket is told
+    /// 1001 "going away" at once) before the process exits regardless.
+    #[arg(long, env = "DUET_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// Connections one client address (IPv6: one /64) may hold open at once; more are answered
+    /// 429. A family or an office behind one NAT never meets it; benchmarks raise it.
+    #[arg(long, env = "DUET_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// Connections open at once, from everyone; more are answered 503.
+    #[arg(long, env = "DUET_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// Seconds a client has to send a request's headers (slowloris), and a `/user/*` request
+    /// to be answered (408 after that).
+    #[arg(long, env = "DUET_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
+
     /// Password hashes computed at once (each takes 19 MiB and a core for tens of ms).
     /// Default: one less than the cores, so a burst of logins leaves a core to the relay.
     #[arg(long, env = "DUET_HASH_CONCURRENCY", default_value_t = default_hash_concurrency())]
     pub hash_concurrency: usize,
+
+    /// Logins and registrations that may wait for a hashing slot; beyond that, 503 with
+    /// `Retry-After` at once.
+    #[arg(long, env = "DUET_HASH_QUEUE", default_value_t = DEFAULT_HASH_QUEUE)]
+    pub hash_queue: usize,
 }
+
+/// Logins and registrations that may wait for a hashing slot; more are answered 503 at once.
+const DEFAULT_HASH_QUEUE: usize = 64;
 
 fn default_hash_concurrency() -> usize {
     std::thread::available_parallelism()
         .map(|cores| cores.get().saturating_sub(1))
         .unwrap_or(1)
         .max(1)
+}
+
+fn parse_days(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(days) if days.is_finite() && days > 0.0 => Ok(days),
+        _ => Err(format!("must be a positive number of days, not {raw:?}")),
+    }
 }
 
 fn parse_policy(raw: &str) -> Result<IceTransportPolicy, String> {
@@ -179,6 +227,10 @@ impl Settings {
 
     pub fn login_window(&self) -> Duration {
         Duration::from_secs(self.login_window_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
     }
 
     pub fn heartbeat_timeout(&self) -> Duration {
@@ -237,8 +289,14 @@ impl Settings {
         })
     }
 
-    /// Settings for tests and tools: defaults, as if no flag were given.
+    /// Settings for tests and tools: the defaults, as if no flag and no `DUET_*` variable were
+    /// given (a developer's environment must not change what a test runs against).
     pub fn defaults() -> Self {
-        Cli::parse_from(["duet"]).settings
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command.get_matches_from(["duet"]);
+        Cli::from_arg_matches(&matches)
+            .expect("the defaults parse")
+            .settings
     }
 }

@@ -1,5 +1,6 @@
 //! The database: one SQLite file by default, created on first start, schema migrated at start-up.
 
+use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::SqlitePool;
@@ -14,10 +15,59 @@ pub enum DbError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot create the database file {path}: {source}")]
+    DataFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the database: {0}")]
     Connect(sqlx::Error),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Creates a directory (and its missing parents) that only Duet's user can enter: it holds the
+/// accounts' password hashes, the sessions and the TLS key. An existing directory is left as the
+/// operator made it, with a warning when others can read it.
+pub fn private_dir(path: &Path) -> Result<(), DbError> {
+    let error = |source| DbError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "the data directory is open to other users; chmod 700 it"
+            );
+        }
+    }
+    builder.create(path).map_err(error)
+}
+
+/// Creates the database file readable by Duet's user only, before SQLite creates it with the
+/// umask's mode (SQLite gives its `-wal` and `-shm` files the database file's mode).
+fn private_file(path: &Path) -> Result<(), DbError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(DbError::DataFile {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
@@ -32,13 +82,14 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(std::time::Duration::from_secs(5))
         .foreign_keys(true);
-    if let Some(parent) = options.get_filename().parent()
+    let file = options.get_filename();
+    if let Some(parent) = file.parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent).map_err(|source| DbError::DataDir {
-            path: parent.display().to_string(),
-            source,
-        })?;
+        private_dir(parent)?;
+    }
+    if file != Path::new(":memory:") {
+        private_file(file)?;
     }
     let pool = SqlitePoolOptions::new()
         .max_connections(8)

@@ -14,6 +14,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,server=info")),
         )
         .with_writer(std::io::stderr)
+        // A closed stderr (the supervisor's pipe gone) must not turn a log line into a panic.
+        .log_internal_errors(false)
         .init();
     let mut cli = Cli::parse();
     cli.settings.read_secret_from_env();
@@ -26,25 +28,45 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("duet: {message}");
+            // Not eprintln!: it panics when stderr is gone (a closed pipe), and the message
+            // matters less than exiting cleanly.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "duet: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
 async fn serve(settings: server::config::Settings) -> Result<(), String> {
+    let grace = std::time::Duration::from_secs(settings.shutdown_grace_secs);
     let app = Application::build(settings)
         .await
         .map_err(|e| e.to_string())?;
     let shutdown = app.shutdown_token();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     tokio::spawn(trim_freed_memory());
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        shutdown.cancel();
-    });
-    app.run().await.map_err(|e| e.to_string())
+    let mut server = tokio::spawn(app.run());
+    tokio::select! {
+        served = &mut server => return finished(served),
+        () = wait_for_signal() => {}
+    }
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down");
+    // Every socket is told 1001 now; the server returns once they have all closed.
+    shutdown.cancel();
+    match tokio::time::timeout(grace, server).await {
+        Ok(served) => finished(served),
+        Err(_) => {
+            tracing::warn!("connections still open after the grace period; exiting anyway");
+            Ok(())
+        }
+    }
+}
+
+fn finished(served: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), String> {
+    match served {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(error) => Err(format!("the server task failed: {error}")),
+    }
 }
 
 async fn wait_for_signal() {

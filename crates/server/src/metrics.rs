@@ -1,4 +1,4 @@
-//! Prometheus metrics, served at `GET /metrics`.
+//! Prometheus metrics, served at `GET /metrics` on `--metrics-addr` only.
 
 use std::sync::Arc;
 

@@ -37,7 +37,7 @@ fn read_password() -> Result<String, OperatorError> {
 
 pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), OperatorError> {
     let pool = db::connect(&settings.database_url()).await?;
-    let accounts = Accounts::new(pool, 1)?;
+    let accounts = Accounts::new(pool, 1, 1)?;
     match command {
         UserCommand::Add { name } => {
             let password = read_password()?;

@@ -10,7 +10,6 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum_server::tls_rustls::RustlsConfig;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -29,7 +28,7 @@ use crate::db::{self, DbError};
 use crate::metrics::Metrics;
 use crate::signaling::{self, Hub};
 use crate::state::AppState;
-use crate::throttle::LoginThrottle;
+use crate::throttle::Throttle;
 use crate::turn::TurnError;
 use protocol::IceTransportPolicy;
 
@@ -65,6 +64,8 @@ pub struct Application {
     tls: Option<RustlsConfig>,
     /// With TLS: the plain-HTTP listener that only redirects.
     redirect: Option<TcpListener>,
+    /// With `--metrics-addr`: the listener that serves `/metrics` and nothing else.
+    metrics: Option<TcpListener>,
 }
 
 impl Application {
@@ -80,6 +81,7 @@ impl Application {
             Some((cert, key)) => Some(crate::tls::config(cert, key).await?),
             None => None,
         };
+        db::private_dir(&settings.data_dir)?;
         let pool = db::connect(&settings.database_url()).await?;
         let sessions = SqliteStore::new(pool.clone());
         sessions.migrate().await.map_err(StartupError::Sessions)?;
@@ -112,16 +114,21 @@ impl Application {
             .site_addr(bound)
             .build();
         let state = AppState {
-            accounts: Accounts::new(pool, settings.hash_concurrency)?,
+            accounts: Accounts::new(pool, settings.hash_concurrency, settings.hash_queue)?,
             hub: Hub::new(metrics.clone()),
-            throttle: Arc::new(LoginThrottle::new(
+            logins: Arc::new(Throttle::new(
                 settings.login_failures,
                 settings.login_window(),
+            )),
+            registrations: Arc::new(Throttle::new(
+                settings.register_limit,
+                std::time::Duration::from_secs(3600),
             )),
             metrics,
             leptos,
             turn,
             embedded_site: embedded,
+            sessions: sessions.clone(),
             shutdown: CancellationToken::new(),
             settings: Arc::new(settings),
         };
@@ -147,9 +154,10 @@ impl Application {
             .with_http_only(true)
             .with_same_site(tower_sessions::cookie::SameSite::Lax)
             .with_secure(false)
-            .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
-                state.settings.session_idle_minutes,
-            )));
+            // Every login sets its own expiry (crate::sessions); this covers anonymous ones.
+            .with_expiry(Expiry::OnInactivity(
+                crate::sessions::SessionPolicy::from_settings(&state.settings).idle,
+            ));
 
         // Outside the session layer, so it sees the cookie that layer sets.
         let router = router(state.clone())
@@ -176,12 +184,21 @@ impl Application {
             ),
             _ => None,
         };
+        let metrics = match state.settings.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
             state,
             tls,
             redirect,
+            metrics,
         })
     }
 
@@ -196,30 +213,32 @@ impl Application {
         self.redirect.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The metrics listener's address, when `--metrics-addr` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Cancel this to shut the server down gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.state.shutdown.clone()
     }
 
-    pub async fn run(self) -> std::io::Result<()> {
+    pub async fn run(mut self) -> std::io::Result<()> {
         let shutdown = self.state.shutdown.clone();
+        if let Some(listener) = self.metrics.take() {
+            serve_metrics(listener, self.state.metrics.clone(), shutdown.clone());
+        }
         if let Some(config) = self.tls.clone() {
             return self.run_tls(config).await;
         }
         tracing::info!(addr = %self.local_addr(), "Duet is serving");
-        // Signaling frames are small and latency-bound: no Nagle delay.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
+        let settings = &self.state.settings;
+        let gate = crate::listen::Gate::new(crate::listen::Caps {
+            per_address: settings.max_connections_per_ip.max(1),
+            total: settings.max_connections.max(1),
         });
-        axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+        let header_timeout = settings.request_timeout();
+        crate::listen::serve(self.listener, self.router, gate, header_timeout, shutdown).await
     }
 }
 
@@ -309,30 +328,45 @@ fn router(state: AppState) -> Router {
     .layer(middleware::from_fn(cache_by_name));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
         .route("/video", get(signaling::socket::upgrade))
-        .merge(crate::auth::routes())
+        .merge(crate::auth::routes(state.clone()))
         .nest("/pkg", pkg)
-        .leptos_routes(&state, routes, {
+        .leptos_routes_with_context(&state, routes, crate::headers::page_policy, {
             let options = state.leptos.clone();
             move || client::shell(options.clone())
         })
         .fallback(public_file_or_page)
+        .layer(middleware::from_fn(crate::headers::security_headers))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-async fn metrics(
-    State(state): State<AppState>,
-) -> ([(header::HeaderName, &'static str); 1], String) {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+/// `/metrics` on its own listener: what Duet counts (logins, connections, errors) is for the
+/// operator's Prometheus, not for anyone who can reach the app.
+fn serve_metrics(listener: TcpListener, metrics: Metrics, shutdown: CancellationToken) {
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics");
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let text = metrics.render();
+            std::future::ready((
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            ))
+        }),
+    );
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "the metrics listener stopped");
+        }
+    });
 }
 
 /// Cookies are `Secure` whenever the browser reached us over HTTPS: served by Duet itself, or
@@ -377,8 +411,11 @@ async fn public_file_or_page(
     {
         return response;
     }
-    leptos_axum::file_and_error_handler::<AppState, _>(client::shell)(uri, State(state), request)
-        .await
+    leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+        crate::headers::page_policy,
+        client::shell,
+    )(uri, State(state), request)
+    .await
 }
 
 /// The embedded `hash.txt`, written to the data directory where leptos can read it (leptos

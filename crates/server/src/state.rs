@@ -10,7 +10,7 @@ use crate::accounts::Accounts;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::signaling::Hub;
-use crate::throttle::LoginThrottle;
+use crate::throttle::{Throttle, ThrottleKey};
 use crate::turn::Turn;
 
 #[derive(Clone)]
@@ -19,12 +19,17 @@ pub struct AppState {
     pub accounts: Accounts,
     pub hub: Arc<Hub>,
     pub metrics: Metrics,
-    pub throttle: Arc<LoginThrottle>,
+    /// Failed logins, per account and per client address.
+    pub logins: Arc<Throttle<ThrottleKey>>,
+    /// New accounts, per client address.
+    pub registrations: Arc<Throttle<ThrottleKey>>,
     pub leptos: LeptosOptions,
     /// Mints TURN credentials per connection, when TURN is configured.
     pub turn: Option<Arc<Turn>>,
     /// The site is served from the binary (no site root on disk).
     pub embedded_site: bool,
+    /// Login sessions, also read by open sockets to see that theirs still holds.
+    pub sessions: tower_sessions_sqlx_store::SqliteStore,
     /// Cancelled when the server shuts down: every open WebSocket closes with 1001.
     pub shutdown: CancellationToken,
 }

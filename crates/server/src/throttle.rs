@@ -1,82 +1,124 @@
-//! Login throttling: at most N failed logins per account and per client address within a
-//! sliding window. Hand-rolled rather than `governor` because it must count *failures* and be
-//! consulted before the (expensive) password check without consuming anything.
+//! Sliding-window limits on expensive requests: failed logins per account and per client address,
+//! registrations per address. Hand-rolled rather than `governor` because a login must take its
+//! slot *before* the (expensive) password check, so that concurrent guesses cannot all pass the
+//! check-then-count gap, and give it back when the password was right.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ThrottleKey {
+    /// A valid, case-folded username (an invalid one is refused before it could become a key).
     Account(String),
+    /// A client address, grouped by [`address_group`].
     Address(IpAddr),
 }
 
-pub struct LoginThrottle {
-    limit: usize,
-    window: Duration,
-    failures: Mutex<HashMap<ThrottleKey, VecDeque<Instant>>>,
+impl ThrottleKey {
+    pub fn address(ip: IpAddr) -> Self {
+        Self::Address(address_group(ip))
+    }
 }
 
-impl LoginThrottle {
+/// The unit one client controls: an IPv4 address, or an IPv6 /64 (one home's or one host's
+/// prefix, whose 2⁶⁴ addresses would otherwise each get a fresh allowance).
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !(u128::from(u64::MAX));
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
+/// At most `limit` events per key within `window`.
+pub struct Throttle<K> {
+    limit: usize,
+    window: Duration,
+    events: Mutex<HashMap<K, VecDeque<Instant>>>,
+}
+
+/// Keys kept before expired ones are swept: bounds memory under a spray of keys.
+const SWEEP_ABOVE: usize = 100_000;
+
+impl<K: Clone + Eq + Hash> Throttle<K> {
     pub fn new(limit: u32, window: Duration) -> Self {
         Self {
             limit: limit.max(1) as usize,
             window,
-            failures: Mutex::new(HashMap::new()),
+            events: Mutex::new(HashMap::new()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ThrottleKey, VecDeque<Instant>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, VecDeque<Instant>>> {
         // A panic while holding this lock leaves only counters behind: keep using them.
-        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How long until one of these keys may try again, if any is over the limit now.
-    pub fn retry_after(&self, keys: &[ThrottleKey]) -> Option<Duration> {
+    /// Takes one slot in every key's window at once, or, when any key is full, none and says how
+    /// long until that key has room again.
+    pub fn take(&self, keys: &[K]) -> Result<Slot, Duration> {
         let now = Instant::now();
         let mut map = self.lock();
-        keys.iter()
-            .filter_map(|key| {
-                let times = map.get_mut(key)?;
+        let mut wait = None;
+        for key in keys {
+            if let Some(times) = map.get_mut(key) {
                 while times
                     .front()
                     .is_some_and(|t| now.duration_since(*t) >= self.window)
                 {
                     times.pop_front();
                 }
-                (times.len() >= self.limit)
-                    .then(|| times.front().map(|t| self.window - now.duration_since(*t)))
-                    .flatten()
-            })
-            .max()
-    }
-
-    pub fn record_failure(&self, keys: &[ThrottleKey]) {
-        let now = Instant::now();
-        let mut map = self.lock();
-        for key in keys {
-            let times = map.entry(key.clone()).or_default();
-            times.push_back(now);
-            while times.len() > self.limit {
-                times.pop_front();
+                if times.len() >= self.limit
+                    && let Some(oldest) = times.front()
+                {
+                    let left = self.window.saturating_sub(now.duration_since(*oldest));
+                    wait = wait.max(Some(left));
+                }
             }
         }
-        // Keep memory bounded under a spray of random usernames.
-        if map.len() > 100_000 {
+        if let Some(wait) = wait {
+            return Err(wait.max(Duration::from_secs(1)));
+        }
+        for key in keys {
+            map.entry(key.clone()).or_default().push_back(now);
+        }
+        if map.len() > SWEEP_ABOVE {
             map.retain(|_, times| {
                 times
                     .back()
                     .is_some_and(|t| now.duration_since(*t) < self.window)
             });
         }
+        Ok(Slot(now))
     }
 
-    pub fn clear(&self, key: &ThrottleKey) {
+    /// Returns a slot taken by [`take`](Self::take) for these keys: the event did not count.
+    pub fn give_back(&self, keys: &[K], slot: Slot) {
+        let mut map = self.lock();
+        for key in keys {
+            if let Some(times) = map.get_mut(key)
+                && let Some(at) = times.iter().rposition(|t| *t == slot.0)
+            {
+                times.remove(at);
+            }
+        }
+    }
+
+    /// Forgets every event of `key` (a correct password wipes that account's failures).
+    pub fn clear(&self, key: &K) {
         self.lock().remove(key);
     }
 }
+
+/// One event's place in the windows it was counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a slot is kept (the event counts) unless given back"]
+pub struct Slot(Instant);
 
 #[cfg(test)]
 mod tests {
@@ -84,18 +126,51 @@ mod tests {
 
     #[test]
     fn blocks_after_the_limit_and_forgets_after_the_window() {
-        let throttle = LoginThrottle::new(3, Duration::from_millis(200));
+        let throttle = Throttle::new(3, Duration::from_millis(200));
         let keys = [ThrottleKey::Account("bob".into())];
         for _ in 0..3 {
-            assert_eq!(throttle.retry_after(&keys), None);
-            throttle.record_failure(&keys);
+            assert!(throttle.take(&keys).is_ok());
         }
-        assert!(throttle.retry_after(&keys).is_some());
-        assert_eq!(
-            throttle.retry_after(&[ThrottleKey::Account("alice".into())]),
-            None
+        assert!(throttle.take(&keys).is_err());
+        assert!(
+            throttle
+                .take(&[ThrottleKey::Account("alice".into())])
+                .is_ok()
         );
         std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(throttle.retry_after(&keys), None);
+        assert!(throttle.take(&keys).is_ok());
+    }
+
+    #[test]
+    fn a_full_key_takes_nothing_from_the_others() {
+        let throttle = Throttle::new(1, Duration::from_secs(60));
+        let bob = ThrottleKey::Account("bob".into());
+        let address = ThrottleKey::address("192.0.2.1".parse().unwrap());
+        let _ = throttle.take(std::slice::from_ref(&bob));
+        assert!(throttle.take(&[bob, address.clone()]).is_err());
+        assert!(throttle.take(&[address]).is_ok(), "no slot was taken");
+    }
+
+    #[test]
+    fn a_slot_given_back_does_not_count() {
+        let throttle = Throttle::new(1, Duration::from_secs(60));
+        let keys = [ThrottleKey::Account("bob".into())];
+        let slot = throttle.take(&keys).unwrap();
+        throttle.give_back(&keys, slot);
+        assert!(throttle.take(&keys).is_ok());
+        assert!(throttle.take(&keys).is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_prefix_and_mapped_ipv4_as_ipv4() {
+        let a = ThrottleKey::address("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = ThrottleKey::address("2001:db8:1:2:bbbb::2".parse().unwrap());
+        let other = ThrottleKey::address("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+        assert_eq!(
+            ThrottleKey::address("::ffff:192.0.2.7".parse().unwrap()),
+            ThrottleKey::address("192.0.2.7".parse().unwrap())
+        );
     }
 }

@@ -205,12 +205,7 @@ async fn health_and_metrics() {
     app.browser()
         .post_json("/user/login", "heidi", "wrong wrong")
         .await;
-    let text = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains("duet_logins_total{outcome=\"failed\"} 1"),
         "{text}"
@@ -220,4 +215,16 @@ async fn health_and_metrics() {
         text.contains("duet_signaling_errors_total{code=\"peer_offline\"} 0"),
         "{text}"
     );
+    // Not on the app's own address: what it counts is for the operator only.
+    let public = reqwest::get(app.url("/metrics")).await.unwrap();
+    let public = public.text().await.unwrap();
+    assert!(!public.contains("duet_logins_total"), "{public}");
+}
+
+#[tokio::test]
+async fn metrics_are_not_served_unless_asked_for() {
+    let app = spawn_app_with(|s| s.metrics_addr = None).await;
+    assert_eq!(app.metrics_addr, None);
+    let public = reqwest::get(app.url("/metrics")).await.unwrap();
+    assert!(!public.text().await.unwrap().contains("duet_logins_total"));
 }

@@ -72,8 +72,7 @@ async fn each_user_gets_own_credentials_that_expire_after_the_ttl() {
     let text = hello_a.to_string();
     assert!(!text.contains(SECRET), "the secret is never sent");
 
-    let metrics = app.browser().get("/metrics").send().await.expect("metrics");
-    let metrics = metrics.text().await.expect("metrics text");
+    let metrics = app.metrics().await;
     assert!(!metrics.contains(SECRET));
 }
 

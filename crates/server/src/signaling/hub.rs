@@ -5,12 +5,13 @@
 //! other end is too slow: that connection is kicked rather than letting memory grow.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::ServerEvent;
 use tokio::sync::Notify;
+use tower_sessions::session::Id as SessionId;
 
 use crate::metrics::Metrics;
 
@@ -26,6 +27,16 @@ pub type ConnectionId = u64;
 /// Presence updates an inbox holds before it trades them for one fresh list: during a crowd's
 /// arrival every connection would otherwise queue one `online` frame per newcomer.
 pub const PRESENCE_BACKLOG: usize = 32;
+
+/// Why the hub gave up on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kick {
+    /// Its inbox overflowed: the client does not read fast enough.
+    TooSlow = 1,
+    /// Its login session ended (logout): the socket must not outlive it.
+    SessionEnded = 2,
+}
 
 /// What waits in an inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +64,8 @@ pub struct Inbox {
     queue: Mutex<Queue>,
     /// Wakes the connection's task: frames arrived, or it was kicked.
     ready: Notify,
-    kicked: AtomicBool,
+    /// 0, or the [`Kick`] that ended this connection (the first one wins).
+    kicked: AtomicU8,
     /// Interrupts a write the client is not reading: it was kicked.
     kick: Notify,
 }
@@ -68,11 +80,9 @@ impl Inbox {
         let mut queue = self.queue();
         if queue.waiting.len() >= QUEUE_CAPACITY {
             drop(queue);
-            if !self.kicked.swap(true, Ordering::Relaxed) {
+            if self.kick(Kick::TooSlow) {
                 tracing::warn!("slow consumer disconnected");
-                self.kick.notify_one();
             }
-            self.ready.notify_one();
             return false;
         }
         queue.waiting.push_back(Waiting::Frame(text.clone()));
@@ -121,20 +131,44 @@ impl Inbox {
         next
     }
 
-    /// Resolves once the hub has given up on this connection (cancel-safe).
-    pub async fn kicked(&self) {
-        self.kick.notified().await;
+    /// Ends the connection for `why`; false if it was already kicked.
+    fn kick(&self, why: Kick) -> bool {
+        let first = self
+            .kicked
+            .compare_exchange(0, why as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if first {
+            self.kick.notify_one();
+            self.ready.notify_one();
+        }
+        first
     }
 
-    /// The hub gave up on this connection: its inbox overflowed.
-    pub fn is_kicked(&self) -> bool {
-        self.kicked.load(Ordering::Relaxed)
+    /// Resolves once the hub has given up on this connection (cancel-safe).
+    pub async fn kicked(&self) -> Kick {
+        loop {
+            if let Some(why) = self.kicked_for() {
+                return why;
+            }
+            self.kick.notified().await;
+        }
+    }
+
+    /// Why the hub gave up on this connection, if it did.
+    pub fn kicked_for(&self) -> Option<Kick> {
+        match self.kicked.load(Ordering::Acquire) {
+            1 => Some(Kick::TooSlow),
+            2 => Some(Kick::SessionEnded),
+            _ => None,
+        }
     }
 }
 
 struct Connection {
     id: ConnectionId,
     inbox: Arc<Inbox>,
+    /// The login session it was opened with.
+    session: Option<SessionId>,
 }
 
 struct OnlineUser {
@@ -178,7 +212,13 @@ impl Hub {
 
     /// Registers a new connection for `display_name`. Queues `hello` and the presence snapshot
     /// for it and, if this is the user's first connection, announces them to everyone else.
-    pub fn join(&self, key: String, display_name: &str, hello: ServerEvent) -> Membership {
+    pub fn join(
+        &self,
+        key: String,
+        display_name: &str,
+        session: Option<SessionId>,
+        hello: ServerEvent,
+    ) -> Membership {
         let inbox = Arc::new(Inbox::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut users = self.lock();
@@ -211,6 +251,7 @@ impl Hub {
             .push(Connection {
                 id,
                 inbox: inbox.clone(),
+                session,
             });
         self.metrics.connections.inc();
         Membership { id, key, inbox }
@@ -239,6 +280,17 @@ impl Hub {
             .into();
             self.broadcast_locked(&users, &announcement);
         }
+    }
+
+    /// Closes every connection of user `key` opened with `session` (logged out); how many.
+    pub fn end_session(&self, key: &str, session: SessionId) -> usize {
+        let users = self.lock();
+        users.get(key).map_or(0, |user| {
+            user.connections
+                .iter()
+                .filter(|c| c.session == Some(session) && c.inbox.kick(Kick::SessionEnded))
+                .count()
+        })
     }
 
     /// Queues `text` on every connection of user `key`, except `skip`.
@@ -322,15 +374,15 @@ mod tests {
     #[tokio::test]
     async fn a_reader_too_slow_to_drain_its_queue_is_kicked() {
         let hub = Hub::new(Metrics::new());
-        let slow = hub.join("slow".into(), "slow", hello("slow"));
+        let slow = hub.join("slow".into(), "slow", None, hello("slow"));
         let text: Utf8Bytes = "{}".into();
         // Two frames (hello, presence) are already queued.
         for _ in 0..QUEUE_CAPACITY - 2 {
             assert_eq!(hub.deliver("slow", &text, None), Delivery::Delivered(1));
         }
-        assert!(!slow.inbox.is_kicked());
+        assert_eq!(slow.inbox.kicked_for(), None);
         assert_eq!(hub.deliver("slow", &text, None), Delivery::Delivered(0));
-        assert!(slow.inbox.is_kicked());
+        assert_eq!(slow.inbox.kicked_for(), Some(Kick::TooSlow));
         tokio::time::timeout(std::time::Duration::from_secs(1), slow.inbox.ready())
             .await
             .expect("woken");
@@ -341,9 +393,9 @@ mod tests {
         let hub = Hub::new(Metrics::new());
         let names: Vec<String> = (0..2000).map(|i| format!("user{i:05}")).collect();
         for name in &names {
-            hub.join(name.clone(), name, hello(name));
+            hub.join(name.clone(), name, None, hello(name));
         }
-        let newcomer = hub.join("zed".into(), "zed", hello("zed"));
+        let newcomer = hub.join("zed".into(), "zed", None, hello("zed"));
         assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("\"hello\"")));
         let mut listed = Vec::new();
         let mut pages = 0;
@@ -376,17 +428,17 @@ mod tests {
     #[test]
     fn a_connection_behind_on_presence_gets_one_fresh_list_in_order() {
         let hub = Hub::new(Metrics::new());
-        let behind = hub.join("behind".into(), "behind", hello("behind"));
+        let behind = hub.join("behind".into(), "behind", None, hello("behind"));
         while behind.inbox.pop().is_some() {}
         for i in 0..PRESENCE_BACKLOG {
             let name = format!("early{i}");
-            hub.join(name.clone(), &name, hello(&name));
+            hub.join(name.clone(), &name, None, hello(&name));
         }
         let frame: Utf8Bytes = r#"{"type":"ringing","from":"early0"}"#.into();
         hub.deliver("behind", &frame, None);
         for i in 0..500 {
             let name = format!("late{i}");
-            hub.join(name.clone(), &name, hello(&name));
+            hub.join(name.clone(), &name, None, hello(&name));
         }
         let mut waiting = Vec::new();
         while let Some(item) = behind.inbox.pop() {
@@ -402,7 +454,7 @@ mod tests {
         assert_eq!(waiting[PRESENCE_BACKLOG], Waiting::Frame(frame));
         assert_eq!(waiting[PRESENCE_BACKLOG + 1], Waiting::Presence);
         // Once that list is taken, updates queue one by one again.
-        hub.join("next".into(), "next", hello("next"));
+        hub.join("next".into(), "next", None, hello("next"));
         assert!(matches!(behind.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("next")));
         let listed: Vec<String> = hub
             .presence_frames()
@@ -418,9 +470,9 @@ mod tests {
     #[tokio::test]
     async fn presence_counts_users_not_tabs() {
         let hub = Hub::new(Metrics::new());
-        let watcher = hub.join("w".into(), "w", hello("w"));
-        let tab1 = hub.join("bob".into(), "Bob", hello("Bob"));
-        let tab2 = hub.join("bob".into(), "Bob", hello("Bob"));
+        let watcher = hub.join("w".into(), "w", None, hello("w"));
+        let tab1 = hub.join("bob".into(), "Bob", None, hello("Bob"));
+        let tab2 = hub.join("bob".into(), "Bob", None, hello("Bob"));
         assert_eq!(hub.online(), vec!["Bob".to_owned(), "w".to_owned()]);
         hub.leave("bob", tab1.id);
         assert_eq!(hub.online().len(), 2);
@@ -442,5 +494,21 @@ mod tests {
                 r#"{"type":"offline","username":"Bob"}"#
             ]
         );
+    }
+
+    #[test]
+    fn logging_out_closes_that_sessions_connections_only() {
+        let hub = Hub::new(Metrics::new());
+        let laptop = SessionId(1);
+        let phone = SessionId(2);
+        let first = hub.join("eve".into(), "eve", Some(laptop), hello("eve"));
+        let second = hub.join("eve".into(), "eve", Some(laptop), hello("eve"));
+        let other = hub.join("eve".into(), "eve", Some(phone), hello("eve"));
+        let stranger = hub.join("sam".into(), "sam", Some(laptop), hello("sam"));
+        assert_eq!(hub.end_session("eve", laptop), 2);
+        assert_eq!(first.inbox.kicked_for(), Some(Kick::SessionEnded));
+        assert_eq!(second.inbox.kicked_for(), Some(Kick::SessionEnded));
+        assert_eq!(other.inbox.kicked_for(), None);
+        assert_eq!(stranger.inbox.kicked_for(), None, "another user's key");
     }
 }

@@ -7,19 +7,24 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use protocol::{
     ErrorCode, MAX_FRAME_BYTES, RelayRequest, ServerEvent, normalize_username, username_key,
 };
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tower_sessions::SessionStore;
+use tower_sessions::session::Id as SessionId;
+use tower_sessions_sqlx_store::SqliteStore;
 
-use super::hub::{ConnectionId, Delivery, Hub, Inbox, Membership, Waiting};
+use super::hub::{ConnectionId, Delivery, Hub, Inbox, Kick, Membership, Waiting};
 use crate::auth::CurrentUser;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::proxy::Client;
+use crate::sessions::SessionPolicy;
 use crate::state::AppState;
 use crate::turn::Turn;
 
@@ -27,6 +32,9 @@ use crate::turn::Turn;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Duet's own (4000–4999 are the application's): the login session ended (logout, expiry):
+/// reconnecting needs a new login.
+pub const CLOSE_SESSION_ENDED: u16 = 4001;
 
 /// How often the server pings; a connection silent for the heartbeat timeout is closed.
 const PING_EVERY: Duration = Duration::from_secs(10);
@@ -41,10 +49,15 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Some(CurrentUser(username)) = user else {
+    let Some(CurrentUser {
+        username,
+        session,
+        expires,
+    }) = user
+    else {
         return (StatusCode::UNAUTHORIZED, "log in first").into_response();
     };
-    if !origin_allowed(&headers, &state.settings.allowed_origins, client.https) {
+    if !crate::origin::allowed(&headers, &state.settings.allowed_origins, client.https) {
         return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response();
     }
     upgrade
@@ -57,26 +70,9 @@ pub async fn upgrade(
         .max_frame_size(2 * MAX_FRAME_BYTES)
         .on_upgrade({
             let relay = Relay::from(&state);
-            move |socket| serve(socket, username, relay)
+            let lease = session.map(|id| Lease { id, expires });
+            move |socket| serve(socket, username, lease, relay)
         })
-}
-
-/// A browser always sends `Origin`; it must be this server's own (same host, and the scheme the
-/// browser really used) or explicitly allowed. Non-browser clients (no `Origin`) cannot be
-/// hijacked cross-site and are let through.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String], https: bool) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin.strip_prefix(if https { "https://" } else { "http://" });
-    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
 /// A token bucket: `rate` frames per second sustained, bursts of `2 × rate`.
@@ -122,7 +118,18 @@ enum Ending {
     HeartbeatTimeout,
     /// The hub gave up on this connection: its inbox overflowed.
     TooSlow,
+    /// The login it was opened with ended: logged out, expired, or past its maximum age.
+    SessionEnded,
     ShuttingDown,
+}
+
+impl From<Kick> for Ending {
+    fn from(kick: Kick) -> Self {
+        match kick {
+            Kick::TooSlow => Self::TooSlow,
+            Kick::SessionEnded => Self::SessionEnded,
+        }
+    }
 }
 
 impl Ending {
@@ -134,6 +141,7 @@ impl Ending {
             Self::RateLimited => Some((CLOSE_POLICY, "rate limit exceeded")),
             Self::HeartbeatTimeout => Some((CLOSE_POLICY, "heartbeat timeout")),
             Self::TooSlow => Some((CLOSE_POLICY, "too slow to keep up")),
+            Self::SessionEnded => Some((CLOSE_SESSION_ENDED, "session ended")),
             Self::ShuttingDown => Some((CLOSE_GOING_AWAY, "server shutting down")),
         }
     }
@@ -188,7 +196,7 @@ impl Connection {
         // the hub's kick (its inbox overflowing meanwhile) ends the wait, or the deadline does.
         tokio::select! {
             result = tokio::time::timeout(self.write_deadline, write) => written(result),
-            () = inbox.kicked() => Err(Ending::TooSlow),
+            why = inbox.kicked() => Err(why.into()),
         }
     }
 
@@ -233,6 +241,7 @@ struct Relay {
     hub: Arc<Hub>,
     metrics: Metrics,
     turn: Option<Arc<Turn>>,
+    sessions: SqliteStore,
     shutdown: CancellationToken,
 }
 
@@ -243,25 +252,77 @@ impl From<&AppState> for Relay {
             hub: state.hub.clone(),
             metrics: state.metrics.clone(),
             turn: state.turn.clone(),
+            sessions: state.sessions.clone(),
             shutdown: state.shutdown.clone(),
         }
     }
 }
 
-async fn serve(socket: WebSocket, username: String, relay: Relay) {
+/// The login session a connection was opened with, and when it must be looked at again.
+struct Lease {
+    id: SessionId,
+    expires: OffsetDateTime,
+}
+
+impl Lease {
+    /// When to look at the session again: at its expiry, and at least every renewal period (a
+    /// logout elsewhere, or an operator's password change, deletes it without telling us).
+    fn next_check(&self, policy: SessionPolicy) -> tokio::time::Instant {
+        let now = OffsetDateTime::now_utc();
+        let wait = (self.expires - now)
+            .min(policy.renew_every())
+            .max(time::Duration::ZERO);
+        tokio::time::Instant::now() + wait.unsigned_abs()
+    }
+
+    /// Looks the session up: still valid (renewed, since an open socket is activity), or ended.
+    async fn check(&mut self, relay: &Relay) -> Result<(), Ending> {
+        let policy = SessionPolicy::from_settings(&relay.settings);
+        let record = match relay.sessions.load(&self.id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(Ending::SessionEnded),
+            Err(error) => {
+                // The store's trouble is not the user's: keep the connection, look again later.
+                tracing::warn!(%error, "cannot check a session");
+                self.expires = OffsetDateTime::now_utc() + policy.renew_every();
+                return Ok(());
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let started = crate::sessions::started_of(&record).unwrap_or(now);
+        if now >= started + policy.max {
+            return Err(Ending::SessionEnded);
+        }
+        let renewed = policy.expiry(started, now);
+        if renewed - record.expiry_date >= policy.renew_every() {
+            let mut record = record;
+            record.expiry_date = renewed;
+            if let Err(error) = relay.sessions.save(&record).await {
+                tracing::warn!(%error, "cannot renew a session");
+            }
+            self.expires = renewed;
+        } else {
+            self.expires = record.expiry_date;
+        }
+        Ok(())
+    }
+}
+
+async fn serve(socket: WebSocket, username: String, lease: Option<Lease>, relay: Relay) {
     let key = username_key(&username);
     let hello = ServerEvent::Hello {
         username: username.clone(),
         ice_servers: ice_servers(&relay, &username),
         ice_transport_policy: relay.settings.ice_transport_policy,
     };
-    let Membership { id, key, inbox } = relay.hub.join(key, &username, hello);
+    let session = lease.as_ref().map(|lease| lease.id);
+    let Membership { id, key, inbox } = relay.hub.join(key, &username, session, hello);
     tracing::debug!(%username, connection = id, "signaling connected");
     let mut connection = Connection {
         socket,
         write_deadline: relay.settings.heartbeat_timeout(),
     };
-    let Err(ending) = run(&mut connection, &relay, &username, &key, id, &inbox).await;
+    let Err(ending) = run(&mut connection, &relay, &username, &key, id, &inbox, lease).await;
     relay.hub.leave(&key, id);
     drop(inbox);
     // Boxed: the closing handshake's state exists only while it runs, not in every idle
@@ -278,7 +339,9 @@ async fn run(
     key: &str,
     id: ConnectionId,
     inbox: &Inbox,
+    mut lease: Option<Lease>,
 ) -> Result<Infallible, Ending> {
+    let policy = SessionPolicy::from_settings(&relay.settings);
     let mut limit = RateLimit::new(relay.settings.rate_limit_per_sec);
     let mut last_heard = Instant::now();
     let timeout = relay.settings.heartbeat_timeout();
@@ -339,8 +402,8 @@ async fn run(
                 }
             }
             () = inbox.ready() => {
-                if inbox.is_kicked() {
-                    return Err(Ending::TooSlow);
+                if let Some(why) = inbox.kicked_for() {
+                    return Err(why.into());
                 }
                 connection.send_waiting(inbox, &relay.hub).await?;
             }
@@ -355,8 +418,24 @@ async fn run(
                 let ice = ServerEvent::Ice { ice_servers: ice_servers(relay, username) };
                 connection.send_event(&ice).await?;
             }
+            Some(()) = session_due(lease.as_ref(), policy) => {
+                if let Some(lease) = lease.as_mut() {
+                    lease.check(relay).await?;
+                }
+            }
             () = relay.shutdown.cancelled() => return Err(Ending::ShuttingDown),
         }
+    }
+}
+
+/// Resolves when the session is due for a look; never, without one.
+async fn session_due(lease: Option<&Lease>, policy: SessionPolicy) -> Option<()> {
+    match lease {
+        Some(lease) => {
+            tokio::time::sleep_until(lease.next_check(policy)).await;
+            Some(())
+        }
+        None => std::future::pending().await,
     }
 }
 

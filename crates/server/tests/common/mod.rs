@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (tests listen on a free loopback port).
+    pub metrics_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
     shutdown: CancellationToken,
@@ -36,6 +38,10 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     settings.data_dir = data_dir.to_path_buf();
     settings.database_url = None;
     settings.site_root = data_dir.join("site");
+    // Every test registers its users and opens its sockets from 127.0.0.1.
+    settings.register_limit = 100_000;
+    settings.max_connections_per_ip = 100_000;
+    settings.metrics_addr = Some("127.0.0.1:0".parse().expect("valid address"));
     settings
 }
 
@@ -56,10 +62,12 @@ pub async fn start(settings: Settings) -> TestApp {
     let data_dir = settings.data_dir.clone();
     let app = Application::build(settings).await.expect("app builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run());
     TestApp {
         addr,
+        metrics_addr,
         data_dir,
         _dir: None,
         shutdown,
@@ -70,6 +78,17 @@ pub async fn start(settings: Settings) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The metrics text, from the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let addr = self.metrics_addr.expect("tests serve metrics");
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     /// Shuts the server down gracefully and waits for it; keeps the data directory.
@@ -85,16 +104,7 @@ impl TestApp {
 
     /// A fresh HTTP client with its own cookie jar (one browser, in effect).
     pub fn browser(&self) -> Browser {
-        let jar = Arc::new(Jar::default());
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .build()
-            .expect("client");
-        Browser {
-            http,
-            jar,
-            base: self.url(""),
-        }
+        Browser::new(&self.url(""))
     }
 
     /// Registers `name` and returns its logged-in browser.
@@ -115,6 +125,20 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser with an empty cookie jar, for the server at `base` (`http://host:port`).
+    pub fn new(base: &str) -> Self {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .build()
+            .expect("client");
+        Self {
+            http,
+            jar,
+            base: base.to_owned(),
+        }
+    }
+
     /// A GET to this server, carrying this browser's cookies.
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.get(format!("{}{path}", self.base))
