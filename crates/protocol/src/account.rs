@@ -2,6 +2,8 @@
 
 #[cfg(feature = "nfc")]
 use unicode_normalization::UnicodeNormalization;
+#[cfg(feature = "nfc")]
+use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
 
 pub const USERNAME_MAX_CHARS: usize = 32;
 pub const PASSWORD_MIN_CHARS: usize = 8;
@@ -15,18 +17,25 @@ pub enum AccountError {
     UsernameTooLong,
     #[error("the username may only hold letters, digits, '_', '-' and '.'")]
     UsernameCharacters,
+    /// Scripts mixed the way look-alike names are made (Latin with Cyrillic or Greek, …).
+    #[error(
+        "the username mixes alphabets that look alike (such as Latin with Cyrillic); use one \
+         alphabet, or Latin with Chinese, Japanese or Korean"
+    )]
+    UsernameMixedScripts,
     #[error("the password is shorter than {PASSWORD_MIN_CHARS} characters")]
     PasswordTooShort,
     #[error("the password is longer than {PASSWORD_MAX_CHARS} characters")]
     PasswordTooLong,
 }
 
-/// The username as stored and shown: trimmed and NFC-normalised, so that the same name typed on
-/// two keyboards is one account.
+/// The username as stored and shown: trimmed, fullwidth and halfwidth forms mapped to their
+/// ordinary ones (`ａｌｉｃｅ` is `alice`), NFC-normalised: the same name typed on two keyboards
+/// is one account (RFC 8265's UsernameCaseMapped profile; case is folded in [`username_key`]).
 pub fn normalize_username(raw: &str) -> Result<String, AccountError> {
     let trimmed = raw.trim();
     // ASCII is already in NFC: skip the normaliser on the relay's hot path.
-    let name = nfc(trimmed);
+    let name = nfc(&width_mapped(trimmed));
     let count = name.chars().count();
     if count == 0 {
         return Err(AccountError::UsernameEmpty);
@@ -51,6 +60,42 @@ pub fn username_key(normalized: &str) -> String {
     } else {
         nfc(&normalized.to_lowercase())
     }
+}
+
+/// A name new accounts may take: besides [`normalize_username`]'s rules, one that does not mix
+/// scripts the way look-alikes are made (Unicode UTS #39 "highly restrictive": one script, or
+/// Latin with Han and kana or with Hangul, so `张伟_li` is fine and Latin `a` with Cyrillic `а`
+/// is not). Only for new names: existing accounts keep theirs.
+pub fn check_new_username(normalized: &str) -> Result<(), AccountError> {
+    #[cfg(feature = "nfc")]
+    if !normalized.is_ascii()
+        && normalized.detect_restriction_level() > RestrictionLevel::HighlyRestrictive
+    {
+        return Err(AccountError::UsernameMixedScripts);
+    }
+    let _ = normalized;
+    Ok(())
+}
+
+/// Fullwidth and halfwidth forms (U+FF00–U+FFEF) as their ordinary characters (PRECIS width
+/// mapping); the browser build, without the tables, leaves them to the server.
+fn width_mapped(text: &str) -> std::borrow::Cow<'_, str> {
+    #[cfg(feature = "nfc")]
+    {
+        let wide = |c: &char| ('\u{ff00}'..='\u{ffef}').contains(c);
+        if text.chars().any(|c| wide(&c)) {
+            let mut mapped = String::with_capacity(text.len());
+            for c in text.chars() {
+                if wide(&c) {
+                    mapped.extend(std::iter::once(c).nfkc());
+                } else {
+                    mapped.push(c);
+                }
+            }
+            return mapped.into();
+        }
+    }
+    text.into()
 }
 
 /// NFC form; ASCII is already in it, which keeps the relay's hot path off the normaliser.

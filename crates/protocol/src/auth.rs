@@ -14,6 +14,7 @@ pub enum AuthErrorCode {
     UsernameEmpty,
     UsernameTooLong,
     UsernameCharacters,
+    UsernameMixedScripts,
     PasswordTooShort,
     PasswordTooLong,
     UsernameTaken,
@@ -40,6 +41,7 @@ impl From<&AccountError> for AuthErrorCode {
             AccountError::UsernameEmpty => Self::UsernameEmpty,
             AccountError::UsernameTooLong => Self::UsernameTooLong,
             AccountError::UsernameCharacters => Self::UsernameCharacters,
+            AccountError::UsernameMixedScripts => Self::UsernameMixedScripts,
             AccountError::PasswordTooShort => Self::PasswordTooShort,
             AccountError::PasswordTooLong => Self::PasswordTooLong,
         }
@@ -53,6 +55,7 @@ impl AuthErrorCode {
             Self::UsernameEmpty => AccountError::UsernameEmpty,
             Self::UsernameTooLong => AccountError::UsernameTooLong,
             Self::UsernameCharacters => AccountError::UsernameCharacters,
+            Self::UsernameMixedScripts => AccountError::UsernameMixedScripts,
             Self::PasswordTooShort => AccountError::PasswordTooShort,
             Self::PasswordTooLong => AccountError::PasswordTooLong,
             _ => return None,

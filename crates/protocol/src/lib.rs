@@ -11,7 +11,7 @@ mod auth;
 mod relay;
 
 pub use account::{AccountError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_MAX_CHARS};
-pub use account::{normalize_username, username_key, validate_password};
+pub use account::{check_new_username, normalize_username, username_key, validate_password};
 pub use auth::{AuthErrorCode, FlagAnswer, wait_minutes};
 pub use relay::{RelayError, RelayRequest};
 

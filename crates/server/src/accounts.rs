@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use protocol::{AccountError, normalize_username, username_key, validate_password};
+use protocol::{
+    AccountError, check_new_username, normalize_username, username_key, validate_password,
+};
 use sqlx::SqlitePool;
 use tokio::sync::Semaphore;
 
@@ -126,6 +128,7 @@ impl Accounts {
     /// Creates an account and returns the normalised username.
     pub async fn register(&self, username: &str, password: &str) -> Result<String, AccountsError> {
         let username = normalize_username(username)?;
+        check_new_username(&username)?;
         validate_password(password)?;
         let key = username_key(&username);
         let password = password.to_owned();
@@ -180,15 +183,85 @@ impl Accounts {
         let key = username_key(&normalize_username(username)?);
         let password = password.to_owned();
         let hash = self.blocking(move || hash_password(&password)).await??;
-        let updated = sqlx::query("UPDATE users SET password_hash = ? WHERE username_key = ?")
-            .bind(&hash)
-            .bind(&key)
-            .execute(&self.pool)
-            .await?;
+        // Every login made with the old password ends (crate::sessions): here and in any
+        // server process sharing this database.
+        let now = crate::sessions::unix_ms(time::OffsetDateTime::now_utc());
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $1, sessions_since = $2 WHERE username_key = $3",
+        )
+        .bind(&hash)
+        .bind(now)
+        .bind(&key)
+        .execute(&self.pool)
+        .await?;
         if updated.rows_affected() == 0 {
             return Err(AccountsError::NoSuchUser);
         }
         Ok(())
+    }
+
+    /// Logins of user `key` that started before this (Unix milliseconds) are over; `None` when
+    /// there is no such user (any login of theirs is over too).
+    pub async fn sessions_since(&self, key: &str) -> Result<Option<i64>, AccountsError> {
+        Ok(
+            sqlx::query_scalar("SELECT sessions_since FROM users WHERE username_key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Users whose sessions were ended after `after` (Unix milliseconds), with that time.
+    pub async fn sessions_ended_after(
+        &self,
+        after: i64,
+    ) -> Result<Vec<(String, i64)>, AccountsError> {
+        Ok(sqlx::query_as(
+            "SELECT username_key, sessions_since FROM users WHERE sessions_since > $1 \
+             ORDER BY sessions_since LIMIT 1000",
+        )
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Brings stored names and keys in line with today's [`normalize_username`] (names registered
+    /// before fullwidth forms were mapped): each user keeps their account and logs in as before,
+    /// under the key their name now has. A name whose new key is taken keeps its old one (and
+    /// is logged): nobody loses an account to this.
+    pub async fn rekey(&self) -> Result<usize, AccountsError> {
+        let users: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, username, username_key FROM users")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut changed = 0;
+        for (id, name, key) in users {
+            if name.is_ascii() {
+                continue;
+            }
+            let Ok(new_name) = normalize_username(&name) else {
+                continue;
+            };
+            let new_key = username_key(&new_name);
+            if new_key == key && new_name == name {
+                continue;
+            }
+            let updated = sqlx::query(
+                "UPDATE users SET username = $1, username_key = $2 WHERE id = $3 AND NOT EXISTS \
+                 (SELECT 1 FROM users WHERE username_key = $2 AND id <> $3)",
+            )
+            .bind(&new_name)
+            .bind(&new_key)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            if updated.rows_affected() == 1 {
+                changed += 1;
+            } else {
+                tracing::warn!(%name, %new_key, "cannot re-key a username: the new key is taken");
+            }
+        }
+        Ok(changed)
     }
 
     pub async fn list(&self) -> Result<Vec<(String, String)>, AccountsError> {

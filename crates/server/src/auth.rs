@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use protocol::{
-    AccountError, AuthErrorCode, FlagAnswer, normalize_username, username_key, validate_password,
-    wait_minutes,
+    AccountError, AuthErrorCode, FlagAnswer, check_new_username, normalize_username, username_key,
+    validate_password, wait_minutes,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -164,6 +164,12 @@ impl From<AccountsError> for AuthError {
     }
 }
 
+impl From<sessions::SessionError> for AuthError {
+    fn from(error: sessions::SessionError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
 impl From<tower_sessions::session::Error> for AuthError {
     fn from(error: tower_sessions::session::Error) -> Self {
         Self::Internal(format!("session store: {error}"))
@@ -265,7 +271,7 @@ async fn register(
     credentials: Credentials,
 ) -> Result<Json<FlagAnswer>, AuthError> {
     // Rules first (free), then the address's allowance, then the hash (expensive).
-    normalize_username(&credentials.username)?;
+    check_new_username(&normalize_username(&credentials.username)?)?;
     validate_password(&credentials.password)?;
     let keys = [ThrottleKey::address(client.ip)];
     let slot = state
@@ -360,6 +366,8 @@ async fn me(user: CurrentUser) -> Json<serde_json::Value> {
 pub struct CurrentUser {
     pub username: String,
     pub session: Option<SessionId>,
+    /// When the user logged in (Unix milliseconds).
+    pub started: i64,
     /// When the login ends unless renewed.
     pub expires: OffsetDateTime,
 }
@@ -387,11 +395,12 @@ impl OptionalFromRequestParts<AppState> for CurrentUser {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|(_, message)| AuthError::Internal(message.to_owned()))?;
-        let login =
-            sessions::check(&session, SessionPolicy::from_settings(&state.settings)).await?;
+        let policy = SessionPolicy::from_settings(&state.settings);
+        let login = sessions::check(&session, policy, &state.accounts).await?;
         Ok(login.map(|login| CurrentUser {
             username: login.username,
             session: session.id(),
+            started: login.started,
             expires: login.expires,
         }))
     }

@@ -18,12 +18,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
+use axum_server::tls_rustls::RustlsConfig;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -194,13 +196,14 @@ async fn turn_away(mut stream: TcpStream, refusal: Refusal) {
     .await;
 }
 
-/// Serves `router` on `listener` until `shutdown`, then waits for the HTTP exchanges under way
-/// (upgraded sockets close themselves on the same token).
+/// Serves `router` on `listener` until `shutdown` (over TLS with `tls`), then waits for the HTTP
+/// exchanges under way (upgraded sockets close themselves on the same token).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     gate: Gate,
     header_timeout: Duration,
+    tls: Option<RustlsConfig>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -235,12 +238,53 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let io = TokioIo::new(Admitted {
+        let admitted = Admitted {
             stream,
             _pass: pass,
-        });
-        let service = router
-            .clone()
+        };
+        let connection = Connection {
+            builder: builder.clone(),
+            router: router.clone(),
+            remote,
+            watcher: graceful.watcher(),
+        };
+        match &tls {
+            None => connection.serve(admitted),
+            Some(tls) => {
+                let acceptor = TlsAcceptor::from(tls.get_inner());
+                tokio::spawn(async move {
+                    // The handshake is part of the request: it has the same deadline.
+                    match tokio::time::timeout(header_timeout, acceptor.accept(admitted)).await {
+                        Ok(Ok(stream)) => connection.serve(stream),
+                        Ok(Err(error)) => tracing::debug!(%remote, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    builder: Arc<Builder<TokioExecutor>>,
+    router: Router,
+    remote: SocketAddr,
+    watcher: Watcher,
+}
+
+impl Connection {
+    /// Serves HTTP on `io` in a task of its own.
+    fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let remote = self.remote;
+        let service = self
+            .router
             .map_request(move |mut request: Request<hyper::body::Incoming>| {
                 request
                     .extensions_mut()
@@ -248,19 +292,17 @@ pub async fn serve(
                 request.map(axum::body::Body::new)
             })
             .map_err(|never: Infallible| match never {});
-        let connection = builder
-            .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
             .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = self.watcher.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::trace!(%error, "connection ended with an error");
             }
         });
     }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 #[cfg(test)]

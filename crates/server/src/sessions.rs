@@ -7,12 +7,22 @@ use time::{Duration, OffsetDateTime};
 use tower_sessions::Session;
 use tower_sessions::session::Expiry;
 
+use crate::accounts::{Accounts, AccountsError};
 use crate::config::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session store: {0}")]
+    Store(#[from] tower_sessions::session::Error),
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+}
 
 /// The logged-in user's name, in the session's data.
 pub const USER: &str = "user";
-/// When the user logged in (Unix seconds).
-const STARTED: &str = "started";
+/// When the user logged in (Unix milliseconds: a password changed in the same second as a
+/// login must still tell them apart).
+const STARTED: &str = "started_ms";
 /// When the session's expiry was last pushed forward (Unix seconds).
 const RENEWED: &str = "renewed";
 
@@ -74,6 +84,16 @@ fn unix(at: OffsetDateTime) -> i64 {
     at.unix_timestamp()
 }
 
+/// Unix milliseconds.
+pub fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_unix_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 fn from_unix(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -87,7 +107,7 @@ pub async fn start(
     let now = OffsetDateTime::now_utc();
     session.cycle_id().await?;
     session.insert(USER, username).await?;
-    session.insert(STARTED, unix(now)).await?;
+    session.insert(STARTED, unix_ms(now)).await?;
     session.insert(RENEWED, unix(now)).await?;
     session.set_expiry(Some(Expiry::AtDateTime(policy.expiry(now, now))));
     Ok(())
@@ -97,28 +117,39 @@ pub async fn start(
 #[derive(Debug, Clone)]
 pub struct Login {
     pub username: String,
+    /// When the user logged in (Unix milliseconds).
+    pub started: i64,
     /// When the session ends unless renewed.
     pub expires: OffsetDateTime,
 }
 
-/// The session's user, after renewing it when due; `None` when nobody is logged in or the
-/// login is past its maximum age (then the session is deleted).
+/// The session's user, after renewing it when due; `None` when nobody is logged in, or the
+/// login is past its maximum age or older than the user's last password change (then the session
+/// is deleted).
 pub async fn check(
     session: &Session,
     policy: SessionPolicy,
-) -> Result<Option<Login>, tower_sessions::session::Error> {
+    accounts: &Accounts,
+) -> Result<Option<Login>, SessionError> {
     let Some(username) = session.get::<String>(USER).await? else {
         return Ok(None);
     };
     let now = OffsetDateTime::now_utc();
     // Sessions from before these keys existed count from the first time they are seen.
     let started = match session.get::<i64>(STARTED).await? {
-        Some(secs) => from_unix(secs),
+        Some(ms) => from_unix_ms(ms),
         None => {
-            session.insert(STARTED, unix(now)).await?;
+            session.insert(STARTED, unix_ms(now)).await?;
             now
         }
     };
+    let ended_before = accounts
+        .sessions_since(&protocol::username_key(&username))
+        .await?;
+    if ended_before.is_none_or(|since| unix_ms(started) < since) {
+        session.flush().await?;
+        return Ok(None);
+    }
     let renewed = session
         .get::<i64>(RENEWED)
         .await?
@@ -136,7 +167,11 @@ pub async fn check(
         // As the last renewal set it (the session's own `expiry_date` is the layer's default).
         Verdict::Keep => policy.expiry(started, renewed),
     };
-    Ok(Some(Login { username, expires }))
+    Ok(Some(Login {
+        username,
+        started: unix_ms(started),
+        expires,
+    }))
 }
 
 /// The session record's own view, for a connection that outlives its request: the user and
@@ -146,7 +181,7 @@ pub fn started_of(record: &tower_sessions::session::Record) -> Option<OffsetDate
         .data
         .get(STARTED)
         .and_then(serde_json::Value::as_i64)
-        .map(from_unix)
+        .map(from_unix_ms)
 }
 
 #[cfg(test)]

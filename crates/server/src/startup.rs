@@ -113,8 +113,16 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(bound)
             .build();
+        let accounts = Accounts::new(pool, settings.hash_concurrency, settings.hash_queue)?;
+        let rekeyed = accounts.rekey().await?;
+        if rekeyed > 0 {
+            tracing::info!(
+                users = rekeyed,
+                "usernames brought in line with today's rules"
+            );
+        }
         let state = AppState {
-            accounts: Accounts::new(pool, settings.hash_concurrency, settings.hash_queue)?,
+            accounts,
             hub: Hub::new(metrics.clone()),
             logins: Arc::new(Throttle::new(
                 settings.login_failures,
@@ -149,6 +157,7 @@ impl Application {
                 }
             }
         });
+        spawn_password_change_watch(&state);
         let session_layer = SessionManagerLayer::new(sessions)
             .with_name("duet_session")
             .with_http_only(true)
@@ -228,58 +237,75 @@ impl Application {
         if let Some(listener) = self.metrics.take() {
             serve_metrics(listener, self.state.metrics.clone(), shutdown.clone());
         }
-        if let Some(config) = self.tls.clone() {
-            return self.run_tls(config).await;
+        let addr = self.local_addr();
+        if let Some(redirect) = self.redirect.take() {
+            serve_redirect(redirect, addr.port(), shutdown.clone());
         }
-        tracing::info!(addr = %self.local_addr(), "Duet is serving");
+        let tls = self.tls.is_some();
+        tracing::info!(%addr, tls, "Duet is serving");
         let settings = &self.state.settings;
         let gate = crate::listen::Gate::new(crate::listen::Caps {
             per_address: settings.max_connections_per_ip.max(1),
             total: settings.max_connections.max(1),
         });
         let header_timeout = settings.request_timeout();
-        crate::listen::serve(self.listener, self.router, gate, header_timeout, shutdown).await
+        crate::listen::serve(
+            self.listener,
+            self.router,
+            gate,
+            header_timeout,
+            self.tls,
+            shutdown,
+        )
+        .await
     }
 }
 
-impl Application {
-    async fn run_tls(self, config: RustlsConfig) -> std::io::Result<()> {
-        let shutdown = self.state.shutdown.clone();
-        let addr = self.local_addr();
-        if let Some(redirect) = self.redirect {
-            let https_port = addr.port();
-            let stop = shutdown.clone();
-            tracing::info!(addr = ?redirect.local_addr().ok(), "redirecting plain HTTP to HTTPS");
-            let app = Router::new().fallback(
-                move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
-                    std::future::ready(redirect_to_https(&headers, &uri, https_port))
-                },
-            );
-            tokio::spawn(async move {
-                let served = axum::serve(redirect, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-                if let Err(error) = served {
-                    tracing::warn!(%error, "the redirect listener stopped");
-                }
-            });
+/// With TLS: plain HTTP on its own listener, answered only with a redirect to HTTPS.
+fn serve_redirect(redirect: TcpListener, https_port: u16, shutdown: CancellationToken) {
+    tracing::info!(addr = ?redirect.local_addr().ok(), "redirecting plain HTTP to HTTPS");
+    let app = Router::new().fallback(
+        move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+            std::future::ready(redirect_to_https(&headers, &uri, https_port))
+        },
+    );
+    tokio::spawn(async move {
+        let served = axum::serve(redirect, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "the redirect listener stopped");
         }
-        let handle = axum_server::Handle::new();
-        let stopper = handle.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-        });
-        let listener = self.listener.into_std()?;
-        tracing::info!(%addr, tls = true, "Duet is serving");
-        axum_server::from_tcp_rustls(listener, config)
-            .handle(handle)
-            .serve(
-                self.router
-                    .into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-    }
+    });
+}
+
+/// A password change (`duet user passwd` in another process, or another server on the same
+/// database) ends the sessions of the old password: their open sockets close within a moment.
+fn spawn_password_change_watch(state: &AppState) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+    let accounts = state.accounts.clone();
+    let hub = state.hub.clone();
+    let stop = state.shutdown.clone();
+    let mut seen = crate::sessions::unix_ms(time::OffsetDateTime::now_utc());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            match accounts.sessions_ended_after(seen).await {
+                Ok(changes) => {
+                    for (key, since) in changes {
+                        let closed = hub.end_logins_before(&key, since);
+                        tracing::info!(user = %key, sockets = closed, "password changed; old logins ended");
+                        seen = seen.max(since);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot look for password changes"),
+            }
+        }
+    });
 }
 
 /// `http://host[:port]/path` → `https://host[:https_port]/path` (301).

@@ -343,3 +343,82 @@ async fn the_data_directory_and_database_are_private() {
         "SQLite copies it"
     );
 }
+
+#[tokio::test]
+async fn look_alike_usernames_cannot_pass_for_an_existing_one() {
+    let app = spawn_app_with(|_| {}).await;
+    app.user("alice").await;
+    let browser = app.browser();
+    let register = |name: &str| {
+        browser
+            .post("/user/register")
+            .json(&credentials(name, "correct horse"))
+    };
+    // Fullwidth letters are the same name.
+    let (status, body, _) = answer(register("ａｌｉｃｅ")).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (409, &json!("username_taken")),
+        "{body}"
+    );
+    // A Cyrillic "а" among Latin letters is refused, in words the user can act on.
+    let (status, body, _) = answer(register("\u{430}lice")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "username_mixed_scripts");
+    assert!(body["error"].as_str().unwrap().contains("Cyrillic"));
+    // Latin with Han, kana or Hangul is a fine name; so is one script alone.
+    for fine in ["张伟_li", "さくら.sato", "김민준-kim", "Ирина", "Ελένη"] {
+        let (status, body, _) = answer(register(fine)).await;
+        assert_eq!(status, 200, "{fine}: {body}");
+    }
+    // Logging in with the fullwidth form reaches the same account.
+    let login = browser
+        .post_json("/user/login", "ＡＬＩＣＥ", "correct horse")
+        .await;
+    assert_eq!(login, json!({"flag": true}));
+}
+
+#[tokio::test]
+async fn names_stored_before_width_mapping_are_re_keyed_and_still_log_in() {
+    let app = spawn_app_with(|_| {}).await;
+    app.user("bob").await;
+    let dir = app.stop().await.expect("data dir");
+    // As an earlier Duet stored it: the fullwidth name, its key only lower-cased.
+    let url = format!("sqlite://{}", dir.path().join("duet.db").display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&url)
+        .await
+        .expect("db");
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE username_key = 'bob'")
+            .fetch_one(&pool)
+            .await
+            .expect("bob");
+    for (name, key) in [("ｃａｒｌ", "ｃａｒｌ"), ("ｂｏｂ", "ｂｏｂ")] {
+        sqlx::query("INSERT INTO users (username, username_key, password_hash) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(key)
+            .bind(&hash)
+            .execute(&pool)
+            .await
+            .expect("old row");
+    }
+    pool.close().await;
+    let app = common::start(common::test_settings(dir.path())).await;
+    let browser = app.browser();
+    for name in ["carl", "ｃａｒｌ"] {
+        let login = browser
+            .post_json("/user/login", name, "correct horse")
+            .await;
+        assert_eq!(login, json!({"flag": true}), "{name}");
+    }
+    // `ｂｏｂ` cannot become `bob` (taken): it keeps its old key, and `bob` is still bob.
+    let (_, me) = json_answer(browser.get("/user/me")).await;
+    assert_eq!(me["username"], "carl");
+    let bob = browser
+        .post_json("/user/login", "bob", "correct horse")
+        .await;
+    assert_eq!(bob, json!({"flag": true}));
+    let (_, me) = json_answer(browser.get("/user/me")).await;
+    assert_eq!(me["username"], "bob");
+}

@@ -68,3 +68,25 @@ async fn operator_adds_lists_and_changes_passwords() {
         .await;
     assert_eq!(new, json!({"flag": true}));
 }
+
+#[tokio::test]
+async fn a_password_change_from_the_shell_ends_every_login_of_the_old_one() {
+    let app = common::spawn_app().await;
+    let laptop = app.user("olga").await;
+    let mut tab = laptop.socket().await.ready().await;
+    let data_dir = app.data_dir.clone();
+    // Another process, on the same database, while the server runs.
+    let changed = tokio::task::spawn_blocking(move || {
+        duet(&data_dir, &["user", "passwd", "olga"], "a new password\n")
+    })
+    .await
+    .expect("duet ran");
+    assert!(changed.status.success(), "{changed:?}");
+    assert_eq!(tab.expect_close().await, 4001, "the open socket closes");
+    let (status, _) = common::json_answer(laptop.get("/user/me")).await;
+    assert_eq!(status, 401, "the old login is over");
+    let again = laptop
+        .post_json("/user/login", "olga", "a new password")
+        .await;
+    assert_eq!(again, json!({"flag": true}));
+}

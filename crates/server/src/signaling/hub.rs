@@ -167,8 +167,15 @@ impl Inbox {
 struct Connection {
     id: ConnectionId,
     inbox: Arc<Inbox>,
-    /// The login session it was opened with.
-    session: Option<SessionId>,
+    /// The login it was opened with.
+    login: Option<LoginTag>,
+}
+
+/// The login a connection was opened with: which session, started when (Unix milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginTag {
+    pub session: SessionId,
+    pub started: i64,
 }
 
 struct OnlineUser {
@@ -216,7 +223,7 @@ impl Hub {
         &self,
         key: String,
         display_name: &str,
-        session: Option<SessionId>,
+        login: Option<LoginTag>,
         hello: ServerEvent,
     ) -> Membership {
         let inbox = Arc::new(Inbox::default());
@@ -251,7 +258,7 @@ impl Hub {
             .push(Connection {
                 id,
                 inbox: inbox.clone(),
-                session,
+                login,
             });
         self.metrics.connections.inc();
         Membership { id, key, inbox }
@@ -284,11 +291,22 @@ impl Hub {
 
     /// Closes every connection of user `key` opened with `session` (logged out); how many.
     pub fn end_session(&self, key: &str, session: SessionId) -> usize {
+        self.end_logins(key, |login| login.session == session)
+    }
+
+    /// Closes every connection of user `key` whose login started before `since` (Unix milliseconds:
+    /// the password changed); how many.
+    pub fn end_logins_before(&self, key: &str, since: i64) -> usize {
+        self.end_logins(key, |login| login.started < since)
+    }
+
+    fn end_logins(&self, key: &str, ended: impl Fn(&LoginTag) -> bool) -> usize {
         let users = self.lock();
         users.get(key).map_or(0, |user| {
             user.connections
                 .iter()
-                .filter(|c| c.session == Some(session) && c.inbox.kick(Kick::SessionEnded))
+                .filter(|c| c.login.as_ref().is_some_and(&ended))
+                .filter(|c| c.inbox.kick(Kick::SessionEnded))
                 .count()
         })
     }
@@ -499,16 +517,26 @@ mod tests {
     #[test]
     fn logging_out_closes_that_sessions_connections_only() {
         let hub = Hub::new(Metrics::new());
-        let laptop = SessionId(1);
-        let phone = SessionId(2);
-        let first = hub.join("eve".into(), "eve", Some(laptop), hello("eve"));
-        let second = hub.join("eve".into(), "eve", Some(laptop), hello("eve"));
-        let other = hub.join("eve".into(), "eve", Some(phone), hello("eve"));
-        let stranger = hub.join("sam".into(), "sam", Some(laptop), hello("sam"));
-        assert_eq!(hub.end_session("eve", laptop), 2);
+        let laptop = Some(LoginTag {
+            session: SessionId(1),
+            started: 100,
+        });
+        let phone = Some(LoginTag {
+            session: SessionId(2),
+            started: 200,
+        });
+        let first = hub.join("eve".into(), "eve", laptop, hello("eve"));
+        let second = hub.join("eve".into(), "eve", laptop, hello("eve"));
+        let other = hub.join("eve".into(), "eve", phone, hello("eve"));
+        let stranger = hub.join("sam".into(), "sam", laptop, hello("sam"));
+        assert_eq!(hub.end_session("eve", SessionId(1)), 2);
         assert_eq!(first.inbox.kicked_for(), Some(Kick::SessionEnded));
         assert_eq!(second.inbox.kicked_for(), Some(Kick::SessionEnded));
         assert_eq!(other.inbox.kicked_for(), None);
         assert_eq!(stranger.inbox.kicked_for(), None, "another user's key");
+        // A password change at 300 ends the phone's login (started at 200) too.
+        assert_eq!(hub.end_logins_before("eve", 150), 0);
+        assert_eq!(hub.end_logins_before("eve", 300), 1);
+        assert_eq!(other.inbox.kicked_for(), Some(Kick::SessionEnded));
     }
 }

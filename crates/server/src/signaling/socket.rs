@@ -19,7 +19,7 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::Id as SessionId;
 use tower_sessions_sqlx_store::SqliteStore;
 
-use super::hub::{ConnectionId, Delivery, Hub, Inbox, Kick, Membership, Waiting};
+use super::hub::{ConnectionId, Delivery, Hub, Inbox, Kick, LoginTag, Membership, Waiting};
 use crate::auth::CurrentUser;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -52,6 +52,7 @@ pub async fn upgrade(
     let Some(CurrentUser {
         username,
         session,
+        started,
         expires,
     }) = user
     else {
@@ -70,7 +71,11 @@ pub async fn upgrade(
         .max_frame_size(2 * MAX_FRAME_BYTES)
         .on_upgrade({
             let relay = Relay::from(&state);
-            let lease = session.map(|id| Lease { id, expires });
+            let lease = session.map(|id| Lease {
+                id,
+                started,
+                expires,
+            });
             move |socket| serve(socket, username, lease, relay)
         })
 }
@@ -261,6 +266,8 @@ impl From<&AppState> for Relay {
 /// The login session a connection was opened with, and when it must be looked at again.
 struct Lease {
     id: SessionId,
+    /// When the user logged in (Unix milliseconds).
+    started: i64,
     expires: OffsetDateTime,
 }
 
@@ -315,8 +322,11 @@ async fn serve(socket: WebSocket, username: String, lease: Option<Lease>, relay:
         ice_servers: ice_servers(&relay, &username),
         ice_transport_policy: relay.settings.ice_transport_policy,
     };
-    let session = lease.as_ref().map(|lease| lease.id);
-    let Membership { id, key, inbox } = relay.hub.join(key, &username, session, hello);
+    let login = lease.as_ref().map(|lease| LoginTag {
+        session: lease.id,
+        started: lease.started,
+    });
+    let Membership { id, key, inbox } = relay.hub.join(key, &username, login, hello);
     tracing::debug!(%username, connection = id, "signaling connected");
     let mut connection = Connection {
         socket,
