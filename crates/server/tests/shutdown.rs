@@ -3,101 +3,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use common::Browser;
+use common::binary::Duet;
 use futures::future::join_all;
 use serde_json::json;
-
-/// The binary as a child process, killed if the test fails before it exits.
-struct Duet {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Duet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Duet {
-    /// Starts it on a free loopback port; returns once it serves. Its stderr is read until then
-    /// and then closed, as by a supervisor that went away.
-    fn start(grace_secs: u64) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_duet"));
-        // The developer's own settings must not leak in.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("DUET_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .env("DUET_ADDR", "127.0.0.1:0")
-            .env("DUET_DATA_DIR", dir.path().join("data"))
-            .env("DUET_SITE_ROOT", dir.path().join("no-site"))
-            .env("DUET_SHUTDOWN_GRACE_SECS", grace_secs.to_string())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("duet starts");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let mut log = String::new();
-        let mut addr = None;
-        for line in BufReader::new(stderr).lines() {
-            let line = line.expect("log line");
-            log.push_str(&line);
-            log.push('\n');
-            if let Some(rest) = strip_ansi(&line).split("Duet is serving addr=").nth(1) {
-                addr = rest.split_whitespace().next().map(str::to_owned);
-                break;
-            }
-        }
-        // The reader is dropped here: stderr is a closed pipe from now on.
-        let addr = addr.unwrap_or_else(|| panic!("duet did not start:\n{log}"));
-        Self {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn terminate(&self) {
-        let pid = i32::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: signals our own child process.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    }
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 #[tokio::test]
 async fn sigterm_tells_every_socket_going_away_then_exits() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut duet = Duet::start(10);
+    let mut duet = Duet::start(&[("DUET_SHUTDOWN_GRACE_SECS", "10")]);
     let base = format!("http://{}", duet.addr);
     let mut sockets = Vec::new();
     for i in 0..20 {

@@ -2,6 +2,8 @@
 //! WebSocket connections.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
