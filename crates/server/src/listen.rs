@@ -212,7 +212,8 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    builder.http2().enable_connect_protocol();
+    // No HTTP/2 extended CONNECT: browsers then open WebSockets over HTTP/1.1, which `/video`
+    // (a GET route) upgrades.
     let builder = Arc::new(builder);
     loop {
         let (stream, remote) = tokio::select! {
