@@ -8,6 +8,7 @@
 
 use futures::StreamExt;
 use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use futures::channel::oneshot;
 use futures::future::{AbortHandle, abortable};
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
@@ -28,12 +29,18 @@ use crate::signaling::{SignalEvent, Signaling};
 pub type SharedStream = SendWrapper<MediaStream>;
 
 /// What a component can ask the phone to do.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Command {
-    Dial { peer: String, video: bool },
+    Dial {
+        peer: String,
+        video: bool,
+    },
     Call(Event),
     UnlockAudio,
-    Stop,
+    /// Hang up and disconnect; `done`, if any, is told once the farewell is sent.
+    Stop {
+        done: Option<oneshot::Sender<()>>,
+    },
 }
 
 /// The UI's handle on the phone.
@@ -168,10 +175,20 @@ impl Phone {
         wasm_bindgen_futures::spawn_local(runtime.run(command_inbox, input_inbox));
     }
 
-    /// Hangs up, disconnects and forgets everything (on log-out).
+    /// Hangs up, disconnects and forgets everything (the page goes away, or the user did).
     pub fn stop(&self) {
-        self.command(Command::Stop);
+        self.command(Command::Stop { done: None });
         self.commands.set_value(None);
+    }
+
+    /// [`stop`](Self::stop), resolving once the hang-up has been sent, so that it goes out
+    /// before what the caller does next (a logout closes the session's sockets on the server).
+    pub async fn stop_and_wait(&self) {
+        let (done, stopped) = oneshot::channel();
+        self.command(Command::Stop { done: Some(done) });
+        self.commands.set_value(None);
+        // Cancelled when the phone was not running: nothing to wait for.
+        let _ = stopped.await;
     }
 
     fn reset(&self) {
@@ -295,6 +312,13 @@ impl Runtime {
     async fn run(mut self, commands: UnboundedReceiver<Command>, inputs: UnboundedReceiver<Input>) {
         let mut queue = futures::stream::select(commands.map(Input::Command), inputs);
         while let Some(input) = queue.next().await {
+            if let Input::Command(Command::Stop { done }) = input {
+                self.shut_down();
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+                return;
+            }
             if !self.handle(input) {
                 break;
             }
@@ -305,7 +329,7 @@ impl Runtime {
     /// Returns false when the phone must stop.
     fn handle(&mut self, input: Input) -> bool {
         match input {
-            Input::Command(Command::Stop) => return false,
+            Input::Command(Command::Stop { .. }) => return false,
             Input::Command(Command::Dial { peer, video }) => {
                 self.ringer.unlock();
                 request_notification_permission();

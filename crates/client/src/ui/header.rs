@@ -19,8 +19,8 @@ pub fn Header() -> impl IntoView {
     };
     let log_out = move |_| {
         leptos::task::spawn_local(async move {
-            // Leave the call and the socket first: the server ends the session's sockets anyway.
-            phone.stop();
+            // Hang up first: the logout closes this session's sockets on the server at once.
+            phone.stop_and_wait().await;
             if let Err(error) = api::logout().await {
                 leptos::logging::warn!("log out: {error}");
             }

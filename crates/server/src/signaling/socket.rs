@@ -333,12 +333,39 @@ async fn serve(socket: WebSocket, username: String, lease: Option<Lease>, relay:
         write_deadline: relay.settings.heartbeat_timeout(),
     };
     let Err(ending) = run(&mut connection, &relay, &username, &key, id, &inbox, lease).await;
+    if ending == Ending::SessionEnded {
+        relay_what_was_sent(&mut connection, &relay, &username, &key, id);
+    }
     relay.hub.leave(&key, id);
     drop(inbox);
     // Boxed: the closing handshake's state exists only while it runs, not in every idle
     // connection's task.
     Box::pin(connection.close(ending)).await;
     tracing::debug!(%username, connection = id, ?ending, "signaling disconnected");
+}
+
+/// Frames the client sent before its session ended, already here but not yet read (a page
+/// that hangs up and then logs out sends the hangup first; the logout may still win the race
+/// to the server): relayed, so the peer hears of it. Only what can be read without waiting.
+fn relay_what_was_sent(
+    connection: &mut Connection,
+    relay: &Relay,
+    username: &str,
+    key: &str,
+    id: ConnectionId,
+) {
+    use futures::FutureExt;
+    const AT_MOST: usize = 64;
+    for _ in 0..AT_MOST {
+        match connection.socket.next().now_or_never() {
+            Some(Some(Ok(Message::Text(text)))) if text.len() <= MAX_FRAME_BYTES => {
+                // A refusal has nobody left to hear it.
+                let _ = forward(relay, username, key, id, text.as_str());
+            }
+            Some(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_)))) => {}
+            _ => break,
+        }
+    }
 }
 
 /// The connection's life; it only ever returns why it ended.
