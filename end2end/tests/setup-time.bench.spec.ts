@@ -28,13 +28,15 @@ async function duetCall(a: User, b: User, onStart?: (epochMs: number) => void): 
 }
 
 /** Opens the reference page's script on Duet's origin (a page Duet serves, then the script), so
- * its WebSocket carries the session cookie and passes the Origin check. */
+ * its WebSocket carries the session cookie and passes the Origin check. Evaluated by the test
+ * harness rather than added as an inline `<script>`: Duet's pages allow no inline script that
+ * it did not write (docs/security.md). */
 async function openReference(user: User) {
   await user.page.goto('/healthz');
   await user.page.evaluate(() => {
     document.body.innerHTML = '<video id="remote" autoplay playsinline muted></video>';
   });
-  await user.page.addScriptTag({ content: REFERENCE_SCRIPT });
+  await user.page.evaluate(`${REFERENCE_SCRIPT}\n;undefined`);
   await user.page.evaluate(() => (window as any).ready);
 }
 
