@@ -139,7 +139,7 @@ impl<'a> RelayRequest<'a> {
     /// It must accept only what that one accepts, with the same meaning.
     fn parse_borrowed(text: &'a str) -> Option<Self> {
         // serde also reads a struct from an array: only an object is a frame.
-        if !text.trim_start().starts_with('{') || may_hold_a_surrogate_escape(text) {
+        if !text.trim_start().starts_with('{') {
             return None;
         }
         // A repeated known key fails here ("duplicate field"); the tree keeps the last one.
@@ -168,6 +168,10 @@ impl<'a> RelayRequest<'a> {
         if !fields_ok {
             return None;
         }
+        // The raw reading skips values unchecked; the tree refuses a lone surrogate escape, a
+        // number beyond f64 and nesting past serde_json's limit. Read again as the tree would,
+        // keeping nothing.
+        serde_json::from_str::<Checked>(text).ok()?;
         Some(Self {
             to: Cow::Borrowed(to),
             kind,
@@ -229,6 +233,60 @@ struct RawFields<'a> {
     video: Option<&'a RawValue>,
 }
 
+/// Any JSON value, read the way `serde_json::Value` reads it (escapes decoded, numbers
+/// converted, depth counted) but kept nowhere.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(value: D) -> Result<Self, D::Error> {
+        value.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
+        while items.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut fields: A) -> Result<Checked, A::Error> {
+        while fields.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
 fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(field).map(|_| true)
 }
@@ -237,19 +295,6 @@ fn raw_even_null<'de, D: serde::Deserializer<'de>>(
     field: D,
 ) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(field).map(Some)
-}
-
-/// Whether `text` escapes a UTF-16 surrogate (`\ud800`–`\udfff`). Raw reading skips string
-/// contents without checking that such escapes pair up; the tree refuses a lone one. Frames that
-/// have any go to the tree (a browser's SDP and ICE have none).
-fn may_hold_a_surrogate_escape(text: &str) -> bool {
-    text.match_indices("\\u").any(|(at, _)| {
-        let hex = text.as_bytes().get(at + 2..at + 4);
-        matches!(
-            hex,
-            Some([b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'])
-        )
-    })
 }
 
 /// Where `part`, a slice borrowed from `text`, lies in it.
@@ -314,11 +359,19 @@ mod tests {
             Just(r#"{"type":"offer","sdp":"v=0\r\n"}"#.to_owned()),
             Just(r#""\u0062ob""#.to_owned()),
             Just(r#""a\"b""#.to_owned()),
-            // A lone surrogate (the tree refuses it), a valid pair, an escaped backslash.
+            // What the raw reading skips unchecked and the tree refuses, and their valid kin:
+            // a surrogate pair, an escaped backslash before `u`.
             Just(r#""\ud800""#.to_owned()),
             Just(r#""x\uDC00y""#.to_owned()),
             Just(r#""\ud83d\ude00""#.to_owned()),
             Just(r#""\\ud800""#.to_owned()),
+            Just(r#""a\udc00\ud800b""#.to_owned()),
+            Just(r#"{"\udfff":1}"#.to_owned()),
+            Just("1e999".to_owned()),
+            Just("-1e400".to_owned()),
+            Just(format!("1{}", "0".repeat(400))),
+            Just(format!("{}{}", "[".repeat(127), "]".repeat(127))),
+            Just(format!("{}{}", "[".repeat(200), "]".repeat(200))),
             "[a-z ]{0,6}".prop_map(|s| Value::String(s).to_string()),
         ]
     }
@@ -383,19 +436,26 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_surrogate_is_refused_whichever_reading_sees_it() {
-        for text in [
-            r#"{"type":"offer","name":"bob","sdp":"\ud800"}"#,
-            r#"{"type":"candidate","name":"bob","sdp":{"candidate":"\uDFFF"}}"#,
-            r#"{"type":"offer","name":"bob","from":"\ud800","sdp":null}"#,
-        ] {
-            assert!(
-                matches!(RelayRequest::parse(text), Err(RelayError::NotJson(_))),
+    fn what_the_tree_refuses_the_fast_reading_refuses_too() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let frames = [
+            r#"{"type":"offer","name":"bob","sdp":"\ud800","call_id":"k3"}"#.to_owned(),
+            r#"{"type":"leave","name":"bob","x-extra":1e999}"#.to_owned(),
+            r#"{"type":"leave","name":"bob","from":"\udc00"}"#.to_owned(),
+            format!(r#"{{"type":"offer","name":"bob","sdp":{deep}}}"#),
+            r#"{"type":"candidate","name":"bob","sdp":{"candidate":"\uDFFF"}}"#.to_owned(),
+        ];
+        for text in frames {
+            let refused = RelayRequest::parse(&text).map(|r| r.kind());
+            assert_eq!(
+                refused.map_err(|e| e.code()),
+                Err(ErrorCode::Malformed),
                 "{text}"
             );
+            assert_same_reading(&text).unwrap();
         }
         let paired = r#"{"type":"offer","name":"bob","sdp":"\ud83d\ude00"}"#;
-        assert!(RelayRequest::parse(paired).is_ok());
+        assert!(RelayRequest::parse(paired).is_ok(), "a surrogate pair is fine");
     }
 
     #[test]
