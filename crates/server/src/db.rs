@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqlitePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -93,6 +93,21 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
     }
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
+        // A COMMIT that fails for a full disk is rolled back by SQLite itself; sqlx's ROLLBACK
+        // then fails and its count of open transactions stays at one. Reused, such a connection
+        // opens its next transaction as a savepoint, whose failure leaves a transaction open
+        // for good: every later write on it is never committed, and every other connection is
+        // locked out. Closed instead.
+        .after_release(|connection, _| {
+            Box::pin(async move {
+                if !connection.is_in_transaction() {
+                    return Ok(true);
+                }
+                // A dropped transaction's rollback is queued: let it run, then look again.
+                connection.ping().await?;
+                Ok(!connection.is_in_transaction())
+            })
+        })
         .connect_with(options)
         .await
         .map_err(DbError::Connect)?;
