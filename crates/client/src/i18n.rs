@@ -80,6 +80,7 @@ pub struct Strings {
     pub registrations_minutes: &'static str,
     pub server_busy: &'static str,
     pub server_trouble: &'static str,
+    pub storage_full: &'static str,
     pub offline_banner: &'static str,
     pub contacts_heading: &'static str,
     pub filter_label: &'static str,
@@ -177,6 +178,7 @@ impl Strings {
             }
             AuthErrorCode::Busy => self.server_busy.to_owned(),
             AuthErrorCode::Internal => self.server_trouble.to_owned(),
+            AuthErrorCode::StorageFull => self.storage_full.to_owned(),
             _ => self.auth_failed.to_owned(),
         }
     }
@@ -234,6 +236,7 @@ pub static EN: Strings = Strings {
     registrations_minutes: "Too many new accounts from your network. Try again in {name} min.",
     server_busy: "The server is busy. Please try again in a few seconds.",
     server_trouble: "The server had a problem. Please try again in a moment.",
+    storage_full: "The server is out of storage space. Please try again later.",
     offline_banner: "Connection to server lost — retrying…",
     contacts_heading: "Online now",
     filter_label: "Filter contacts",
@@ -326,6 +329,7 @@ pub static ZH: Strings = Strings {
     registrations_minutes: "你的网络新注册的账号过多，请 {name} 分钟后再试。",
     server_busy: "服务器繁忙，请几秒后重试。",
     server_trouble: "服务器出现问题，请稍后重试。",
+    storage_full: "服务器存储空间已满，请稍后再试。",
     offline_banner: "与服务器的连接已断开，正在重试…",
     contacts_heading: "在线联系人",
     filter_label: "筛选联系人",
@@ -445,6 +449,10 @@ mod tests {
                 strings
                     .refusal(AuthErrorCode::Throttled, Some(61))
                     .contains('2')
+            );
+            assert_eq!(
+                strings.refusal(AuthErrorCode::StorageFull, Some(60)),
+                strings.storage_full
             );
         }
         assert_eq!(

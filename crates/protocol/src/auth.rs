@@ -29,6 +29,8 @@ pub enum AuthErrorCode {
     /// A form posted from another site (403): cross-site request forgery is refused.
     CrossSite,
     NotLoggedIn,
+    /// The server's disk is full (HTTP 503); `retry_after_secs` says when to try again.
+    StorageFull,
     Internal,
     /// A code this build does not know yet (a newer server): show the server's `error` text.
     #[serde(other)]
@@ -77,8 +79,8 @@ pub struct FlagAnswer {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<AuthErrorCode>,
-    /// With [`AuthErrorCode::Throttled`]: seconds until the next attempt may succeed (also
-    /// sent as the `Retry-After` header).
+    /// With [`AuthErrorCode::Throttled`] and [`AuthErrorCode::StorageFull`]: seconds until the
+    /// next attempt may succeed (also sent as the `Retry-After` header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
 }

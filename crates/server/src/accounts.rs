@@ -21,13 +21,36 @@ pub enum AccountsError {
     Taken,
     #[error("no such user")]
     NoSuchUser,
+    /// SQLite found no room to write (SQLITE_FULL): nothing was stored, and nothing stored
+    /// before is lost; it works again once the disk has space.
+    #[error("the disk holding the database is full")]
+    StorageFull,
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("password hashing failed: {0}")]
     Hashing(String),
     /// Every hashing slot is busy and the queue in front of them is full.
     #[error("the server is busy checking passwords")]
     Busy,
+}
+
+impl From<sqlx::Error> for AccountsError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_storage_full(&error) {
+            Self::StorageFull
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+/// SQLITE_FULL (13): a write found the disk full.
+pub fn is_storage_full(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 13)
 }
 
 #[derive(Clone)]

@@ -149,6 +149,8 @@ pub enum AuthError {
     TimedOut,
     #[error("not logged in")]
     NotLoggedIn,
+    #[error("the server is out of storage space; please try again later")]
+    StorageFull,
     #[error("internal error; please try again")]
     Internal(String),
 }
@@ -159,6 +161,7 @@ impl From<AccountsError> for AuthError {
             AccountsError::Invalid(e) => Self::Invalid(e),
             AccountsError::Taken => Self::Taken,
             AccountsError::Busy => Self::Busy,
+            AccountsError::StorageFull => Self::StorageFull,
             other => Self::Internal(other.to_string()),
         }
     }
@@ -179,6 +182,9 @@ impl From<tower_sessions::session::Error> for AuthError {
 /// How long a client told "busy" waits before trying again.
 const BUSY_RETRY: Duration = Duration::from_secs(2);
 
+/// When a client may try again after a full disk: an operator has to free space first.
+const STORAGE_FULL_RETRY: Duration = Duration::from_secs(60);
+
 impl AuthError {
     fn rejected(status: StatusCode, text: String) -> Self {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -193,6 +199,7 @@ impl AuthError {
         match self {
             Self::Throttled(wait) | Self::TooManyRegistrations(wait) => Some(*wait),
             Self::Busy => Some(BUSY_RETRY),
+            Self::StorageFull => Some(STORAGE_FULL_RETRY),
             _ => None,
         }
     }
@@ -208,6 +215,7 @@ impl AuthError {
             Self::Busy | Self::TimedOut => AuthErrorCode::Busy,
             Self::CrossSite => AuthErrorCode::CrossSite,
             Self::NotLoggedIn => AuthErrorCode::NotLoggedIn,
+            Self::StorageFull => AuthErrorCode::StorageFull,
             Self::Internal(_) => AuthErrorCode::Internal,
         }
     }
@@ -226,6 +234,10 @@ impl IntoResponse for AuthError {
             Self::CrossSite => StatusCode::FORBIDDEN,
             Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
             Self::NotLoggedIn => StatusCode::UNAUTHORIZED,
+            Self::StorageFull => {
+                tracing::error!("the disk holding the database is full; refusing writes");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(detail) => {
                 tracing::error!(%detail, "auth request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -284,9 +296,10 @@ async fn register(
         .await;
     let username = match registered {
         Ok(username) => username,
-        Err(AccountsError::Busy) => {
+        // Nothing was stored: the attempt does not count against the address.
+        Err(error @ (AccountsError::Busy | AccountsError::StorageFull)) => {
             state.registrations.give_back(&keys, slot);
-            return Err(AuthError::Busy);
+            return Err(error.into());
         }
         Err(error) => return Err(error.into()),
     };

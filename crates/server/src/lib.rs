@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod operator;
 pub mod origin;
 pub mod proxy;
+pub mod session_store;
 pub mod sessions;
 pub mod signaling;
 pub mod site;

@@ -158,7 +158,7 @@ impl Application {
             }
         });
         spawn_password_change_watch(&state);
-        let session_layer = SessionManagerLayer::new(sessions)
+        let session_layer = SessionManagerLayer::new(crate::session_store::Store(sessions))
             .with_name("duet_session")
             .with_http_only(true)
             .with_same_site(tower_sessions::cookie::SameSite::Lax)
@@ -168,9 +168,11 @@ impl Application {
                 crate::sessions::SessionPolicy::from_settings(&state.settings).idle,
             ));
 
-        // Outside the session layer, so it sees the cookie that layer sets.
         let router = router(state.clone())
             .layer(session_layer)
+            // Outside the session layer, so it sees that layer's failed writes.
+            .layer(middleware::from_fn(crate::session_store::storage_full_answer))
+            // Outside the session layer, so it sees the cookie that layer sets.
             .layer(middleware::from_fn(secure_cookies_behind_https))
             // Outermost: every layer and handler inside sees the resolved client.
             .layer(middleware::from_fn_with_state(
