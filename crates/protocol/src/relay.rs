@@ -455,7 +455,10 @@ mod tests {
             assert_same_reading(&text).unwrap();
         }
         let paired = r#"{"type":"offer","name":"bob","sdp":"\ud83d\ude00"}"#;
-        assert!(RelayRequest::parse(paired).is_ok(), "a surrogate pair is fine");
+        assert!(
+            RelayRequest::parse(paired).is_ok(),
+            "a surrogate pair is fine"
+        );
     }
 
     #[test]

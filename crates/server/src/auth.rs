@@ -317,16 +317,18 @@ async fn login(
     // No account has a name the rules refuse: say so before it could become a throttle key
     // (a megabyte of junk per request) or cost a hash.
     let account_key = username_key(&normalize_username(&credentials.username)?);
-    let keys = [
-        ThrottleKey::Account(account_key),
-        ThrottleKey::address(client.ip),
-    ];
-    // The slot counts as a failure from now on, so concurrent guesses cannot all slip through
-    // before the first of them is counted; a correct password gives it back.
-    let slot = state.logins.take(&keys).map_err(|wait| {
+    let account = [ThrottleKey::Account(account_key)];
+    let address = [ThrottleKey::address(client.ip)];
+    let throttled = |wait| {
         state.metrics.login("throttled");
         AuthError::Throttled(wait)
-    })?;
+    };
+    state.logins.check(&address).map_err(throttled)?;
+    // The account's slot counts as a failure from now on, so concurrent guesses at one account
+    // cannot all slip through before the first is counted; a correct password gives it back.
+    // The address counts failures once checked: an office's people logging in at once behind
+    // one NAT must not take each other's places.
+    let slot = state.logins.take(&account).map_err(throttled)?;
     let checked = state
         .accounts
         .authenticate(&credentials.username, &credentials.password)
@@ -334,18 +336,18 @@ async fn login(
     match checked {
         Ok(Some(username)) => {
             state.metrics.login("succeeded");
-            state.logins.clear(&keys[0]);
-            state.logins.give_back(&keys[1..], slot);
+            state.logins.clear(&account[0]);
             start_session(&state, &session, &username).await?;
             Ok(ok())
         }
         Ok(None) => {
             state.metrics.login("failed");
+            let _ = state.logins.record(&address);
             Err(AuthError::WrongCredentials)
         }
         Err(error) => {
             // Not checked at all (busy, or the database failed): not a guess either.
-            state.logins.give_back(&keys, slot);
+            state.logins.give_back(&account, slot);
             Err(error.into())
         }
     }

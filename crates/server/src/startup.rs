@@ -171,7 +171,9 @@ impl Application {
         let router = router(state.clone())
             .layer(session_layer)
             // Outside the session layer, so it sees that layer's failed writes.
-            .layer(middleware::from_fn(crate::session_store::storage_full_answer))
+            .layer(middleware::from_fn(
+                crate::session_store::storage_full_answer,
+            ))
             // Outside the session layer, so it sees the cookie that layer sets.
             .layer(middleware::from_fn(secure_cookies_behind_https))
             // Outermost: every layer and handler inside sees the resolved client.

@@ -59,42 +59,54 @@ impl<K: Clone + Eq + Hash> Throttle<K> {
         self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How long until `key` has room again, if it is full now (expired events dropped).
+    fn full_for(&self, times: &mut VecDeque<Instant>, now: Instant) -> Option<Duration> {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            times.pop_front();
+        }
+        (times.len() >= self.limit)
+            .then(|| times.front())
+            .flatten()
+            .map(|oldest| {
+                self.window
+                    .saturating_sub(now.duration_since(*oldest))
+                    .max(Duration::from_secs(1))
+            })
+    }
+
+    /// How long until every one of `keys` has room, if one is full now; takes nothing.
+    pub fn check(&self, keys: &[K]) -> Result<(), Duration> {
+        self.check_in(&mut self.lock(), keys, Instant::now())
+    }
+
+    fn check_in(
+        &self,
+        map: &mut HashMap<K, VecDeque<Instant>>,
+        keys: &[K],
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let wait = keys
+            .iter()
+            .filter_map(|key| self.full_for(map.get_mut(key)?, now))
+            .max();
+        wait.map_or(Ok(()), Err)
+    }
+
     /// Takes one slot in every key's window at once, or, when any key is full, none and says how
     /// long until that key has room again.
     pub fn take(&self, keys: &[K]) -> Result<Slot, Duration> {
         let now = Instant::now();
         let mut map = self.lock();
-        let mut wait = None;
-        for key in keys {
-            if let Some(times) = map.get_mut(key) {
-                while times
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    times.pop_front();
-                }
-                if times.len() >= self.limit
-                    && let Some(oldest) = times.front()
-                {
-                    let left = self.window.saturating_sub(now.duration_since(*oldest));
-                    wait = wait.max(Some(left));
-                }
-            }
-        }
-        if let Some(wait) = wait {
-            return Err(wait.max(Duration::from_secs(1)));
-        }
-        for key in keys {
-            map.entry(key.clone()).or_default().push_back(now);
-        }
-        if map.len() > SWEEP_ABOVE {
-            map.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
-            });
-        }
-        Ok(Slot(now))
+        self.check_in(&mut map, keys, now)?;
+        Ok(record_in(&mut map, keys, now, self.window))
+    }
+
+    /// Counts an event for every key, full or not (it happened).
+    pub fn record(&self, keys: &[K]) -> Slot {
+        record_in(&mut self.lock(), keys, Instant::now(), self.window)
     }
 
     /// Returns a slot taken by [`take`](Self::take) for these keys: the event did not count.
@@ -113,6 +125,25 @@ impl<K: Clone + Eq + Hash> Throttle<K> {
     pub fn clear(&self, key: &K) {
         self.lock().remove(key);
     }
+}
+
+fn record_in<K: Clone + Eq + Hash>(
+    map: &mut HashMap<K, VecDeque<Instant>>,
+    keys: &[K],
+    now: Instant,
+    window: Duration,
+) -> Slot {
+    for key in keys {
+        map.entry(key.clone()).or_default().push_back(now);
+    }
+    if map.len() > SWEEP_ABOVE {
+        map.retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|t| now.duration_since(*t) < window)
+        });
+    }
+    Slot(now)
 }
 
 /// One event's place in the windows it was counted in.

@@ -422,3 +422,26 @@ async fn names_stored_before_width_mapping_are_re_keyed_and_still_log_in() {
     let (_, me) = json_answer(browser.get("/user/me")).await;
     assert_eq!(me["username"], "bob");
 }
+
+#[tokio::test]
+async fn people_behind_one_address_logging_in_at_once_are_not_throttled() {
+    let app = spawn_app_with(|s| {
+        s.login_failures = 3;
+        s.hash_queue = 1_000;
+    })
+    .await;
+    let office: Vec<String> = (0..30).map(|i| format!("clerk{i}")).collect();
+    for name in &office {
+        app.user(name).await;
+    }
+    let logins = office.iter().map(|name| {
+        answer(
+            app.browser()
+                .post("/user/login")
+                .json(&credentials(name, "correct horse")),
+        )
+    });
+    for (status, body, _) in join_all(logins).await {
+        assert_eq!((status, body), (200, json!({"flag": true})));
+    }
+}
