@@ -9,6 +9,8 @@
 
 #[path = "faults/client.rs"]
 mod client;
+#[path = "common/mod.rs"]
+mod common;
 #[path = "faults/duet.rs"]
 mod duet;
 #[path = "faults/frames.rs"]

@@ -23,14 +23,7 @@ impl Duet {
     /// serves. Its stderr is read until then and then closed, as by a supervisor that went away.
     pub fn start(settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_duet"));
-        // The developer's own settings must not leak in.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("DUET_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
+        let mut child = command()
             .env("DUET_ADDR", "127.0.0.1:0")
             .env("DUET_DATA_DIR", dir.path().join("data"))
             .env("DUET_SITE_ROOT", dir.path().join("no-site"))
@@ -78,7 +71,19 @@ impl Duet {
     }
 }
 
-fn strip_ansi(line: &str) -> String {
+/// The binary, without the developer's own `DUET_*` settings (they must not leak into a test).
+pub fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_duet"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("DUET_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// A log line without its colour codes.
+pub fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {

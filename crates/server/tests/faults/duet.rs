@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -30,12 +30,7 @@ pub struct Options {
 impl Duet {
     /// Starts the binary and waits until it says it is serving (and on which address).
     pub fn start(data_dir: &Path, options: &Options) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_duet"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("DUET_") {
-                command.env_remove(&name);
-            }
-        }
+        let mut command = crate::common::binary::command();
         let addr = options
             .addr
             .unwrap_or_else(|| "127.0.0.1:0".parse().expect("valid address"));
@@ -137,24 +132,7 @@ impl Drop for Duet {
 
 /// `… Duet is serving addr=127.0.0.1:41234` → the address (colour codes, if any, stripped).
 fn serving_addr(line: &str) -> Option<SocketAddr> {
-    let plain: String = strip_ansi(line);
+    let plain: String = crate::common::binary::strip_ansi(line);
     let rest = &plain[plain.find("addr=")? + "addr=".len()..];
     rest.split_whitespace().next()?.parse().ok()
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
