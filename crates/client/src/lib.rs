@@ -14,6 +14,7 @@ pub mod relay_watch;
 pub mod ringer;
 pub mod rtc;
 pub mod signaling;
+pub mod text;
 pub mod ui;
 pub mod verify;
 

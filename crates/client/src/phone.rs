@@ -728,7 +728,7 @@ impl Runtime {
 
 /// Case-insensitive, so "alice" and "Bob" sort as people expect.
 fn sort_names(names: &mut Vec<String>) {
-    names.sort_by_cached_key(|name| (name.to_lowercase(), name.clone()));
+    names.sort_by_cached_key(|name| (crate::text::lowercase(name), name.clone()));
     names.dedup();
 }
 

@@ -15,11 +15,11 @@ pub fn ContactList() -> impl IntoView {
     let filter = RwSignal::new(String::new());
 
     let shown = Memo::new(move |_| {
-        let needle = filter.get().trim().to_lowercase();
+        let needle = crate::text::lowercase(filter.get().trim());
         online.with(|names| {
             names
                 .iter()
-                .filter(|name| name.to_lowercase().contains(&needle))
+                .filter(|name| crate::text::lowercase(name).contains(&needle))
                 .cloned()
                 .collect::<Vec<_>>()
         })

@@ -88,7 +88,7 @@ pub fn Avatar(#[prop(into)] name: String, #[prop(optional)] large: bool) -> impl
     let initial = name
         .chars()
         .next()
-        .map(|c| c.to_uppercase().collect::<String>())
+        .map(|c| crate::text::uppercase(c.encode_utf8(&mut [0; 4])))
         .unwrap_or_default();
     let hue = name
         .chars()
