@@ -8,6 +8,7 @@
 
 mod account;
 mod auth;
+pub mod datachannel;
 mod relay;
 
 pub use account::{AccountError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_MAX_CHARS};
