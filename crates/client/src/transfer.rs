@@ -1,0 +1,507 @@
+//! The pure part of chat and file transfer: chunking, reassembly, the digest check, progress
+//! figures and link detection. No browser APIs, so all of it is unit-tested natively; `talk`
+//! drives it over the data channel.
+
+/// Bytes of file content per data-channel message (safe across browsers: SCTP messages above
+/// 64 KiB are not interoperable, and 16 KiB keeps the send queue smooth).
+pub const CHUNK_BYTES: usize = 16 * 1024;
+/// Bytes read from the file at once (then cut into chunks), so at most this much of a file is
+/// in the sender's memory.
+pub const READ_BYTES: u64 = 256 * 1024;
+/// The sender pauses while the channel's send buffer holds more than this...
+pub const BUFFER_HIGH_BYTES: u32 = 1024 * 1024;
+/// ...and resumes when it drains below this (`bufferedAmountLowThreshold`).
+pub const BUFFER_LOW_BYTES: u32 = 256 * 1024;
+/// The receiver folds received chunks into one `Blob` every this many bytes, so the page holds
+/// a bounded number of chunk buffers whatever the file's size.
+pub const FOLD_BYTES: u64 = 1024 * 1024;
+/// The largest file sent or accepted unless the user's setting says otherwise.
+pub const DEFAULT_MAX_FILE_MIB: u64 = 512;
+/// The `localStorage` key of that setting (a whole number of MiB).
+pub const MAX_FILE_SETTING: &str = "duet.maxFileMiB";
+
+/// Why a transfer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("the file is {size} bytes, over the limit of {max}")]
+    TooLarge { size: u64, max: u64 },
+    #[error("the sender sent more bytes than the {size} it announced")]
+    Overflow { size: u64 },
+    #[error("the file ended after {got} of {size} bytes")]
+    Short { got: u64, size: u64 },
+    #[error("the file's SHA-256 does not match: got {got}, expected {expected}")]
+    DigestMismatch { got: String, expected: String },
+}
+
+/// The per-file size limit from the user's setting (MiB), or the default.
+pub fn max_file_bytes(setting: Option<&str>) -> u64 {
+    let mib = setting
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|mib| *mib > 0)
+        .unwrap_or(DEFAULT_MAX_FILE_MIB);
+    mib.saturating_mul(1024 * 1024)
+}
+
+pub fn check_size(size: u64, max: u64) -> Result<(), TransferError> {
+    if size > max {
+        Err(TransferError::TooLarge { size, max })
+    } else {
+        Ok(())
+    }
+}
+
+/// The `[start, end)` byte ranges that cover `size` bytes in pieces of at most `piece`.
+pub fn ranges(size: u64, piece: u64) -> impl Iterator<Item = (u64, u64)> {
+    let piece = piece.max(1);
+    (0..size.div_ceil(piece)).map(move |i| (i * piece, ((i + 1) * piece).min(size)))
+}
+
+/// Incremental SHA-256 (FIPS 180-4), written out in ~60 lines because the `sha2` crate's
+/// unrolled rounds and digest wrappers cost the browser bundle ~6 KB of wasm, which the size
+/// budget could not spare. Checked against the standard vectors and, over random inputs, against
+/// `sha2` itself (a dev-dependency).
+#[derive(Clone)]
+pub struct Sha256 {
+    state: [u32; 8],
+    block: [u8; 64],
+    filled: usize,
+    length: u64,
+}
+
+const K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
+impl Default for Sha256 {
+    fn default() -> Self {
+        Self {
+            state: [
+                0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+                0x5be0cd19,
+            ],
+            block: [0; 64],
+            filled: 0,
+            length: 0,
+        }
+    }
+}
+
+impl Sha256 {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.length = self.length.wrapping_add(bytes.len() as u64);
+        while !bytes.is_empty() {
+            let take = (64 - self.filled).min(bytes.len());
+            self.block[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+            self.filled += take;
+            bytes = &bytes[take..];
+            if self.filled == 64 {
+                self.compress();
+                self.filled = 0;
+            }
+        }
+    }
+
+    pub fn finalize(mut self) -> [u8; 32] {
+        let bits = self.length.wrapping_mul(8);
+        self.update(&[0x80]);
+        while self.filled != 56 {
+            self.update(&[0]);
+        }
+        self.update(&bits.to_be_bytes());
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(self.state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+
+    fn compress(&mut self) {
+        let mut w = [0u32; 64];
+        for (i, word) in self.block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let mut v = self.state;
+        for i in 0..64 {
+            let [a, b, c, d, e, f, g, h] = v;
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let choice = (e & f) ^ (!e & g);
+            let t1 = h
+                .wrapping_add(s1)
+                .wrapping_add(choice)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let majority = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(majority);
+            v = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
+        }
+        for (state, value) in self.state.iter_mut().zip(v) {
+            *state = state.wrapping_add(value);
+        }
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sender's running digest of what it has sent.
+#[derive(Default, Clone)]
+pub struct Outgoing {
+    hasher: Sha256,
+    pub sent: u64,
+}
+
+impl Outgoing {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.sent += bytes.len() as u64;
+    }
+
+    pub fn digest(self) -> String {
+        hex(&self.hasher.finalize())
+    }
+}
+
+/// The receiver's view of one file being put back together: bytes counted and hashed as they
+/// arrive (the bytes themselves are kept by the browser, as `Blob` parts).
+#[derive(Clone)]
+pub struct Reassembly {
+    size: u64,
+    received: u64,
+    hasher: Sha256,
+}
+
+impl Reassembly {
+    pub fn new(size: u64) -> Self {
+        Self {
+            size,
+            received: 0,
+            hasher: Sha256::new(),
+        }
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Takes one chunk; refuses to go past the announced size.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<u64, TransferError> {
+        let total = self.received + bytes.len() as u64;
+        if total > self.size {
+            return Err(TransferError::Overflow { size: self.size });
+        }
+        self.hasher.update(bytes);
+        self.received = total;
+        Ok(total)
+    }
+
+    /// The sender says it is done: every byte must be there and the digest must match.
+    pub fn finish(self, expected_sha256: &str) -> Result<String, TransferError> {
+        if self.received != self.size {
+            return Err(TransferError::Short {
+                got: self.received,
+                size: self.size,
+            });
+        }
+        let got = hex(&self.hasher.finalize());
+        if got.eq_ignore_ascii_case(expected_sha256.trim()) {
+            Ok(got)
+        } else {
+            Err(TransferError::DigestMismatch {
+                got,
+                expected: expected_sha256.to_owned(),
+            })
+        }
+    }
+}
+
+/// Speed (bytes/s) and time left (s) of a transfer that moved `done` of `total` bytes in
+/// `elapsed_ms`; `None` until there is something to go on.
+pub fn rate(done: u64, total: u64, elapsed_ms: f64) -> Option<(f64, f64)> {
+    if done == 0 || elapsed_ms <= 0.0 {
+        return None;
+    }
+    let speed = done as f64 / (elapsed_ms / 1000.0);
+    let left = total.saturating_sub(done) as f64 / speed;
+    Some((speed, left))
+}
+
+/// A size as people read it: `512 B`, `1.5 KB`, `5.2 MB`, `1.1 GB` (powers of 1000).
+pub fn format_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1000.0 {
+        return format!("{} B", bytes.max(0.0).round());
+    }
+    let mut value = bytes / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A piece of a chat message: plain text, or a web link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Text(String),
+    Link(String),
+}
+
+/// Cuts `text` into plain text and `http(s)://` links. Nothing else ever becomes a link (no
+/// `javascript:`, no `data:`), and nothing is ever markup: the UI puts both kinds in as text.
+pub fn linkify(text: &str) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    let mut plain_from = 0;
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        let scheme = ["https://", "http://"].into_iter().find(|s| {
+            bytes[i..].len() >= s.len() && bytes[i..i + s.len()].eq_ignore_ascii_case(s.as_bytes())
+        });
+        let at_word_start = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+        if let (Some(scheme), true) = (scheme, at_word_start) {
+            let end = text[i..]
+                .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '`'))
+                .map_or(text.len(), |n| i + n);
+            let link =
+                text[i..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'', ']']);
+            if link.len() > scheme.len() {
+                if plain_from < i {
+                    segments.push(Segment::Text(text[plain_from..i].to_owned()));
+                }
+                segments.push(Segment::Link(link.to_owned()));
+                i += link.len();
+                plain_from = i;
+                continue;
+            }
+        }
+        i += text[i..].chars().next().map_or(1, char::len_utf8);
+    }
+    if plain_from < text.len() {
+        segments.push(Segment::Text(text[plain_from..].to_owned()));
+    }
+    segments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(bytes);
+        hex(&hasher.finalize())
+    }
+
+    #[test]
+    fn sha256_matches_the_standard_vectors() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+        let mut million = Sha256::new();
+        for _ in 0..1000 {
+            million.update(&[b'a'; 1000]);
+        }
+        assert_eq!(
+            hex(&million.finalize()),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        );
+    }
+
+    #[test]
+    fn sha256_agrees_with_the_sha2_crate_in_any_pieces() {
+        use sha2::Digest as _;
+        let data = sample(10_000);
+        for len in [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 1000, 10_000] {
+            let expected = hex(&sha2::Sha256::digest(&data[..len]));
+            for piece in [1, 7, 63, 64, 100, 4096] {
+                let mut hasher = Sha256::new();
+                for part in data[..len].chunks(piece) {
+                    hasher.update(part);
+                }
+                assert_eq!(hex(&hasher.finalize()), expected, "len {len} piece {piece}");
+            }
+        }
+    }
+
+    fn sample(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn ranges_cover_the_file_exactly() {
+        assert_eq!(ranges(0, 16).count(), 0);
+        assert_eq!(ranges(16, 16).collect::<Vec<_>>(), vec![(0, 16)]);
+        assert_eq!(
+            ranges(40, 16).collect::<Vec<_>>(),
+            vec![(0, 16), (16, 32), (32, 40)]
+        );
+        let size = 5 * 1024 * 1024 + 7;
+        let mut next = 0;
+        for (start, end) in ranges(size, CHUNK_BYTES as u64) {
+            assert_eq!(start, next);
+            assert!(end - start <= CHUNK_BYTES as u64 && end > start);
+            next = end;
+        }
+        assert_eq!(next, size);
+        assert_eq!(ranges(5, 0).count(), 5);
+    }
+
+    #[test]
+    fn reading_in_slices_then_chunks_reassembles_with_the_same_digest() {
+        let file = sample(3 * READ_BYTES as usize + 12_345);
+        let mut outgoing = Outgoing::default();
+        let mut incoming = Reassembly::new(file.len() as u64);
+        let mut rebuilt = Vec::new();
+        for (start, end) in ranges(file.len() as u64, READ_BYTES) {
+            let slice = &file[start as usize..end as usize];
+            for (a, b) in ranges(slice.len() as u64, CHUNK_BYTES as u64) {
+                let chunk = &slice[a as usize..b as usize];
+                outgoing.feed(chunk);
+                let frame = protocol::datachannel::encode_chunk(3, chunk);
+                let (id, bytes) = protocol::datachannel::decode_chunk(&frame).unwrap();
+                assert_eq!(id, 3);
+                incoming.push(bytes).unwrap();
+                rebuilt.extend_from_slice(bytes);
+            }
+        }
+        assert_eq!(outgoing.sent, file.len() as u64);
+        let digest = outgoing.digest();
+        assert_eq!(digest, sha256_hex(&file));
+        assert_eq!(incoming.received(), file.len() as u64);
+        assert_eq!(incoming.finish(&digest), Ok(digest.clone()));
+        assert_eq!(rebuilt, file);
+    }
+
+    #[test]
+    fn a_wrong_digest_a_short_file_or_extra_bytes_are_caught() {
+        let file = sample(1000);
+        let mut incoming = Reassembly::new(1000);
+        incoming.push(&file[..600]).unwrap();
+        assert_eq!(
+            incoming.clone().finish(&sha256_hex(&file)),
+            Err(TransferError::Short {
+                got: 600,
+                size: 1000
+            })
+        );
+        assert_eq!(
+            incoming.push(&file[..401]),
+            Err(TransferError::Overflow { size: 1000 })
+        );
+        incoming.push(&file[600..]).unwrap();
+        let mut corrupted = file.clone();
+        corrupted[10] ^= 1;
+        assert!(matches!(
+            incoming.clone().finish(&sha256_hex(&corrupted)),
+            Err(TransferError::DigestMismatch { .. })
+        ));
+        assert!(incoming.finish(&sha256_hex(&file).to_uppercase()).is_ok());
+        // The empty file has the empty digest.
+        assert!(
+            Reassembly::new(0)
+                .finish("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_size_limit_is_a_setting_with_a_default() {
+        assert_eq!(max_file_bytes(None), DEFAULT_MAX_FILE_MIB * 1024 * 1024);
+        assert_eq!(max_file_bytes(Some(" 2 ")), 2 * 1024 * 1024);
+        assert_eq!(
+            max_file_bytes(Some("0")),
+            DEFAULT_MAX_FILE_MIB * 1024 * 1024
+        );
+        assert_eq!(
+            max_file_bytes(Some("lots")),
+            DEFAULT_MAX_FILE_MIB * 1024 * 1024
+        );
+        assert!(check_size(10, 10).is_ok());
+        assert_eq!(
+            check_size(11, 10),
+            Err(TransferError::TooLarge { size: 11, max: 10 })
+        );
+    }
+
+    #[test]
+    fn speed_and_time_left() {
+        assert_eq!(rate(0, 100, 1000.0), None);
+        assert_eq!(rate(10, 100, 0.0), None);
+        assert_eq!(rate(1_000_000, 5_000_000, 500.0), Some((2_000_000.0, 2.0)));
+        assert_eq!(format_bytes(512.0), "512 B");
+        assert_eq!(format_bytes(1500.0), "1.5 KB");
+        assert_eq!(format_bytes(5_242_880.0), "5.2 MB");
+        assert_eq!(format_bytes(2.5e9), "2.5 GB");
+    }
+
+    #[test]
+    fn only_http_links_become_links() {
+        use Segment::{Link, Text};
+        assert_eq!(linkify("no links"), vec![Text("no links".into())]);
+        assert_eq!(
+            linkify("see <b>https://example.com/a?b=1&c=2</b>, ok"),
+            vec![
+                Text("see <b>".into()),
+                Link("https://example.com/a?b=1&c=2".into()),
+                Text("</b>, ok".into()),
+            ]
+        );
+        assert_eq!(
+            linkify("(HTTP://x.org/p). 好"),
+            vec![
+                Text("(".into()),
+                Link("HTTP://x.org/p".into()),
+                Text("). 好".into())
+            ]
+        );
+        for text in [
+            "javascript:alert(1)",
+            "data:text/html,<b>x</b>",
+            "http://",
+            "xhttp://a.b",
+        ] {
+            assert!(linkify(text).iter().all(|s| matches!(s, Text(_))), "{text}");
+        }
+        assert_eq!(linkify(""), vec![]);
+        assert_eq!(
+            linkify("中文https://例子.测试/路径 后"),
+            vec![
+                Text("中文".into()),
+                Link("https://例子.测试/路径".into()),
+                Text(" 后".into())
+            ]
+        );
+    }
+}
