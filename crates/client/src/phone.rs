@@ -27,6 +27,8 @@ use crate::signaling::{SignalEvent, Signaling};
 
 /// A media stream the UI can hold in a signal (the browser is single-threaded).
 pub type SharedStream = SendWrapper<MediaStream>;
+/// The current call's data channel (chat and files), shared the same way.
+pub type SharedChannel = SendWrapper<web_sys::RtcDataChannel>;
 
 /// What a component can ask the phone to do.
 #[derive(Debug)]
@@ -57,6 +59,7 @@ pub struct Phone {
     quality: RwSignal<Option<QualityReport>>,
     /// The link has been poor for a while (the app offers to turn the camera off).
     poor_for_a_while: RwSignal<bool>,
+    data_channel: RwSignal<Option<SharedChannel>>,
     commands: StoredValue<Option<UnboundedSender<Command>>>,
 }
 
@@ -77,6 +80,7 @@ impl Phone {
             verification: RwSignal::new(None),
             quality: RwSignal::new(None),
             poor_for_a_while: RwSignal::new(false),
+            data_channel: RwSignal::new(None),
             commands: StoredValue::new(None),
         }
     }
@@ -114,6 +118,9 @@ impl Phone {
 
     pub fn poor_for_a_while(&self) -> ReadSignal<bool> {
         self.poor_for_a_while.read_only()
+    /// The data channel of the call whose media is set up (`None` between calls).
+    pub fn data_channel(&self) -> ReadSignal<Option<SharedChannel>> {
+        self.data_channel.read_only()
     }
 
     pub fn dial(&self, peer: String, video: bool) {
@@ -200,6 +207,7 @@ impl Phone {
         self.verification.set(None);
         self.quality.set(None);
         self.poor_for_a_while.set(false);
+        self.data_channel.set(None);
     }
 }
 
@@ -520,6 +528,9 @@ impl Runtime {
             .set(Some(SendWrapper::new(local.share_stream())));
         let quality =
             QualityWatch::start(link.peer_connection(), call_id.clone(), self.inputs.clone());
+        self.phone
+            .data_channel
+            .set(Some(SendWrapper::new(link.data_channel())));
         self.media = Some(CallMedia {
             call_id: call_id.clone(),
             link,
@@ -716,6 +727,7 @@ impl Runtime {
         self.phone.verification.set(None);
         self.phone.quality.set(None);
         self.phone.poor_for_a_while.set(false);
+        self.phone.data_channel.set(None);
     }
 
     fn send(&self, to: &str, message: PeerMessage) {

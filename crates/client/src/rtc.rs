@@ -17,8 +17,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit,
-    RtcIceConnectionState, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
+    MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcDataChannel,
+    RtcDataChannelInit, RtcDataChannelType, RtcIceCandidateInit, RtcIceConnectionState,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
     RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
@@ -254,6 +255,9 @@ type Handler<E> = Closure<dyn FnMut(E)>;
 pub struct PeerLink {
     pc: RtcPeerConnection,
     state: Rc<Negotiation>,
+    /// Chat and files (`talk`). Negotiated (same id on both sides), so it is part of the first
+    /// offer, needs no renegotiation of its own, and lives through ICE restarts.
+    channel: RtcDataChannel,
     inbox: UnboundedSender<PeerMessage>,
     worker: AbortHandle,
     _handlers: (
@@ -393,6 +397,7 @@ impl PeerLink {
             let _ = worker.await;
         });
 
+        let channel = open_data_channel(&pc);
         for track in tracks(media.stream()) {
             pc.add_track_0(&track, media.stream());
         }
@@ -408,6 +413,7 @@ impl PeerLink {
         Ok(Self {
             pc,
             state,
+            channel,
             inbox,
             worker: stop,
             _handlers: (
@@ -456,6 +462,21 @@ impl PeerLink {
             pc.unchecked_ref::<PcExt>().restart_ice();
         });
     }
+
+    /// The call's data channel (closed when this link drops).
+    pub fn data_channel(&self) -> RtcDataChannel {
+        self.channel.clone()
+    }
+}
+
+fn open_data_channel(pc: &RtcPeerConnection) -> RtcDataChannel {
+    use protocol::datachannel::{DATA_CHANNEL_ID, DATA_CHANNEL_LABEL};
+    let init = RtcDataChannelInit::new();
+    init.set_negotiated(true);
+    init.set_id(DATA_CHANNEL_ID);
+    let channel = pc.create_data_channel_with_data_channel_dict(DATA_CHANNEL_LABEL, &init);
+    channel.set_binary_type(RtcDataChannelType::Arraybuffer);
+    channel
 }
 
 impl Drop for PeerLink {
@@ -467,6 +488,7 @@ impl Drop for PeerLink {
         self.pc.set_onconnectionstatechange(None);
         self.pc.set_oniceconnectionstatechange(None);
         self.pc.set_onsignalingstatechange(None);
+        self.channel.close();
         self.pc.close();
         clear_hook(PC_HOOK);
     }
