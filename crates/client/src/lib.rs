@@ -14,6 +14,8 @@ pub mod relay_watch;
 pub mod ringer;
 pub mod rtc;
 pub mod signaling;
+pub mod talk;
+pub mod transfer;
 pub mod text;
 pub mod ui;
 pub mod verify;

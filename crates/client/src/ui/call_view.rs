@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use crate::call::{Active, CallState, EndReason, Event};
 use crate::i18n::fill;
 use crate::phone::{Phone, SharedStream};
+use crate::ui::chat::{self, ChatDock};
 use crate::ui::icons::{CameraIcon, HangUpIcon, MicIcon, PhoneIcon};
 use crate::ui::quality::{PoorConnectionBanner, QualityIndicator};
 use crate::ui::{Avatar, Locale, format_duration};
@@ -40,8 +41,20 @@ pub fn CallView() -> impl IntoView {
             CallState::Ended { .. } => Pane::Ended,
         })
     });
+    // Chat and files belong to the call: kept through the ended card, forgotten after it.
+    let talk = chat::install(phone);
+    let in_call = move || pane.get_untracked() == Pane::Active;
     view! {
-        <section class="stage card" data-testid="call-view" data-state=tag data-reason=reason>
+        <section
+            class="stage card"
+            data-testid="call-view"
+            data-state=tag
+            data-reason=reason
+            on:dragover=chat::drag_over
+            on:drop=move |event| {
+                if in_call() { chat::drop_files(talk, event) } else { event.prevent_default() }
+            }
+        >
             {move || match pane.get() {
                 Pane::Idle => view! { <IdleHint/> }.into_any(),
                 Pane::Outgoing => view! { <OutgoingCall/> }.into_any(),
@@ -49,6 +62,9 @@ pub fn CallView() -> impl IntoView {
                 Pane::Active => view! { <InCall/> }.into_any(),
                 Pane::Ended => view! { <CallEnded/> }.into_any(),
             }}
+            <Show when=move || matches!(pane.get(), Pane::Active | Pane::Ended)>
+                <ChatDock/>
+            </Show>
         </section>
     }
 }

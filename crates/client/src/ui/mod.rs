@@ -2,6 +2,7 @@
 //! [`Phone`](crate::phone::Phone)'s state and send it commands, and never touch WebRTC.
 
 mod call_view;
+pub mod chat;
 mod contacts;
 mod header;
 mod icons;
