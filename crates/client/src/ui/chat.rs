@@ -339,6 +339,14 @@ fn sync_rows(log: &Element, entries: &[Entry], rows: &mut Rows, lang: Lang, peer
         if rows.drawn.get(i).is_some_and(|(rev, _)| *rev == entry.rev) {
             continue;
         }
+        // Progress alone is updated in place: a row redrawn several times a second would
+        // swallow clicks on its Cancel button.
+        if let Some(slot) = rows.drawn.get_mut(i)
+            && update_progress(&slot.1, &entry.item, t)
+        {
+            slot.0 = entry.rev;
+            continue;
+        }
         let Some(row) = draw(&doc, &entry.item, t, peer) else {
             return;
         };
@@ -378,6 +386,45 @@ fn node(
         element.set_attribute(name, value).ok()?;
     }
     Some(element)
+}
+
+fn update_progress(row: &Element, item: &Item, t: &ChatStrings) -> bool {
+    let Item::File(file) = item else {
+        return false;
+    };
+    if row.get_attribute("data-state").as_deref() != Some(file.state.tag()) {
+        return false;
+    }
+    let done = file.done.to_string();
+    let _ = row.set_attribute("data-done", &done);
+    if let Ok(Some(bar)) = row.query_selector("progress") {
+        let _ = bar.set_attribute("value", &done);
+    }
+    if let Ok(Some(rate)) = row.query_selector(".rate") {
+        rate.set_text_content(Some(&figures(file, t)));
+    }
+    true
+}
+
+/// `1.0 MB / 5.2 MB · 2.1 MB/s · 0:02 left`
+fn figures(file: &FileItem, t: &ChatStrings) -> String {
+    let mut figures = format!(
+        "{} / {}",
+        format_bytes(file.done as f64),
+        format_bytes(file.size as f64)
+    );
+    let moving = matches!(file.state, FileState::Sending | FileState::Receiving);
+    if moving
+        && let Some((speed, left)) = rate(file.done, file.size, file.updated_ms - file.started_ms)
+    {
+        figures = format!(
+            "{figures} · {}/s · {} {}",
+            format_bytes(speed),
+            format_duration(left * 1000.0),
+            t.left
+        );
+    }
+    figures
 }
 
 fn add(parent: &Element, child: Option<Element>) -> Option<()> {
@@ -494,22 +541,7 @@ fn draw_file(doc: &Document, file: &FileItem, t: &ChatStrings, peer: &str) -> Op
             ("value", &file.done.to_string()),
         ];
         add(&row, node(doc, "progress", "", "", &bar))?;
-        let mut figures = format!(
-            "{} / {}",
-            format_bytes(file.done as f64),
-            format_bytes(file.size as f64)
-        );
-        if moving
-            && let Some((speed, left)) =
-                rate(file.done, file.size, file.updated_ms - file.started_ms)
-        {
-            figures = format!(
-                "{figures} · {}/s · {} {}",
-                format_bytes(speed),
-                format_duration(left * 1000.0),
-                t.left
-            );
-        }
+        let figures = figures(file, t);
         add(
             &row,
             node(doc, "span", "rate", &figures, &[("data-testid", "rate")]),
