@@ -182,6 +182,7 @@ test('a 5 MiB file arrives intact with progress on both sides while video keeps 
 });
 
 test('the receiver cancels half-way: both see cancelled, no download, and the channel carries on', async ({ users }) => {
+  test.setTimeout(180_000); // a 64 MiB file to make and offer on a shared, loaded box
   const [a, b] = await users(2);
   await connect(a, b);
   const big = randomFile('big.bin', 64 * MiB);
@@ -205,6 +206,7 @@ test('the receiver cancels half-way: both see cancelled, no download, and the ch
 });
 
 test('the sender cancels: the receiver sees it and keeps nothing', async ({ users }) => {
+  test.setTimeout(180_000); // a 64 MiB file to make and offer on a shared, loaded box
   const [a, b] = await users(2);
   await connect(a, b);
   const big = randomFile('big2.bin', 64 * MiB);
