@@ -13,10 +13,11 @@ pub mod quality;
 pub mod relay_watch;
 pub mod ringer;
 pub mod rtc;
+pub mod sha256;
 pub mod signaling;
 pub mod talk;
-pub mod transfer;
 pub mod text;
+pub mod transfer;
 pub mod ui;
 pub mod verify;
 
@@ -25,6 +26,9 @@ pub use app::{App, shell};
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    // Panic messages in the console for development builds; the release bundle leaves out the
+    // formatting they need (a panic there still stops with a wasm `unreachable` error).
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
 }

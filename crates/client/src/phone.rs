@@ -118,6 +118,8 @@ impl Phone {
 
     pub fn poor_for_a_while(&self) -> ReadSignal<bool> {
         self.poor_for_a_while.read_only()
+    }
+
     /// The data channel of the call whose media is set up (`None` between calls).
     pub fn data_channel(&self) -> ReadSignal<Option<SharedChannel>> {
         self.data_channel.read_only()

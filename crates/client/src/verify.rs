@@ -11,8 +11,8 @@
 //! upper case, as `sha-256 AB:CD:…`), the two sorted and joined by a newline, SHA-256 of that,
 //! the first four bytes as a big-endian number modulo 1,000,000, six digits shown as `123 456`.
 
+use crate::sha256::Sha256;
 use js_sys::Reflect;
-use sha2::{Digest, Sha256};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::RtcPeerConnection;
@@ -32,11 +32,11 @@ pub fn fingerprint_text(algorithm: &str, fingerprint: &str) -> String {
 /// The six digits for two fingerprints (in either order), as `"123 456"`.
 pub fn verification_code(a: &str, b: &str) -> String {
     let (first, second) = if a <= b { (a, b) } else { (b, a) };
-    let digest = Sha256::new()
-        .chain_update(first.as_bytes())
-        .chain_update(b"\n")
-        .chain_update(second.as_bytes())
-        .finalize();
+    let mut hasher = Sha256::new();
+    hasher.update(first.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(second.as_bytes());
+    let digest = hasher.finalize();
     let number = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
     format!("{:03} {:03}", number / 1000, number % 1000)
 }
