@@ -9,11 +9,13 @@
 mod account;
 mod auth;
 pub mod datachannel;
+mod decode;
 mod relay;
 
 pub use account::{AccountError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_MAX_CHARS};
 pub use account::{check_new_username, normalize_username, username_key, validate_password};
 pub use auth::{AuthErrorCode, FlagAnswer, wait_minutes};
+pub use decode::FrameError;
 pub use relay::{RelayError, RelayRequest};
 
 use serde::{Deserialize, Serialize};
@@ -327,8 +329,8 @@ pub struct Delivered {
     pub message: PeerMessage,
 }
 
-/// Anything the server sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Anything the server sends. Decoded through a flat struct (`decode.rs`), not a derive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ServerMessage {
     Event(ServerEvent),

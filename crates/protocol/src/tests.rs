@@ -335,3 +335,143 @@ fn hello_names_the_policy_only_in_relay_mode() {
         }
     );
 }
+
+/// What serde derives for the same shapes: `ServerMessage`'s decoder before `decode.rs`, kept
+/// here as the reference the flat decoder must agree with.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum DerivedServerMessage {
+    Event(ServerEvent),
+    Peer(Delivered),
+}
+
+impl From<DerivedServerMessage> for ServerMessage {
+    fn from(derived: DerivedServerMessage) -> Self {
+        match derived {
+            DerivedServerMessage::Event(event) => Self::Event(event),
+            DerivedServerMessage::Peer(delivered) => Self::Peer(delivered),
+        }
+    }
+}
+
+/// Each field a server frame may have, with values of the right type, the wrong type and null.
+fn field_pools() -> Vec<(&'static str, Vec<Value>)> {
+    let text = vec![json!("bob"), json!(""), json!(1), Value::Null];
+    let object = vec![
+        json!({"type": "offer", "sdp": "v=0"}),
+        json!([]),
+        Value::Null,
+        json!("x"),
+    ];
+    let flag = vec![json!(true), json!(false), json!("yes"), Value::Null];
+    vec![
+        ("from", text.clone()),
+        ("name", text.clone()),
+        ("username", text.clone()),
+        ("message", text.clone()),
+        ("call_id", text),
+        ("sdp", object.clone()),
+        ("ice_servers", object),
+        ("audio", flag.clone()),
+        ("video", flag),
+        (
+            "ice_transport_policy",
+            vec![json!("relay"), json!("all"), json!("none")],
+        ),
+        (
+            "online",
+            vec![
+                json!(["a", "b"]),
+                json!([]),
+                json!([1]),
+                json!("a"),
+                Value::Null,
+            ],
+        ),
+        (
+            "more",
+            vec![json!(true), json!(false), json!(0), Value::Null],
+        ),
+        (
+            "code",
+            vec![
+                json!("malformed"),
+                json!("peer_offline"),
+                json!("nope"),
+                Value::Null,
+            ],
+        ),
+    ]
+}
+
+const FRAME_TYPES: [&str; 20] = [
+    "hello",
+    "ice",
+    "presence",
+    "online",
+    "offline",
+    "error",
+    "offer",
+    "answer",
+    "candidate",
+    "leave",
+    "invite",
+    "ringing",
+    "accept",
+    "decline",
+    "cancel",
+    "busy",
+    "hangup",
+    "media",
+    "nope",
+    "",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn the_flat_decoder_agrees_with_the_derived_one(
+        kind in proptest::option::of(0..FRAME_TYPES.len()),
+        picks in proptest::collection::vec(proptest::option::of(0usize..5), 13),
+    ) {
+        let mut object = serde_json::Map::new();
+        if let Some(kind) = kind {
+            object.insert("type".into(), json!(FRAME_TYPES[kind]));
+        }
+        for ((field, pool), pick) in field_pools().into_iter().zip(picks) {
+            if let Some(pick) = pick {
+                object.insert(field.into(), pool[pick % pool.len()].clone());
+            }
+        }
+        let text = Value::Object(object).to_string();
+        let derived = serde_json::from_str::<DerivedServerMessage>(&text).map(ServerMessage::from);
+        let flat = ServerMessage::from_json(&text);
+        match derived {
+            Ok(expected) => prop_assert_eq!(flat.ok(), Some(expected), "{}", text),
+            Err(_) => prop_assert!(flat.is_err(), "{} decoded as {:?}", text, flat),
+        }
+    }
+}
+
+#[test]
+fn a_trickle_end_keeps_its_null_and_a_missing_sdp_is_refused() {
+    let end = ServerMessage::from_json(r#"{"type":"candidate","from":"bob","sdp":null}"#);
+    assert_eq!(
+        end.ok(),
+        Some(ServerMessage::Peer(Delivered {
+            from: "bob".into(),
+            message: PeerMessage::Candidate {
+                sdp: Value::Null,
+                call_id: None
+            },
+        }))
+    );
+    let error = ServerMessage::from_json(r#"{"type":"candidate","from":"bob"}"#).unwrap_err();
+    assert!(error.to_string().contains("missing field `sdp`"), "{error}");
+    let error = ServerMessage::from_json(r#"{"type":"teleport","from":"bob"}"#).unwrap_err();
+    assert!(
+        error.to_string().contains("unknown frame type `teleport`"),
+        "{error}"
+    );
+}
