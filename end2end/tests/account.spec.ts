@@ -93,3 +93,27 @@ test('the server\'s refusals are shown in the interface\'s language', async ({ b
     await server.dispose();
   }
 });
+
+test('logging out in one tab signs the other tabs out at once, with no "reconnecting" detour', async ({ users }) => {
+  const [a, b] = await users(2);
+  const second = await a.context.newPage();
+  await second.goto('/');
+  // B listed means this tab's socket is open and greeted.
+  await expect(second.locator(`[data-testid="contact"][data-user="${b.name}"]`)).toBeVisible();
+  await second.evaluate(() => {
+    const seen = { banner: false };
+    (window as unknown as { duetSeen: typeof seen }).duetSeen = seen;
+    new MutationObserver(() => {
+      if (document.querySelector('[data-testid="offline-banner"]')) seen.banner = true;
+    }).observe(document.body, { childList: true, subtree: true });
+  });
+
+  await a.page.getByTestId('logout').click();
+  await expect(a.page.getByTestId('login')).toBeVisible();
+  // The server closed the other tab's socket with 4001 "session ended": straight to the login
+  // form, never "connection lost, reconnecting…" for a session that cannot come back.
+  await expect(second.getByTestId('login')).toBeVisible();
+  expect(await second.evaluate(() => (window as unknown as { duetSeen: { banner: boolean } }).duetSeen.banner)).toBe(false);
+  // And B sees A gone.
+  await expect(b.page.locator(`[data-testid="contact"][data-user="${a.name}"]`)).toHaveCount(0);
+});

@@ -11,10 +11,10 @@ use std::rc::Rc;
 use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use futures::stream::Fuse;
 use futures::{FutureExt, SinkExt, StreamExt, select};
-use gloo_net::websocket::Message;
 use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
-use protocol::{ClientFrame, ServerEvent, ServerMessage};
+use protocol::{CLOSE_SESSION_ENDED, ClientFrame, ServerEvent, ServerMessage};
 
 use crate::api::{self, ApiError};
 
@@ -135,6 +135,11 @@ async fn run(mut inputs: Inputs, stopping: Rc<Cell<bool>>, on_event: impl Fn(Sig
                     continue;
                 }
                 Serve::Refused => {}
+                // Reconnecting could only fail: say so now, not after a "reconnecting" banner.
+                Serve::SessionEnded => {
+                    on_event(SignalEvent::SignedOut);
+                    return;
+                }
             }
         }
         failures += 1;
@@ -169,6 +174,12 @@ enum Serve {
     Renew,
     /// Our owner is gone.
     Stopped,
+    /// The server closed with [`CLOSE_SESSION_ENDED`]: this login is over.
+    SessionEnded,
+}
+
+fn session_ended(error: &WebSocketError) -> bool {
+    matches!(error, WebSocketError::ConnectionClose(close) if close.code == CLOSE_SESSION_ENDED)
 }
 
 async fn serve(socket: WebSocket, inputs: &mut Inputs, on_event: &impl Fn(SignalEvent)) -> Serve {
@@ -202,6 +213,7 @@ async fn serve(socket: WebSocket, inputs: &mut Inputs, on_event: &impl Fn(Signal
                 }
             }
             Some(Ok(Message::Bytes(_))) => {}
+            Some(Err(error)) if session_ended(&error) => return Serve::SessionEnded,
             Some(Err(_)) | None => return Serve::Refused,
         }
     }
@@ -214,6 +226,7 @@ async fn serve(socket: WebSocket, inputs: &mut Inputs, on_event: &impl Fn(Signal
                     }
                 }
                 Some(Ok(Message::Bytes(_))) => {}
+                Some(Err(error)) if session_ended(&error) => return Serve::SessionEnded,
                 Some(Err(_)) | None => return Serve::Greeted,
             },
             renewal = inputs.renew.next() => if renewal.is_some() {

@@ -21,6 +21,10 @@ pub use relay::{RelayError, RelayRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The WebSocket close code for "your session is over" (logged out, expired, or the password
+/// changed): the client goes to the login page instead of reconnecting.
+pub const CLOSE_SESSION_ENDED: u16 = 4001;
+
 /// Frames longer than this are refused (and the connection closed): an SDP is a few KiB.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 

@@ -32,9 +32,7 @@ use crate::turn::Turn;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
-/// Duet's own (4000–4999 are the application's): the login session ended (logout, expiry):
-/// reconnecting needs a new login.
-pub const CLOSE_SESSION_ENDED: u16 = 4001;
+pub use protocol::CLOSE_SESSION_ENDED;
 
 /// How often the server pings; a connection silent for the heartbeat timeout is closed.
 const PING_EVERY: Duration = Duration::from_secs(10);
