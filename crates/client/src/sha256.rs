@@ -105,11 +105,12 @@ impl Sha256 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::transfer::hex;
 
-    fn sha256_hex(bytes: &[u8]) -> String {
+    /// The digest of `bytes` in lower-case hex (also used by `transfer`'s tests).
+    pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         let mut hasher = Sha256::new();
         hasher.update(bytes);
         hex(&hasher.finalize())

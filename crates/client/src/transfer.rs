@@ -206,12 +206,7 @@ pub fn linkify(text: &str) -> Vec<Segment> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sha256_hex(bytes: &[u8]) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(bytes);
-        hex(&hasher.finalize())
-    }
+    use crate::sha256::tests::sha256_hex;
 
     fn sample(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()
