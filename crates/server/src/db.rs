@@ -81,6 +81,10 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(std::time::Duration::from_secs(5))
+        // Each pooled connection keeps its own page cache, 2 MiB by default: private copies of
+        // pages the kernel already caches for the file. 128 KiB each still holds the upper
+        // levels of the B-trees that look-ups walk; a leaf read is one `pread` of a cached page.
+        .pragma("cache_size", "-128")
         .foreign_keys(true);
     let file = options.get_filename();
     if let Some(parent) = file.parent()
@@ -92,7 +96,9 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
         private_file(file)?;
     }
     let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+        // Look-ups take microseconds and SQLite runs one writer at a time: four connections
+        // keep two cores busy, and each holds its own page cache.
+        .max_connections(4)
         // A COMMIT that fails for a full disk is rolled back by SQLite itself; sqlx's ROLLBACK
         // then fails and its count of open transactions stays at one. Reused, such a connection
         // opens its next transaction as a savepoint, whose failure leaves a transaction open

@@ -15,6 +15,7 @@ use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -26,7 +27,7 @@ use crate::accounts::{Accounts, AccountsError};
 use crate::config::Settings;
 use crate::db::{self, DbError};
 use crate::metrics::Metrics;
-use crate::signaling::{self, Hub};
+use crate::signaling::{self, Hub, Relay};
 use crate::state::AppState;
 use crate::throttle::Throttle;
 use crate::turn::TurnError;
@@ -121,9 +122,21 @@ impl Application {
                 "usernames brought in line with today's rules"
             );
         }
+        let settings = Arc::new(settings);
+        let hub = Hub::new(metrics.clone());
+        let shutdown = CancellationToken::new();
+        let relay = Arc::new(Relay {
+            settings: settings.clone(),
+            hub: hub.clone(),
+            metrics: metrics.clone(),
+            turn: turn.clone(),
+            sessions: sessions.clone(),
+            shutdown: shutdown.clone(),
+            connections: TaskTracker::new(),
+        });
         let state = AppState {
             accounts,
-            hub: Hub::new(metrics.clone()),
+            hub,
             logins: Arc::new(Throttle::new(
                 settings.login_failures,
                 settings.login_window(),
@@ -137,8 +150,9 @@ impl Application {
             turn,
             embedded_site: embedded,
             sessions: sessions.clone(),
-            shutdown: CancellationToken::new(),
-            settings: Arc::new(settings),
+            shutdown,
+            settings,
+            relay,
         };
 
         // Expired sessions are deleted in the background; the task ends with the server.
@@ -261,7 +275,12 @@ impl Application {
             self.tls,
             shutdown,
         )
-        .await
+        .await?;
+        // Told 1001 when the shutdown began: wait until each socket has finished closing.
+        let connections = &self.state.relay.connections;
+        connections.close();
+        connections.wait().await;
+        Ok(())
     }
 }
 

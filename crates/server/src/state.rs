@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::Accounts;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::signaling::Hub;
+use crate::signaling::{Hub, Relay};
 use crate::throttle::{Throttle, ThrottleKey};
 use crate::turn::Turn;
 
@@ -32,6 +32,8 @@ pub struct AppState {
     pub sessions: tower_sessions_sqlx_store::SqliteStore,
     /// Cancelled when the server shuts down: every open WebSocket closes with 1001.
     pub shutdown: CancellationToken,
+    /// The part of this state every signaling connection holds, shared by all of them.
+    pub relay: Arc<Relay>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

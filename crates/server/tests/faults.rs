@@ -397,7 +397,10 @@ async fn attack(
     ws.send(Message::Text(end.into()))
         .await
         .expect("send the end marker");
+    // A closing handshake, not a drop: a socket closed with unread data is reset, and a reset
+    // throws away what this side had sent but the server had not yet taken in (the end marker).
     let _ = ws.close(None).await;
+    close_code(&mut ws).await;
     report
 }
 

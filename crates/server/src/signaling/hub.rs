@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::ServerEvent;
+use serde::Serialize;
 use tokio::sync::Notify;
 use tower_sessions::session::Id as SessionId;
 
@@ -19,8 +20,9 @@ use crate::metrics::Metrics;
 pub const QUEUE_CAPACITY: usize = 256;
 
 /// Names per `presence` frame: a snapshot of thousands of users goes out in pages, so no frame
-/// grows a connection's write buffer (which keeps its largest size) by more than about 1 KB.
-pub const PRESENCE_PAGE_BYTES: usize = 512;
+/// grows a connection's write buffer (which keeps its largest size for the connection's life)
+/// past a few hundred bytes.
+pub const PRESENCE_PAGE_BYTES: usize = 200;
 
 pub type ConnectionId = u64;
 
@@ -107,9 +109,16 @@ impl Inbox {
         self.ready.notify_one();
     }
 
-    /// Queues past the limit: a new connection's greeting, however many users it lists.
-    fn push_greeting(&self, text: Utf8Bytes) {
-        self.queue().waiting.push_back(Waiting::Frame(text));
+    /// Queues a new connection's greeting past the limit: `hello`, then the presence list as it
+    /// is when written (rendered then, not now: a crowd arriving at once would otherwise build
+    /// thousands of lists that are stale before they are sent, and the burst of short-lived
+    /// allocations fragments the heap that idle connections live in).
+    fn push_greeting(&self, hello: Utf8Bytes) {
+        let mut queue = self.queue();
+        queue.waiting.push_back(Waiting::Frame(hello));
+        queue.waiting.push_back(Waiting::Presence);
+        queue.presence_queued = true;
+        drop(queue);
         self.ready.notify_one();
     }
 
@@ -228,17 +237,9 @@ impl Hub {
     ) -> Membership {
         let inbox = Arc::new(Inbox::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        inbox.push_greeting(hello.to_json().into());
         let mut users = self.lock();
         let first = !users.contains_key(&key);
-        let mut online: Vec<String> = users.values().map(|u| u.display_name.clone()).collect();
-        if first {
-            online.push(display_name.to_owned());
-        }
-        online.sort();
-        inbox.push_greeting(hello.to_json().into());
-        for page in presence_pages(online) {
-            inbox.push_greeting(page.to_json().into());
-        }
         if first {
             let announcement: Utf8Bytes = ServerEvent::Online {
                 username: display_name.to_owned(),
@@ -252,7 +253,8 @@ impl Hub {
             .entry(key.clone())
             .or_insert_with(|| OnlineUser {
                 display_name: display_name.to_owned(),
-                connections: Vec::new(),
+                // Most users have one tab open: room for exactly one, not the default four.
+                connections: Vec::with_capacity(1),
             })
             .connections
             .push(Connection {
@@ -326,6 +328,7 @@ impl Hub {
     }
 
     /// Everyone online now, sorted.
+    #[cfg(test)]
     pub fn online(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .lock()
@@ -342,38 +345,61 @@ impl Hub {
         }
     }
 
-    /// The presence list as frames, as a connection that fell behind receives it.
+    /// The presence list as frames: a new connection's greeting, or what a connection that fell
+    /// behind receives. Rendered under the lock from borrowed names: no name is copied.
     pub fn presence_frames(&self) -> Vec<Utf8Bytes> {
-        presence_pages(self.online())
-            .iter()
-            .map(|page| page.to_json().into())
-            .collect()
+        let users = self.lock();
+        let names: Vec<&str> = users.values().map(|u| u.display_name.as_str()).collect();
+        presence_pages(names)
     }
 }
 
-/// `online` split into `presence` frames of about [`PRESENCE_PAGE_BYTES`] of names each, every
-/// one but the last marked `more` (one frame, possibly empty, when few are online).
-fn presence_pages(online: Vec<String>) -> Vec<ServerEvent> {
+/// One `presence` frame as [`ServerEvent::Presence`] writes it, but of borrowed names.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "presence")]
+struct PresencePage<'a> {
+    online: &'a [&'a str],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    more: bool,
+}
+
+impl PresencePage<'_> {
+    fn to_frame(&self) -> Utf8Bytes {
+        // Serialising strings and a bool cannot fail.
+        serde_json::to_string(self).unwrap_or_default().into()
+    }
+}
+
+/// `names`, sorted, split into `presence` frames of about [`PRESENCE_PAGE_BYTES`] of names each,
+/// every one but the last marked `more` (one frame, possibly empty, when few are online).
+fn presence_pages(mut names: Vec<&str>) -> Vec<Utf8Bytes> {
+    names.sort_unstable();
     let mut pages = Vec::new();
-    let mut page = Vec::new();
+    let mut start = 0;
     let mut bytes = 0;
-    for name in online {
+    for (index, name) in names.iter().enumerate() {
         // The name, its quotes and a comma.
         let size = name.len() + 3;
-        if !page.is_empty() && bytes + size > PRESENCE_PAGE_BYTES {
-            pages.push(ServerEvent::Presence {
-                online: std::mem::take(&mut page),
-                more: true,
-            });
+        if index > start && bytes + size > PRESENCE_PAGE_BYTES {
+            pages.push(
+                PresencePage {
+                    online: &names[start..index],
+                    more: true,
+                }
+                .to_frame(),
+            );
+            start = index;
             bytes = 0;
         }
         bytes += size;
-        page.push(name);
     }
-    pages.push(ServerEvent::Presence {
-        online: page,
-        more: false,
-    });
+    pages.push(
+        PresencePage {
+            online: &names[start..],
+            more: false,
+        }
+        .to_frame(),
+    );
     pages
 }
 
@@ -415,9 +441,11 @@ mod tests {
         }
         let newcomer = hub.join("zed".into(), "zed", None, hello("zed"));
         assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("\"hello\"")));
+        assert_eq!(newcomer.inbox.pop(), Some(Waiting::Presence));
+        assert!(newcomer.inbox.pop().is_none(), "nothing after the list");
         let mut listed = Vec::new();
         let mut pages = 0;
-        while let Some(Waiting::Frame(text)) = newcomer.inbox.pop() {
+        for text in hub.presence_frames() {
             assert!(
                 text.len() <= PRESENCE_PAGE_BYTES + 64,
                 "{} bytes",
@@ -428,14 +456,12 @@ mod tests {
             };
             pages += 1;
             listed.extend(online);
-            if !more {
-                break;
-            }
+            assert_eq!(
+                more,
+                listed.len() < names.len() + 1,
+                "only the last page ends the list"
+            );
         }
-        assert!(
-            newcomer.inbox.pop().is_none(),
-            "nothing after the last page"
-        );
         assert!(pages > 10, "{pages} pages");
         let mut expected = names.clone();
         expected.push("zed".into());
@@ -489,6 +515,8 @@ mod tests {
     async fn presence_counts_users_not_tabs() {
         let hub = Hub::new(Metrics::new());
         let watcher = hub.join("w".into(), "w", None, hello("w"));
+        // Its greeting written: from here on it hears of every change.
+        while watcher.inbox.pop().is_some() {}
         let tab1 = hub.join("bob".into(), "Bob", None, hello("Bob"));
         let tab2 = hub.join("bob".into(), "Bob", None, hello("Bob"));
         assert_eq!(hub.online(), vec!["Bob".to_owned(), "w".to_owned()]);
@@ -512,6 +540,45 @@ mod tests {
                 r#"{"type":"offline","username":"Bob"}"#
             ]
         );
+    }
+
+    #[test]
+    fn a_greeting_lists_who_is_online_when_it_is_written() {
+        let hub = Hub::new(Metrics::new());
+        let newcomer = hub.join("ann".into(), "ann", None, hello("ann"));
+        // Arrivals and departures before the greeting is written are in the list it writes,
+        // not queued beside it.
+        let bob = hub.join("bob".into(), "Bob", None, hello("Bob"));
+        hub.join("cy".into(), "cy", None, hello("cy"));
+        hub.leave("bob", bob.id);
+        assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("\"hello\"")));
+        assert_eq!(newcomer.inbox.pop(), Some(Waiting::Presence));
+        assert_eq!(newcomer.inbox.pop(), None);
+        assert_eq!(
+            hub.presence_frames(),
+            [Utf8Bytes::from(
+                r#"{"type":"presence","online":["ann","cy"]}"#
+            )]
+        );
+        // Once written, changes come one by one.
+        hub.join("dee".into(), "dee", None, hello("dee"));
+        assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("dee")));
+    }
+
+    #[test]
+    fn presence_pages_read_as_the_protocol_writes_them() {
+        let names = ["b\"q", "a", "ü"];
+        for more in [false, true] {
+            let page = PresencePage {
+                online: &names,
+                more,
+            };
+            let event = ServerEvent::Presence {
+                online: names.iter().map(|n| (*n).to_owned()).collect(),
+                more,
+            };
+            assert_eq!(page.to_frame().as_str(), event.to_json());
+        }
     }
 
     #[test]

@@ -4,3 +4,4 @@ pub mod hub;
 pub mod socket;
 
 pub use hub::Hub;
+pub use socket::Relay;

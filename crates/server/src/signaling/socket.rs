@@ -15,6 +15,7 @@ use protocol::{
 };
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_sessions::SessionStore;
 use tower_sessions::session::Id as SessionId;
 use tower_sessions_sqlx_store::SqliteStore;
@@ -61,21 +62,33 @@ pub async fn upgrade(
     }
     upgrade
         // Tight buffers: an idle connection should cost kilobytes, not the default 128 KiB.
-        .read_buffer_size(1024)
+        // 512 bytes still reads a typical ICE candidate frame (about 340 bytes) in one call.
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         // Twice our own limit, so a frame just over it still gets a readable error reply.
         .max_message_size(2 * MAX_FRAME_BYTES)
         .max_frame_size(2 * MAX_FRAME_BYTES)
         .on_upgrade({
-            let relay = Relay::from(&state);
-            let lease = session.map(|id| Lease {
-                id,
-                started,
-                expires,
+            let opening = Box::new(Opening {
+                username,
+                lease: session.map(|id| Lease {
+                    id,
+                    started,
+                    expires,
+                }),
+                relay: state.relay.clone(),
             });
-            move |socket| serve(socket, username, lease, relay)
+            move |socket| serve(socket, *opening)
         })
+}
+
+/// What a connection is opened with. Boxed: axum keeps the upgrade callback in the
+/// connection's task for the connection's whole life, so it should be one pointer.
+struct Opening {
+    username: String,
+    lease: Option<Lease>,
+    relay: Arc<Relay>,
 }
 
 /// A token bucket: `rate` frames per second sustained, bursts of `2 × rate`.
@@ -238,27 +251,18 @@ fn written(
 }
 
 /// What a connection needs of the server's state: a few shared handles, not all of `AppState`
-/// (whose site options alone are hundreds of bytes), held by every connection's task.
-struct Relay {
-    settings: Arc<Settings>,
-    hub: Arc<Hub>,
-    metrics: Metrics,
-    turn: Option<Arc<Turn>>,
-    sessions: SqliteStore,
-    shutdown: CancellationToken,
-}
-
-impl From<&AppState> for Relay {
-    fn from(state: &AppState) -> Self {
-        Self {
-            settings: state.settings.clone(),
-            hub: state.hub.clone(),
-            metrics: state.metrics.clone(),
-            turn: state.turn.clone(),
-            sessions: state.sessions.clone(),
-            shutdown: state.shutdown.clone(),
-        }
-    }
+/// (whose site options alone are hundreds of bytes). One for the server, shared by every
+/// connection's task through an `Arc`.
+pub struct Relay {
+    pub settings: Arc<Settings>,
+    pub hub: Arc<Hub>,
+    pub metrics: Metrics,
+    pub turn: Option<Arc<Turn>>,
+    pub sessions: SqliteStore,
+    pub shutdown: CancellationToken,
+    /// Every open connection: a server shutting down waits for each to finish its closing
+    /// handshake (the HTTP server's own graceful shutdown lets go of a connection once upgraded).
+    pub connections: TaskTracker,
 }
 
 /// The login session a connection was opened with, and when it must be looked at again.
@@ -313,8 +317,17 @@ impl Lease {
     }
 }
 
-async fn serve(socket: WebSocket, username: String, lease: Option<Lease>, relay: Relay) {
-    let key = username_key(&username);
+/// Joins the hub, then returns the connection's life as a future.
+///
+/// Not an `async fn`: one of those keeps its arguments beside the locals they are moved into,
+/// and every idle connection's task would carry both copies. The future below holds one `Peer`
+/// and uses it in place.
+fn serve(socket: WebSocket, opening: Opening) -> impl Future<Output = ()> {
+    let Opening {
+        username,
+        lease,
+        relay,
+    } = opening;
     let hello = ServerEvent::Hello {
         username: username.clone(),
         ice_servers: ice_servers(&relay, &username),
@@ -324,141 +337,178 @@ async fn serve(socket: WebSocket, username: String, lease: Option<Lease>, relay:
         session: lease.id,
         started: lease.started,
     });
-    let Membership { id, key, inbox } = relay.hub.join(key, &username, login, hello);
+    let Membership { id, key, inbox } =
+        relay
+            .hub
+            .join(username_key(&username), &username, login, hello);
     tracing::debug!(%username, connection = id, "signaling connected");
-    let mut connection = Connection {
-        socket,
-        write_deadline: relay.settings.heartbeat_timeout(),
+    let open = relay.connections.token();
+    let mut peer = Peer {
+        connection: Connection {
+            socket,
+            write_deadline: relay.settings.heartbeat_timeout(),
+        },
+        relay,
+        username,
+        key,
+        id,
+        inbox,
+        lease,
     };
-    let Err(ending) = run(&mut connection, &relay, &username, &key, id, &inbox, lease).await;
-    if ending == Ending::SessionEnded {
-        relay_what_was_sent(&mut connection, &relay, &username, &key, id);
+    async move {
+        let Err(ending) = peer.run().await;
+        if ending == Ending::SessionEnded {
+            peer.relay_what_was_sent();
+        }
+        peer.relay.hub.leave(&peer.key, peer.id);
+        let Peer {
+            mut connection,
+            username,
+            id,
+            ..
+        } = peer;
+        // Boxed: the closing handshake's state exists only while it runs, not in every idle
+        // connection's task.
+        Box::pin(connection.close(ending)).await;
+        tracing::debug!(%username, connection = id, ?ending, "signaling disconnected");
+        drop(open);
     }
-    relay.hub.leave(&key, id);
-    drop(inbox);
-    // Boxed: the closing handshake's state exists only while it runs, not in every idle
-    // connection's task.
-    Box::pin(connection.close(ending)).await;
-    tracing::debug!(%username, connection = id, ?ending, "signaling disconnected");
+}
+
+/// A signaling connection of one signed-in user, joined to the hub.
+struct Peer {
+    connection: Connection,
+    relay: Arc<Relay>,
+    username: String,
+    /// The user's case-folded name, their key in the hub.
+    key: String,
+    id: ConnectionId,
+    inbox: Arc<Inbox>,
+    /// The login it was opened with; `None` for a connection without a session store entry.
+    lease: Option<Lease>,
 }
 
 /// Frames the client sent before its session ended, already here but not yet read (a page
 /// that hangs up and then logs out sends the hangup first; the logout may still win the race
 /// to the server): relayed, so the peer hears of it. Only what can be read without waiting.
-fn relay_what_was_sent(
-    connection: &mut Connection,
-    relay: &Relay,
-    username: &str,
-    key: &str,
-    id: ConnectionId,
-) {
-    use futures::FutureExt;
-    const AT_MOST: usize = 64;
-    for _ in 0..AT_MOST {
-        match connection.socket.next().now_or_never() {
-            Some(Some(Ok(Message::Text(text)))) if text.len() <= MAX_FRAME_BYTES => {
-                // A refusal has nobody left to hear it.
-                let _ = forward(relay, username, key, id, text.as_str());
+impl Peer {
+    fn relay_what_was_sent(&mut self) {
+        use futures::FutureExt;
+        const AT_MOST: usize = 64;
+        for _ in 0..AT_MOST {
+            match self.connection.socket.next().now_or_never() {
+                Some(Some(Ok(Message::Text(text)))) if text.len() <= MAX_FRAME_BYTES => {
+                    // A refusal has nobody left to hear it.
+                    let _ = forward(
+                        &self.relay,
+                        &self.username,
+                        &self.key,
+                        self.id,
+                        text.as_str(),
+                    );
+                }
+                Some(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_)))) => {}
+                _ => break,
             }
-            Some(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_)))) => {}
-            _ => break,
         }
     }
-}
 
-/// The connection's life; it only ever returns why it ended.
-async fn run(
-    connection: &mut Connection,
-    relay: &Relay,
-    username: &str,
-    key: &str,
-    id: ConnectionId,
-    inbox: &Inbox,
-    mut lease: Option<Lease>,
-) -> Result<Infallible, Ending> {
-    let policy = SessionPolicy::from_settings(&relay.settings);
-    let mut limit = RateLimit::new(relay.settings.rate_limit_per_sec);
-    let mut last_heard = Instant::now();
-    let timeout = relay.settings.heartbeat_timeout();
-    let mut ping = tokio::time::interval(PING_EVERY.min(timeout / 3));
-    // Fresh TURN credentials at half their lifetime (no timer at all without TURN).
-    let mut refresh = relay.turn.as_ref().map(|turn| {
-        let every = turn.refresh_every();
-        tokio::time::interval_at(tokio::time::Instant::now() + every, every)
-    });
-    let too_large = || {
-        ServerEvent::error(
-            ErrorCode::TooLarge,
-            format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
-        )
-    };
+    /// The connection's life; it only ever returns why it ended.
+    async fn run(&mut self) -> Result<Infallible, Ending> {
+        let Self {
+            connection,
+            relay,
+            username,
+            key,
+            id,
+            inbox,
+            lease,
+        } = self;
+        let (relay, username, key, id) = (&*relay, username.as_str(), key.as_str(), *id);
+        let policy = SessionPolicy::from_settings(&relay.settings);
+        let mut limit = RateLimit::new(relay.settings.rate_limit_per_sec);
+        let mut last_heard = Instant::now();
+        let timeout = relay.settings.heartbeat_timeout();
+        let mut ping = tokio::time::interval(PING_EVERY.min(timeout / 3));
+        // Fresh TURN credentials at half their lifetime (no timer at all without TURN).
+        let mut refresh = relay.turn.as_ref().map(|turn| {
+            let every = turn.refresh_every();
+            tokio::time::interval_at(tokio::time::Instant::now() + every, every)
+        });
+        let too_large = || {
+            ServerEvent::error(
+                ErrorCode::TooLarge,
+                format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
+            )
+        };
 
-    loop {
-        // Every branch is cancel-safe: a frame half read stays in the socket's buffer, and the
-        // inbox keeps what was not written yet.
-        tokio::select! {
-            frame = connection.socket.next() => {
-                last_heard = Instant::now();
-                let frame = match frame {
-                    Some(Ok(Message::Close(_))) | None => return Err(Ending::ClientGone),
-                    Some(Ok(frame)) => frame,
-                    Some(Err(error)) => {
-                        tracing::debug!(%username, %error, "websocket read error");
-                        if is_capacity_error(&error) {
-                            connection.reply(relay, &too_large()).await?;
-                            return Err(Ending::TooLarge);
+        loop {
+            // Every branch is cancel-safe: a frame half read stays in the socket's buffer, and the
+            // inbox keeps what was not written yet.
+            tokio::select! {
+                frame = connection.socket.next() => {
+                    last_heard = Instant::now();
+                    let frame = match frame {
+                        Some(Ok(Message::Close(_))) | None => return Err(Ending::ClientGone),
+                        Some(Ok(frame)) => frame,
+                        Some(Err(error)) => {
+                            tracing::debug!(%username, %error, "websocket read error");
+                            if is_capacity_error(&error) {
+                                connection.reply(relay, &too_large()).await?;
+                                return Err(Ending::TooLarge);
+                            }
+                            return Err(Ending::ClientGone);
                         }
-                        return Err(Ending::ClientGone);
-                    }
-                };
-                // Every frame counts: a flood of pings or binary frames costs the server as
-                // much as one of text.
-                if !limit.allow() {
-                    let error = ServerEvent::error(ErrorCode::RateLimited, "too many messages; slow down");
-                    connection.reply(relay, &error).await?;
-                    return Err(Ending::RateLimited);
-                }
-                match frame {
-                    Message::Text(text) => {
-                        if text.len() > MAX_FRAME_BYTES {
-                            connection.reply(relay, &too_large()).await?;
-                            return Err(Ending::TooLarge);
-                        }
-                        if let Some(refusal) = forward(relay, username, key, id, text.as_str()) {
-                            connection.reply(relay, &refusal).await?;
-                        }
-                    }
-                    Message::Binary(_) => {
-                        let error = ServerEvent::error(ErrorCode::Malformed, "frames must be JSON text");
+                    };
+                    // Every frame counts: a flood of pings or binary frames costs the server as
+                    // much as one of text.
+                    if !limit.allow() {
+                        let error = ServerEvent::error(ErrorCode::RateLimited, "too many messages; slow down");
                         connection.reply(relay, &error).await?;
+                        return Err(Ending::RateLimited);
                     }
-                    // The WebSocket layer answers pings by itself.
-                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
+                    match frame {
+                        Message::Text(text) => {
+                            if text.len() > MAX_FRAME_BYTES {
+                                connection.reply(relay, &too_large()).await?;
+                                return Err(Ending::TooLarge);
+                            }
+                            if let Some(refusal) = forward(relay, username, key, id, text.as_str()) {
+                                connection.reply(relay, &refusal).await?;
+                            }
+                        }
+                        Message::Binary(_) => {
+                            let error = ServerEvent::error(ErrorCode::Malformed, "frames must be JSON text");
+                            connection.reply(relay, &error).await?;
+                        }
+                        // The WebSocket layer answers pings by itself.
+                        Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
+                    }
                 }
-            }
-            () = inbox.ready() => {
-                if let Some(why) = inbox.kicked_for() {
-                    return Err(why.into());
+                () = inbox.ready() => {
+                    if let Some(why) = inbox.kicked_for() {
+                        return Err(why.into());
+                    }
+                    connection.send_waiting(inbox, &relay.hub).await?;
                 }
-                connection.send_waiting(inbox, &relay.hub).await?;
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > timeout {
-                    tracing::debug!(%username, "heartbeat timeout");
-                    return Err(Ending::HeartbeatTimeout);
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > timeout {
+                        tracing::debug!(%username, "heartbeat timeout");
+                        return Err(Ending::HeartbeatTimeout);
+                    }
+                    connection.send(Message::Ping(Default::default())).await?;
                 }
-                connection.send(Message::Ping(Default::default())).await?;
-            }
-            Some(_) = tick(refresh.as_mut()) => {
-                let ice = ServerEvent::Ice { ice_servers: ice_servers(relay, username) };
-                connection.send_event(&ice).await?;
-            }
-            Some(()) = session_due(lease.as_ref(), policy) => {
-                if let Some(lease) = lease.as_mut() {
-                    lease.check(relay).await?;
+                Some(_) = tick(refresh.as_mut()) => {
+                    let ice = ServerEvent::Ice { ice_servers: ice_servers(relay, username) };
+                    connection.send_event(&ice).await?;
                 }
+                Some(()) = session_due(lease.as_ref(), policy) => {
+                    if let Some(lease) = lease.as_mut() {
+                        lease.check(relay).await?;
+                    }
+                }
+                () = relay.shutdown.cancelled() => return Err(Ending::ShuttingDown),
             }
-            () = relay.shutdown.cancelled() => return Err(Ending::ShuttingDown),
         }
     }
 }
