@@ -435,6 +435,17 @@ impl Peer {
             let every = turn.refresh_every();
             tokio::time::interval_at(tokio::time::Instant::now() + every, every)
         });
+        // Made once, not on every turn of the loop: a frame relayed should not also register a
+        // timer and a waiter on the server-wide shutdown token (whose lock every connection
+        // shares) only to drop them again.
+        let session_due = tokio::time::sleep_until(
+            lease
+                .as_ref()
+                .map_or_else(tokio::time::Instant::now, |lease| lease.next_check(policy)),
+        );
+        tokio::pin!(session_due);
+        let shutdown = relay.shutdown.cancelled();
+        tokio::pin!(shutdown);
         let too_large = || {
             ServerEvent::error(
                 ErrorCode::TooLarge,
@@ -502,25 +513,15 @@ impl Peer {
                     let ice = ServerEvent::Ice { ice_servers: ice_servers(relay, username) };
                     connection.send_event(&ice).await?;
                 }
-                Some(()) = session_due(lease.as_ref(), policy) => {
+                () = &mut session_due, if lease.is_some() => {
                     if let Some(lease) = lease.as_mut() {
                         lease.check(relay).await?;
+                        session_due.as_mut().reset(lease.next_check(policy));
                     }
                 }
-                () = relay.shutdown.cancelled() => return Err(Ending::ShuttingDown),
+                () = &mut shutdown => return Err(Ending::ShuttingDown),
             }
         }
-    }
-}
-
-/// Resolves when the session is due for a look; never, without one.
-async fn session_due(lease: Option<&Lease>, policy: SessionPolicy) -> Option<()> {
-    match lease {
-        Some(lease) => {
-            tokio::time::sleep_until(lease.next_check(policy)).await;
-            Some(())
-        }
-        None => std::future::pending().await,
     }
 }
 
