@@ -388,10 +388,10 @@ struct Peer {
     lease: Option<Lease>,
 }
 
-/// Frames the client sent before its session ended, already here but not yet read (a page
-/// that hangs up and then logs out sends the hangup first; the logout may still win the race
-/// to the server): relayed, so the peer hears of it. Only what can be read without waiting.
 impl Peer {
+    /// Frames the client sent before its session ended, already here but not yet read (a page
+    /// that hangs up and then logs out sends the hangup first; the logout may still win the race
+    /// to the server): relayed, so the peer hears of it. Only what can be read without waiting.
     fn relay_what_was_sent(&mut self) {
         use futures::FutureExt;
         const AT_MOST: usize = 64;
