@@ -84,12 +84,14 @@ wait_port() {
     return 1
 }
 
-# start_duet PORT [VAR=value ...]: a fresh data directory every time.
+# start_duet PORT [VAR=value ...]: a fresh data directory every time. Every user sees everyone
+# online (DUET_PRESENCE=everyone), the workload these benchmarks have always measured.
 start_duet() {
     local port=$1; shift
     local dir; dir=$(mktemp -d); DATA_DIRS+=("$dir")
     "${SERVER_CPU[@]}" nice -n "$NICE" env DUET_ADDR=127.0.0.1:$port DUET_DATA_DIR="$dir" \
         DUET_REGISTER_LIMIT=1000000 DUET_MAX_CONNECTIONS_PER_IP=1000000 DUET_MAX_CONNECTIONS=1000000 \
+        DUET_PRESENCE=everyone \
         "$@" "$DUET" >>"$OUT/duet-$port.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$port"

@@ -143,8 +143,39 @@ export async function newUser(
   return { name, password, context, page };
 }
 
+/** `user` acts on their contact book: `request`, `accept`, `decline`, `remove`, `block`,
+ * `unblock` the account `name`. From the page when it is open (a server only the browser can
+ * reach), else from the test process with the context's cookies. */
+export async function contactAction(user: User, action: string, name: string): Promise<void> {
+  const body = { username: name };
+  if (user.page.url().startsWith('http')) {
+    const answer = await user.page.evaluate(
+      async ({ action, body }) => {
+        const r = await fetch(`/contacts/${action}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        return { ok: r.ok, text: await r.text() };
+      },
+      { action, body },
+    );
+    expect(answer.ok, answer.text).toBeTruthy();
+  } else {
+    const answer = await user.context.request.post(`/contacts/${action}`, { data: body });
+    expect(answer.ok(), await answer.text()).toBeTruthy();
+  }
+}
+
+/** Makes `a` and `b` contacts (a asks, b accepts): only contacts see each other online. */
+export async function befriend(a: User, b: User): Promise<void> {
+  await contactAction(a, 'request', b.name);
+  await contactAction(b, 'accept', a.name);
+}
+
 type Fixtures = {
-  /** Opens `n` logged-in users on the worker's server. */
+  /** Opens `n` logged-in users on the worker's server, each a contact of every user the test
+   * opened before it. */
   users: (count: number, options?: { locale?: string }) => Promise<User[]>;
 };
 type WorkerFixtures = { server: DuetServer };
@@ -165,6 +196,7 @@ export const test = base.extend<Fixtures, WorkerFixtures>({
       const made: User[] = [];
       for (let i = 0; i < count; i++) {
         const user = await newUser(browser, server, String.fromCharCode(97 + opened.length), options);
+        for (const other of opened) await befriend(other, user);
         opened.push(user);
         made.push(user);
       }

@@ -1,7 +1,7 @@
 // HTTPS served by Duet itself with a self-signed certificate (--tls-self-signed): a call works,
 // the session cookie is Secure and HSTS is sent.
 import { expect, test } from '@playwright/test';
-import { DuetServer, newUser, type User } from './fixtures';
+import { DuetServer, befriend, newUser, type User } from './fixtures';
 import { connect } from './calls';
 
 test('a call over HTTPS with a self-signed certificate', async ({ browser }) => {
@@ -12,6 +12,7 @@ test('a call over HTTPS with a self-signed certificate', async ({ browser }) => 
     expect(server.baseURL).toMatch(/^https:\/\//);
     const a = await newUser(browser, server, 'a');
     const b = await newUser(browser, server, 'b');
+    await befriend(a, b);
     users.push(a, b);
 
     const response = await a.page.request.get('/healthz');

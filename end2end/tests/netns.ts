@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DuetServer, newUser, type User } from './fixtures';
+import { DuetServer, befriend, newUser, type User } from './fixtures';
 
 export type Side = 'a' | 'b';
 const SIDES: Side[] = ['a', 'b'];
@@ -268,9 +268,12 @@ export class NetnsLab {
     });
   }
 
-  /** A fresh account in a new context of `side`'s browser, logged in and on the app. */
+  /** A fresh account in a new context of `side`'s browser, logged in and on the app, and a
+   * contact of every user the lab made before. */
   async newUser(side: Side, prefix: string = side, options: { locale?: string; open?: boolean } = {}): Promise<User> {
     const user = await newUser(await this.browser(side), this.server, prefix, { ...options, registerFromPage: true });
+    // Everyone in one lab knows each other.
+    for (const other of this.users) await befriend(other, user);
     this.users.push(user);
     return user;
   }

@@ -1,4 +1,4 @@
-import { test, expect, DuetServer, newUser } from './fixtures';
+import { test, expect, DuetServer, befriend, newUser } from './fixtures';
 import { connect, expectState, inbound, expectMediaFlowing, backToIdle, hangUp } from './calls';
 
 test('the server dies and comes back during a call: media keeps flowing, clients reconnect', async ({ browser }) => {
@@ -8,6 +8,7 @@ test('the server dies and comes back during a call: media keeps flowing, clients
   try {
     const a = await newUser(browser, server, 'a');
     const b = await newUser(browser, server, 'b');
+    await befriend(a, b);
     await connect(a, b);
 
     await server.stop('SIGKILL');

@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { expect, test, type Browser } from '@playwright/test';
 import { Coturn } from './coturn';
-import { DuetServer, newUser, type User } from './fixtures';
+import { DuetServer, befriend, newUser, type User } from './fixtures';
 import { acceptAndTimeFirstFrame, backToIdle, dial, expectState, hangUp } from './calls';
 
 const CALLS = 8;
@@ -14,6 +14,7 @@ async function measure(browser: Browser, server: DuetServer): Promise<number[]> 
   try {
     const a = await newUser(browser, server, 'a');
     const b = await newUser(browser, server, 'b');
+    await befriend(a, b);
     users.push(a, b);
     const samples: number[] = [];
     for (let i = 0; i < CALLS; i++) {

@@ -4,7 +4,7 @@
 // shared secret and its own state folder, and its own Duet server pointed at it.
 import { expect, test as base } from '@playwright/test';
 import { Coturn } from './coturn';
-import { DuetServer, newUser, type User } from './fixtures';
+import { DuetServer, befriend, newUser, type User } from './fixtures';
 import { callState, connect, dial, expectState } from './calls';
 import { expectedCode, rawTransportStats, shownCode, transportInfo } from './transport';
 
@@ -38,6 +38,7 @@ const test = base.extend<{ relay: RelayLab }>({
         },
         async user(prefix, options) {
           const user = await newUser(browser, server!, prefix, options);
+          for (const other of users) await befriend(other, user);
           users.push(user);
           return user;
         },

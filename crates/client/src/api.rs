@@ -1,7 +1,11 @@
-//! The account endpoints of the Duet server (`/user/*`), as typed async calls.
+//! The account and contact endpoints of the Duet server (`/user/*`, `/contacts`), as typed
+//! async calls.
 
 use gloo_net::http::{Request, Response};
-use protocol::{AuthErrorCode, FlagAnswer};
+use protocol::{
+    AuthErrorCode, CallsFrom, ContactAction, ContactBook, ContactSettings, ContactTarget,
+    FlagAnswer,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -64,6 +68,37 @@ pub async fn me() -> Result<String, ApiError> {
         401 => Err(ApiError::Unauthorized),
         status => Err(ApiError::Unexpected(status)),
     }
+}
+
+/// The signed-in user's contact book.
+pub async fn contacts() -> Result<ContactBook, ApiError> {
+    let response = Request::get("/contacts").send().await?;
+    match response.status() {
+        200 => Ok(response.json::<ContactBook>().await?),
+        401 => Err(ApiError::Unauthorized),
+        status => Err(ApiError::Unexpected(status)),
+    }
+}
+
+/// Requests, accepts, declines, removes, blocks or unblocks `username`.
+pub async fn contact(action: ContactAction, username: &str) -> Result<(), ApiError> {
+    let target = ContactTarget {
+        username: username.to_owned(),
+    };
+    let path = format!("/contacts/{}", action.as_str());
+    flag_answer(Request::post(&path).json(&target)?.send().await?).await
+}
+
+/// Who may call the signed-in user.
+pub async fn set_calls_from(calls_from: CallsFrom) -> Result<(), ApiError> {
+    let settings = ContactSettings { calls_from };
+    flag_answer(
+        Request::post("/contacts/settings")
+            .json(&settings)?
+            .send()
+            .await?,
+    )
+    .await
 }
 
 async fn post_credentials(path: &str, username: &str, password: &str) -> Result<(), ApiError> {

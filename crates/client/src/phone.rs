@@ -60,6 +60,8 @@ pub struct Phone {
     /// The link has been poor for a while (the app offers to turn the camera off).
     poor_for_a_while: RwSignal<bool>,
     data_channel: RwSignal<Option<SharedChannel>>,
+    /// Bumped when the contact book may have changed (the server said so, or reconnected).
+    contacts_changed: RwSignal<u32>,
     commands: StoredValue<Option<UnboundedSender<Command>>>,
 }
 
@@ -81,6 +83,7 @@ impl Phone {
             quality: RwSignal::new(None),
             poor_for_a_while: RwSignal::new(false),
             data_channel: RwSignal::new(None),
+            contacts_changed: RwSignal::new(0),
             commands: StoredValue::new(None),
         }
     }
@@ -89,7 +92,17 @@ impl Phone {
         self.call.read_only()
     }
 
-    /// Everyone else online, sorted.
+    /// Changes when the contact book should be fetched again.
+    pub fn contacts_changed(&self) -> ReadSignal<u32> {
+        self.contacts_changed.read_only()
+    }
+
+    /// The contact book changed here (this tab acted on it).
+    pub fn contacts_touched(&self) {
+        self.contacts_changed.update(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Contacts online now, sorted.
     pub fn online(&self) -> ReadSignal<Vec<String>> {
         self.online.read_only()
     }
@@ -429,7 +442,10 @@ impl Runtime {
                 self.ice_servers = ice_servers;
                 self.ice_policy = ice_transport_policy;
                 self.apply(Event::Signaling(true));
+                // Whatever changed while the socket was down.
+                self.phone.contacts_touched();
             }
+            ServerEvent::Contacts => self.phone.contacts_touched(),
             // Fresh TURN credentials: the next call uses them.
             ServerEvent::Ice { ice_servers } => self.ice_servers = ice_servers,
             ServerEvent::Presence { online, more } => {

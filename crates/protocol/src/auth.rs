@@ -29,6 +29,12 @@ pub enum AuthErrorCode {
     /// A form posted from another site (403): cross-site request forgery is refused.
     CrossSite,
     NotLoggedIn,
+    /// A contact request (or block) naming yourself.
+    ContactYourself,
+    /// Accepting a request that is not there (withdrawn, or never made).
+    NoRequest,
+    /// The contact book is full (contacts, requests and blocks are each bounded).
+    TooManyContacts,
     /// The server's disk is full (HTTP 503); `retry_after_secs` says when to try again.
     StorageFull,
     Internal,

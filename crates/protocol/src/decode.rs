@@ -145,6 +145,7 @@ impl TryFrom<Frame> for ServerMessage {
             "offline" => ServerEvent::Offline {
                 username: text(frame.username, "username")?,
             },
+            "contacts" => ServerEvent::Contacts,
             "error" => ServerEvent::Error {
                 code: one_of(frame.code, "code", &ErrorCode::ALL, ErrorCode::as_str)?,
                 message: text(frame.message, "message")?,

@@ -8,6 +8,7 @@
 
 mod account;
 mod auth;
+mod contacts;
 pub mod datachannel;
 mod decode;
 mod relay;
@@ -15,6 +16,9 @@ mod relay;
 pub use account::{AccountError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_MAX_CHARS};
 pub use account::{check_new_username, normalize_username, username_key, validate_password};
 pub use auth::{AuthErrorCode, FlagAnswer, wait_minutes};
+pub use contacts::{
+    CallsFrom, Contact, ContactAction, ContactBook, ContactSettings, ContactState, ContactTarget,
+};
 pub use decode::FrameError;
 pub use relay::{RelayError, RelayRequest};
 
@@ -288,6 +292,9 @@ pub enum ServerEvent {
     Online { username: String },
     /// A user went offline (their last connection closed).
     Offline { username: String },
+    /// Your contact book changed (a request arrived, was accepted, a contact was removed):
+    /// fetch `GET /contacts` again. It says nothing more, so it leaks nothing.
+    Contacts,
     /// A frame of yours could not be handled. `call_id` is the refused frame's, when it named a
     /// call, so a client never ends a newer call over an error about an older one.
     Error {

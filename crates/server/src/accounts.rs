@@ -128,6 +128,11 @@ impl Accounts {
         })
     }
 
+    /// The database the accounts live in (other stores share it).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,

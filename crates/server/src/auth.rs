@@ -40,6 +40,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/user/login", post(login))
         .route("/user/logout", post(logout))
         .route("/user/me", get(me))
+        .merge(crate::contacts_api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -149,6 +150,12 @@ pub enum AuthError {
     TimedOut,
     #[error("not logged in")]
     NotLoggedIn,
+    #[error("you cannot add or block yourself")]
+    ContactYourself,
+    #[error("there is no request from {0}")]
+    NoRequest(String),
+    #[error("your contact list is full")]
+    TooManyContacts,
     #[error("the server is out of storage space; please try again later")]
     StorageFull,
     #[error("internal error; please try again")]
@@ -186,7 +193,7 @@ const BUSY_RETRY: Duration = Duration::from_secs(2);
 const STORAGE_FULL_RETRY: Duration = Duration::from_secs(60);
 
 impl AuthError {
-    fn rejected(status: StatusCode, text: String) -> Self {
+    pub(crate) fn rejected(status: StatusCode, text: String) -> Self {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             Self::TooLarge
         } else {
@@ -215,6 +222,9 @@ impl AuthError {
             Self::Busy | Self::TimedOut => AuthErrorCode::Busy,
             Self::CrossSite => AuthErrorCode::CrossSite,
             Self::NotLoggedIn => AuthErrorCode::NotLoggedIn,
+            Self::ContactYourself => AuthErrorCode::ContactYourself,
+            Self::NoRequest(_) => AuthErrorCode::NoRequest,
+            Self::TooManyContacts => AuthErrorCode::TooManyContacts,
             Self::StorageFull => AuthErrorCode::StorageFull,
             Self::Internal(_) => AuthErrorCode::Internal,
         }
@@ -224,7 +234,11 @@ impl AuthError {
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let status = match &self {
-            Self::BadRequest(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Invalid(_) | Self::ContactYourself => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::NoRequest(_) => StatusCode::NOT_FOUND,
+            Self::TooManyContacts => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Taken => StatusCode::CONFLICT,
             // The seed's page reads `flag` from a 200; so do failed logins.

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use protocol::IceTransportPolicy;
 
 use crate::proxy::TrustedProxy;
+use crate::signaling::hub::PresenceScope;
 use crate::turn::{Turn, TurnError, TurnSecret};
 
 #[derive(Debug, Parser)]
@@ -79,6 +80,11 @@ pub struct Settings {
     /// each other's addresses (needs a TURN server).
     #[arg(long, env = "DUET_ICE_TRANSPORT_POLICY", default_value = "all", value_parser = parse_policy)]
     pub ice_transport_policy: IceTransportPolicy,
+
+    /// Whose presence users see: `contacts` (their mutual contacts) or `everyone` online on this
+    /// server (a small team; blocks still hide people from each other).
+    #[arg(long, env = "DUET_PRESENCE", value_enum, default_value_t = PresenceScope::Contacts)]
+    pub presence: PresenceScope,
 
     /// Serve HTTPS with this certificate chain (PEM); needs `--tls-key`.
     #[arg(long, env = "DUET_TLS_CERT", requires = "tls_key")]

@@ -3,6 +3,8 @@
 pub mod accounts;
 pub mod auth;
 pub mod config;
+pub mod contacts;
+pub mod contacts_api;
 pub mod db;
 pub mod headers;
 pub mod listen;

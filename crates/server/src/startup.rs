@@ -25,6 +25,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::accounts::{Accounts, AccountsError};
 use crate::config::Settings;
+use crate::contacts::Contacts;
 use crate::db::{self, DbError};
 use crate::metrics::Metrics;
 use crate::signaling::{self, Hub, Relay};
@@ -123,7 +124,7 @@ impl Application {
             );
         }
         let settings = Arc::new(settings);
-        let hub = Hub::new(metrics.clone());
+        let hub = Hub::new(metrics.clone(), settings.presence);
         let shutdown = CancellationToken::new();
         let relay = Arc::new(Relay {
             settings: settings.clone(),
@@ -135,6 +136,7 @@ impl Application {
             connections: TaskTracker::new(),
         });
         let state = AppState {
+            contacts: Contacts::new(accounts.pool().clone()),
             accounts,
             hub,
             logins: Arc::new(Throttle::new(

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
 use crate::config::Settings;
+use crate::contacts::Contacts;
 use crate::metrics::Metrics;
 use crate::signaling::{Hub, Relay};
 use crate::throttle::{Throttle, ThrottleKey};
@@ -17,6 +18,7 @@ use crate::turn::Turn;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub accounts: Accounts,
+    pub contacts: Contacts,
     pub hub: Arc<Hub>,
     pub metrics: Metrics,
     /// Failed logins, per account and per client address.

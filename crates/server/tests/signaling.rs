@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::{spawn_app, spawn_app_with};
 use serde_json::json;
+use server::signaling::PresenceScope;
 
 #[tokio::test]
 async fn the_handshake_needs_a_session_and_a_friendly_origin() {
@@ -203,7 +204,11 @@ async fn pings_and_binary_frames_count_toward_the_rate_limit() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_while_the_others_keep_talking() {
-    let app = spawn_app_with(|s| s.rate_limit_per_sec = 1_000_000).await;
+    let app = spawn_app_with(|s| {
+        s.rate_limit_per_sec = 1_000_000;
+        s.presence = PresenceScope::Everyone;
+    })
+    .await;
     let mut stalled = app.user("stalled").await.socket().await.ready().await;
     let mut sender = app.user("sender").await.socket().await.ready().await;
     let mut watcher = app.user("watcher").await.socket().await.ready().await;
@@ -240,7 +245,7 @@ async fn a_client_that_stops_reading_is_cut_off_while_the_others_keep_talking() 
 
 #[tokio::test]
 async fn presence_follows_connections_and_tabs() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.presence = PresenceScope::Everyone).await;
     let mut alice = app.user("alice").await.socket().await.ready().await;
     let bob_browser = app.user("bob").await;
     let mut bob_tab1 = bob_browser.socket().await;
@@ -279,7 +284,11 @@ async fn presence_follows_connections_and_tabs() {
 
 #[tokio::test]
 async fn a_silent_connection_is_dropped_by_the_heartbeat() {
-    let app = spawn_app_with(|s| s.heartbeat_timeout_secs = 2).await;
+    let app = spawn_app_with(|s| {
+        s.heartbeat_timeout_secs = 2;
+        s.presence = PresenceScope::Everyone;
+    })
+    .await;
     let mut alice = app.user("alice").await.socket().await.ready().await;
     let bob = app.user("bob").await.socket().await.ready().await;
     assert_eq!(alice.expect("online").await["username"], "bob");

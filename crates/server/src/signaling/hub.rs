@@ -14,7 +14,19 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tower_sessions::session::Id as SessionId;
 
+use crate::contacts::{Change, Circle};
 use crate::metrics::Metrics;
+
+/// Whose presence a user sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresenceScope {
+    /// Their mutual contacts only (the default: on a public server nobody is shown to strangers).
+    #[default]
+    Contacts,
+    /// Everyone online on this server (a small team that all know each other), except people
+    /// they blocked or who blocked them.
+    Everyone,
+}
 
 /// Frames waiting per connection before it counts as too slow.
 pub const QUEUE_CAPACITY: usize = 256;
@@ -191,6 +203,47 @@ struct OnlineUser {
     /// The name as the user registered it (the map key is its case-folded form).
     display_name: String,
     connections: Vec<Connection>,
+    /// Contacts, blocks, who may call; `None` for the many who have none of these (no
+    /// allocation for them).
+    circle: Option<Box<Circle>>,
+}
+
+impl OnlineUser {
+    fn admits(&self, sender: &str) -> bool {
+        self.circle
+            .as_ref()
+            .is_none_or(|circle| circle.admits(sender))
+    }
+
+    fn has_contact(&self, key: &str) -> bool {
+        self.circle
+            .as_ref()
+            .is_some_and(|circle| circle.contacts.contains(key))
+    }
+
+    fn blocks(&self, key: &str) -> bool {
+        self.circle
+            .as_ref()
+            .is_some_and(|circle| circle.blocks.contains(key))
+    }
+
+    fn circle_mut(&mut self) -> &mut Circle {
+        self.circle.get_or_insert_default()
+    }
+
+    /// Queues a presence update on every connection.
+    fn offer_presence(&self, text: &Utf8Bytes) {
+        for connection in &self.connections {
+            connection.inbox.offer_presence(text);
+        }
+    }
+
+    /// Queues a frame on every connection (a full inbox kicks its connection).
+    fn offer(&self, text: &Utf8Bytes) {
+        for connection in &self.connections {
+            connection.inbox.offer(text);
+        }
+    }
 }
 
 /// A connection's handle on the hub, returned by [`Hub::join`].
@@ -211,14 +264,16 @@ pub struct Hub {
     users: Mutex<HashMap<String, OnlineUser>>,
     next_id: AtomicU64,
     metrics: Metrics,
+    scope: PresenceScope,
 }
 
 impl Hub {
-    pub fn new(metrics: Metrics) -> Arc<Self> {
+    pub fn new(metrics: Metrics, scope: PresenceScope) -> Arc<Self> {
         Arc::new(Self {
             users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             metrics,
+            scope,
         })
     }
 
@@ -226,14 +281,17 @@ impl Hub {
         self.users.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new connection for `display_name`. Queues `hello` and the presence snapshot
-    /// for it and, if this is the user's first connection, announces them to everyone else.
+    /// Registers a new connection for `display_name`, whose contacts and blocks are `circle`
+    /// (as the database had them when the connection opened; kept current by [`Hub::apply`]
+    /// while the user is online). Queues `hello` and the presence snapshot for it and, if this
+    /// is the user's first connection, announces them to those who may see them.
     pub fn join(
         &self,
         key: String,
         display_name: &str,
         login: Option<LoginTag>,
         hello: ServerEvent,
+        circle: Circle,
     ) -> Membership {
         let inbox = Arc::new(Inbox::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -241,27 +299,28 @@ impl Hub {
         let mut users = self.lock();
         let first = !users.contains_key(&key);
         if first {
+            let user = OnlineUser {
+                display_name: display_name.to_owned(),
+                // Most users have one tab open: room for exactly one, not the default four.
+                connections: Vec::with_capacity(1),
+                circle: (!circle.is_empty()).then(|| Box::new(circle)),
+            };
             let announcement: Utf8Bytes = ServerEvent::Online {
                 username: display_name.to_owned(),
             }
             .to_json()
             .into();
-            self.broadcast_locked(&users, &announcement);
+            self.announce_locked(&users, &key, &user, &announcement);
+            users.insert(key.clone(), user);
             self.metrics.users_online.inc();
         }
-        users
-            .entry(key.clone())
-            .or_insert_with(|| OnlineUser {
-                display_name: display_name.to_owned(),
-                // Most users have one tab open: room for exactly one, not the default four.
-                connections: Vec::with_capacity(1),
-            })
-            .connections
-            .push(Connection {
+        if let Some(user) = users.get_mut(&key) {
+            user.connections.push(Connection {
                 id,
                 inbox: inbox.clone(),
                 login,
             });
+        }
         self.metrics.connections.inc();
         Membership { id, key, inbox }
     }
@@ -283,12 +342,17 @@ impl Hub {
         {
             self.metrics.users_online.dec();
             let announcement: Utf8Bytes = ServerEvent::Offline {
-                username: user.display_name,
+                username: user.display_name.clone(),
             }
             .to_json()
             .into();
-            self.broadcast_locked(&users, &announcement);
+            self.announce_locked(&users, key, &user, &announcement);
         }
+    }
+
+    /// Closes every connection of user `key` (the account was deleted); how many.
+    pub fn end_user(&self, key: &str) -> usize {
+        self.end_logins(key, |_| true)
     }
 
     /// Closes every connection of user `key` opened with `session` (logged out); how many.
@@ -311,6 +375,22 @@ impl Hub {
                 .filter(|c| c.inbox.kick(Kick::SessionEnded))
                 .count()
         })
+    }
+
+    /// Queues `text` from user `sender` on every connection of user `key`. A user who does not
+    /// take frames from `sender` (blocked, or calls from contacts only) is `Offline` to them:
+    /// the sender cannot tell the two apart.
+    pub fn relay(&self, sender: &str, key: &str, text: &Utf8Bytes) -> Delivery {
+        let users = self.lock();
+        match users.get(key) {
+            Some(user) if user.admits(sender) => Delivery::Delivered(
+                user.connections
+                    .iter()
+                    .filter(|c| c.inbox.offer(text))
+                    .count(),
+            ),
+            _ => Delivery::Offline,
+        }
     }
 
     /// Queues `text` on every connection of user `key`, except `skip`.
@@ -339,18 +419,160 @@ impl Hub {
         names
     }
 
-    fn broadcast_locked(&self, users: &HashMap<String, OnlineUser>, text: &Utf8Bytes) {
-        for connection in users.values().flat_map(|u| &u.connections) {
-            connection.inbox.offer_presence(text);
+    /// Tells those who may see `user` (key `key`, not in `users`) about them: their online
+    /// contacts, or with [`PresenceScope::Everyone`] everyone but blocks either way.
+    fn announce_locked(
+        &self,
+        users: &HashMap<String, OnlineUser>,
+        key: &str,
+        user: &OnlineUser,
+        text: &Utf8Bytes,
+    ) {
+        match self.scope {
+            PresenceScope::Contacts => {
+                let Some(circle) = &user.circle else {
+                    return;
+                };
+                for contact in &circle.contacts {
+                    if let Some(other) = users.get(contact)
+                        && other.has_contact(key)
+                    {
+                        other.offer_presence(text);
+                    }
+                }
+            }
+            PresenceScope::Everyone => {
+                for (other_key, other) in users.iter() {
+                    if !user.blocks(other_key) && !other.blocks(key) {
+                        other.offer_presence(text);
+                    }
+                }
+            }
         }
     }
 
-    /// The presence list as frames: a new connection's greeting, or what a connection that fell
-    /// behind receives. Rendered under the lock from borrowed names: no name is copied.
-    pub fn presence_frames(&self) -> Vec<Utf8Bytes> {
+    /// May `viewer` see `other`'s presence? (`viewer` may be `other`: one sees oneself.)
+    fn sees(&self, viewer_key: &str, viewer: &OnlineUser, other_key: &str) -> bool {
+        viewer_key == other_key
+            || match self.scope {
+                PresenceScope::Contacts => viewer.has_contact(other_key),
+                PresenceScope::Everyone => !viewer.blocks(other_key),
+            }
+    }
+
+    /// The presence list of user `key` as frames: a new connection's greeting, or what a
+    /// connection that fell behind receives. Rendered under the lock from borrowed names: no
+    /// name is copied.
+    pub fn presence_frames(&self, key: &str) -> Vec<Utf8Bytes> {
         let users = self.lock();
-        let names: Vec<&str> = users.values().map(|u| u.display_name.as_str()).collect();
+        let Some(viewer) = users.get(key) else {
+            return presence_pages(Vec::new());
+        };
+        let names: Vec<&str> = match (self.scope, &viewer.circle) {
+            (PresenceScope::Contacts, None) => vec![viewer.display_name.as_str()],
+            (PresenceScope::Contacts, Some(circle)) => std::iter::once(key)
+                .chain(circle.contacts.iter().map(String::as_str))
+                .filter_map(|k| users.get(k))
+                .map(|u| u.display_name.as_str())
+                .collect(),
+            (PresenceScope::Everyone, _) => users
+                .iter()
+                .filter(|(k, _)| self.sees(key, viewer, k))
+                .map(|(_, u)| u.display_name.as_str())
+                .collect(),
+        };
         presence_pages(names)
+    }
+
+    /// Applies a change of user `key`'s contact book to those online: their circles, their
+    /// presence to each other, and a `contacts` notice to each side whose book changed.
+    pub fn apply(&self, key: &str, change: &Change) {
+        let notice: Utf8Bytes = ServerEvent::Contacts.to_json().into();
+        let mut users = self.lock();
+        // My other tabs show my book too.
+        if let Some(me) = users.get(key) {
+            me.offer(&notice);
+        }
+        let other = match change {
+            Change::Quiet => return,
+            Change::Notify { other } => {
+                if let Some(them) = users.get(other) {
+                    them.offer(&notice);
+                }
+                return;
+            }
+            Change::Linked { other }
+            | Change::Unlinked { other }
+            | Change::Blocked { other }
+            | Change::Unblocked { other } => other.as_str(),
+        };
+        let before = self.mutually_visible(&users, key, other);
+        for (this, that) in [(key, other), (other, key)] {
+            if let Some(user) = users.get_mut(this) {
+                let circle = user.circle_mut();
+                match change {
+                    Change::Linked { .. } => {
+                        circle.contacts.insert(that.to_owned());
+                    }
+                    Change::Unlinked { .. } => {
+                        circle.contacts.remove(that);
+                    }
+                    Change::Blocked { .. } => {
+                        circle.contacts.remove(that);
+                        circle.blocks.insert(that.to_owned());
+                    }
+                    Change::Unblocked { .. } => {
+                        circle.blocks.remove(that);
+                    }
+                    Change::Quiet | Change::Notify { .. } => {}
+                }
+                if circle.is_empty() {
+                    user.circle = None;
+                }
+            }
+        }
+        if let Some(them) = users.get(other) {
+            them.offer(&notice);
+        }
+        let after = self.mutually_visible(&users, key, other);
+        if before == after {
+            return;
+        }
+        // Both are online (or neither sees anything): each learns of the other.
+        if let (Some(a), Some(b)) = (users.get(key), users.get(other)) {
+            let event = |name: &str| -> Utf8Bytes {
+                let event = if after {
+                    ServerEvent::Online {
+                        username: name.to_owned(),
+                    }
+                } else {
+                    ServerEvent::Offline {
+                        username: name.to_owned(),
+                    }
+                };
+                event.to_json().into()
+            };
+            a.offer_presence(&event(&b.display_name));
+            b.offer_presence(&event(&a.display_name));
+        }
+    }
+
+    /// Do `a` and `b` see each other's presence now? (Visibility is symmetric.)
+    fn mutually_visible(&self, users: &HashMap<String, OnlineUser>, a: &str, b: &str) -> bool {
+        users
+            .get(a)
+            .is_some_and(|viewer| users.contains_key(b) && self.sees(a, viewer, b))
+    }
+
+    /// User `key` changed who may call them.
+    pub fn set_calls_from(&self, key: &str, calls_from: protocol::CallsFrom) {
+        let mut users = self.lock();
+        if let Some(user) = users.get_mut(key) {
+            user.circle_mut().calls_from = calls_from;
+            if user.circle.as_ref().is_some_and(|c| c.is_empty()) {
+                user.circle = None;
+            }
+        }
     }
 }
 
@@ -417,8 +639,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_reader_too_slow_to_drain_its_queue_is_kicked() {
-        let hub = Hub::new(Metrics::new());
-        let slow = hub.join("slow".into(), "slow", None, hello("slow"));
+        let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
+        let slow = hub.join(
+            "slow".into(),
+            "slow",
+            None,
+            hello("slow"),
+            Circle::default(),
+        );
         let text: Utf8Bytes = "{}".into();
         // Two frames (hello, presence) are already queued.
         for _ in 0..QUEUE_CAPACITY - 2 {
@@ -434,18 +662,18 @@ mod tests {
 
     #[test]
     fn a_crowd_is_listed_in_pages_of_about_a_kilobyte() {
-        let hub = Hub::new(Metrics::new());
+        let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
         let names: Vec<String> = (0..2000).map(|i| format!("user{i:05}")).collect();
         for name in &names {
-            hub.join(name.clone(), name, None, hello(name));
+            hub.join(name.clone(), name, None, hello(name), Circle::default());
         }
-        let newcomer = hub.join("zed".into(), "zed", None, hello("zed"));
+        let newcomer = hub.join("zed".into(), "zed", None, hello("zed"), Circle::default());
         assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("\"hello\"")));
         assert_eq!(newcomer.inbox.pop(), Some(Waiting::Presence));
         assert!(newcomer.inbox.pop().is_none(), "nothing after the list");
         let mut listed = Vec::new();
         let mut pages = 0;
-        for text in hub.presence_frames() {
+        for text in hub.presence_frames("zed") {
             assert!(
                 text.len() <= PRESENCE_PAGE_BYTES + 64,
                 "{} bytes",
@@ -471,18 +699,24 @@ mod tests {
 
     #[test]
     fn a_connection_behind_on_presence_gets_one_fresh_list_in_order() {
-        let hub = Hub::new(Metrics::new());
-        let behind = hub.join("behind".into(), "behind", None, hello("behind"));
+        let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
+        let behind = hub.join(
+            "behind".into(),
+            "behind",
+            None,
+            hello("behind"),
+            Circle::default(),
+        );
         while behind.inbox.pop().is_some() {}
         for i in 0..PRESENCE_BACKLOG {
             let name = format!("early{i}");
-            hub.join(name.clone(), &name, None, hello(&name));
+            hub.join(name.clone(), &name, None, hello(&name), Circle::default());
         }
         let frame: Utf8Bytes = r#"{"type":"ringing","from":"early0"}"#.into();
         hub.deliver("behind", &frame, None);
         for i in 0..500 {
             let name = format!("late{i}");
-            hub.join(name.clone(), &name, None, hello(&name));
+            hub.join(name.clone(), &name, None, hello(&name), Circle::default());
         }
         let mut waiting = Vec::new();
         while let Some(item) = behind.inbox.pop() {
@@ -498,10 +732,16 @@ mod tests {
         assert_eq!(waiting[PRESENCE_BACKLOG], Waiting::Frame(frame));
         assert_eq!(waiting[PRESENCE_BACKLOG + 1], Waiting::Presence);
         // Once that list is taken, updates queue one by one again.
-        hub.join("next".into(), "next", None, hello("next"));
+        hub.join(
+            "next".into(),
+            "next",
+            None,
+            hello("next"),
+            Circle::default(),
+        );
         assert!(matches!(behind.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("next")));
         let listed: Vec<String> = hub
-            .presence_frames()
+            .presence_frames("behind")
             .iter()
             .flat_map(|text| match serde_json::from_str(text) {
                 Ok(ServerEvent::Presence { online, .. }) => online,
@@ -513,12 +753,12 @@ mod tests {
 
     #[tokio::test]
     async fn presence_counts_users_not_tabs() {
-        let hub = Hub::new(Metrics::new());
-        let watcher = hub.join("w".into(), "w", None, hello("w"));
+        let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
+        let watcher = hub.join("w".into(), "w", None, hello("w"), Circle::default());
         // Its greeting written: from here on it hears of every change.
         while watcher.inbox.pop().is_some() {}
-        let tab1 = hub.join("bob".into(), "Bob", None, hello("Bob"));
-        let tab2 = hub.join("bob".into(), "Bob", None, hello("Bob"));
+        let tab1 = hub.join("bob".into(), "Bob", None, hello("Bob"), Circle::default());
+        let tab2 = hub.join("bob".into(), "Bob", None, hello("Bob"), Circle::default());
         assert_eq!(hub.online(), vec!["Bob".to_owned(), "w".to_owned()]);
         hub.leave("bob", tab1.id);
         assert_eq!(hub.online().len(), 2);
@@ -544,24 +784,24 @@ mod tests {
 
     #[test]
     fn a_greeting_lists_who_is_online_when_it_is_written() {
-        let hub = Hub::new(Metrics::new());
-        let newcomer = hub.join("ann".into(), "ann", None, hello("ann"));
+        let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
+        let newcomer = hub.join("ann".into(), "ann", None, hello("ann"), Circle::default());
         // Arrivals and departures before the greeting is written are in the list it writes,
         // not queued beside it.
-        let bob = hub.join("bob".into(), "Bob", None, hello("Bob"));
-        hub.join("cy".into(), "cy", None, hello("cy"));
+        let bob = hub.join("bob".into(), "Bob", None, hello("Bob"), Circle::default());
+        hub.join("cy".into(), "cy", None, hello("cy"), Circle::default());
         hub.leave("bob", bob.id);
         assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("\"hello\"")));
         assert_eq!(newcomer.inbox.pop(), Some(Waiting::Presence));
         assert_eq!(newcomer.inbox.pop(), None);
         assert_eq!(
-            hub.presence_frames(),
+            hub.presence_frames("ann"),
             [Utf8Bytes::from(
                 r#"{"type":"presence","online":["ann","cy"]}"#
             )]
         );
         // Once written, changes come one by one.
-        hub.join("dee".into(), "dee", None, hello("dee"));
+        hub.join("dee".into(), "dee", None, hello("dee"), Circle::default());
         assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("dee")));
     }
 
@@ -583,7 +823,7 @@ mod tests {
 
     #[test]
     fn logging_out_closes_that_sessions_connections_only() {
-        let hub = Hub::new(Metrics::new());
+        let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
         let laptop = Some(LoginTag {
             session: SessionId(1),
             started: 100,
@@ -592,10 +832,10 @@ mod tests {
             session: SessionId(2),
             started: 200,
         });
-        let first = hub.join("eve".into(), "eve", laptop, hello("eve"));
-        let second = hub.join("eve".into(), "eve", laptop, hello("eve"));
-        let other = hub.join("eve".into(), "eve", phone, hello("eve"));
-        let stranger = hub.join("sam".into(), "sam", laptop, hello("sam"));
+        let first = hub.join("eve".into(), "eve", laptop, hello("eve"), Circle::default());
+        let second = hub.join("eve".into(), "eve", laptop, hello("eve"), Circle::default());
+        let other = hub.join("eve".into(), "eve", phone, hello("eve"), Circle::default());
+        let stranger = hub.join("sam".into(), "sam", laptop, hello("sam"), Circle::default());
         assert_eq!(hub.end_session("eve", SessionId(1)), 2);
         assert_eq!(first.inbox.kicked_for(), Some(Kick::SessionEnded));
         assert_eq!(second.inbox.kicked_for(), Some(Kick::SessionEnded));

@@ -3,5 +3,5 @@
 pub mod hub;
 pub mod socket;
 
-pub use hub::Hub;
+pub use hub::{Hub, PresenceScope};
 pub use socket::Relay;

@@ -23,6 +23,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 use super::hub::{ConnectionId, Delivery, Hub, Inbox, Kick, LoginTag, Membership, Waiting};
 use crate::auth::CurrentUser;
 use crate::config::Settings;
+use crate::contacts::Circle;
 use crate::metrics::Metrics;
 use crate::proxy::Client;
 use crate::sessions::SessionPolicy;
@@ -60,6 +61,15 @@ pub async fn upgrade(
     if !crate::origin::allowed(&headers, &state.settings.allowed_origins, client.https) {
         return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response();
     }
+    // Who this user shares presence with and who may reach them. Without it the relay could not
+    // keep a block: no connection rather than one that ignores it.
+    let circle = match state.contacts.circle(&username).await {
+        Ok(circle) => circle,
+        Err(error) => {
+            tracing::error!(%username, %error, "cannot read a user's contacts");
+            return (StatusCode::SERVICE_UNAVAILABLE, "try again shortly").into_response();
+        }
+    };
     upgrade
         // Tight buffers: an idle connection should cost kilobytes, not the default 128 KiB.
         // 512 bytes still reads a typical ICE candidate frame (about 340 bytes) in one call.
@@ -78,6 +88,7 @@ pub async fn upgrade(
                     expires,
                 }),
                 relay: state.relay.clone(),
+                circle,
             });
             move |socket| serve(socket, *opening)
         })
@@ -89,6 +100,7 @@ struct Opening {
     username: String,
     lease: Option<Lease>,
     relay: Arc<Relay>,
+    circle: Circle,
 }
 
 /// A token bucket: `rate` frames per second sustained, bursts of `2 × rate`.
@@ -193,14 +205,14 @@ impl Connection {
     }
 
     /// Writes every frame waiting in `inbox`, then flushes once.
-    async fn send_waiting(&mut self, inbox: &Inbox, hub: &Hub) -> Result<(), Ending> {
+    async fn send_waiting(&mut self, inbox: &Inbox, hub: &Hub, key: &str) -> Result<(), Ending> {
         let socket = &mut self.socket;
         let write = async {
             while let Some(item) = inbox.pop() {
                 match item {
                     Waiting::Frame(text) => socket.feed(Message::Text(text)).await?,
                     Waiting::Presence => {
-                        for page in hub.presence_frames() {
+                        for page in hub.presence_frames(key) {
                             socket.feed(Message::Text(page)).await?;
                         }
                     }
@@ -327,6 +339,7 @@ fn serve(socket: WebSocket, opening: Opening) -> impl Future<Output = ()> {
         username,
         lease,
         relay,
+        circle,
     } = opening;
     let hello = ServerEvent::Hello {
         username: username.clone(),
@@ -340,7 +353,7 @@ fn serve(socket: WebSocket, opening: Opening) -> impl Future<Output = ()> {
     let Membership { id, key, inbox } =
         relay
             .hub
-            .join(username_key(&username), &username, login, hello);
+            .join(username_key(&username), &username, login, hello, circle);
     tracing::debug!(%username, connection = id, "signaling connected");
     let open = relay.connections.token();
     let mut peer = Peer {
@@ -500,7 +513,7 @@ impl Peer {
                     if let Some(why) = inbox.kicked_for() {
                         return Err(why.into());
                     }
-                    connection.send_waiting(inbox, &relay.hub).await?;
+                    connection.send_waiting(inbox, &relay.hub, key).await?;
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > timeout {
@@ -581,7 +594,7 @@ fn forward(
     let echo = request.kind().is_echoed_to_own_tabs();
     let target = request.to().to_owned();
     let delivered: Utf8Bytes = request.deliver_as(username).into();
-    match relay.hub.deliver(&target_key, &delivered, None) {
+    match relay.hub.relay(own_key, &target_key, &delivered) {
         Delivery::Delivered(_) => {
             relay.metrics.messages_relayed.inc();
             if echo {

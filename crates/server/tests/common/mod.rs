@@ -262,6 +262,14 @@ impl Socket {
         }
     }
 
+    /// The next JSON message, whatever its type.
+    pub async fn expect_any(&mut self) -> Value {
+        match self.next().await {
+            Some(Message::Text(text)) => serde_json::from_str(&text).expect("JSON from server"),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
     /// Reads until the server closes; returns the close code.
     pub async fn expect_close(&mut self) -> u16 {
         loop {

@@ -1,0 +1,306 @@
+//! Contacts: requests, presence only between contacts, blocks, and who may call whom; against a
+//! real server with real WebSocket clients.
+
+mod common;
+
+use common::{Browser, Socket, TestApp, json_answer, spawn_app, spawn_app_with};
+use serde_json::{Value, json};
+use server::signaling::PresenceScope;
+
+async fn act(browser: &Browser, action: &str, name: &str) -> (u16, Value) {
+    let (status, body) = json_answer(
+        browser
+            .post(&format!("/contacts/{action}"))
+            .json(&json!({"username": name})),
+    )
+    .await;
+    (status.as_u16(), body)
+}
+
+async fn ok(browser: &Browser, action: &str, name: &str) {
+    assert_eq!(
+        act(browser, action, name).await,
+        (200, json!({"flag": true})),
+        "{action} {name}"
+    );
+}
+
+async fn book(browser: &Browser) -> Value {
+    let (status, body) = json_answer(browser.get("/contacts")).await;
+    assert_eq!(status, 200);
+    body
+}
+
+/// The state of `name` in `browser`'s book, if it is there.
+async fn state_of(browser: &Browser, name: &str) -> Option<String> {
+    book(browser).await["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .find(|c| c["username"] == name)
+        .map(|c| c["state"].as_str().expect("state").to_owned())
+}
+
+/// Registers `name`, opens its socket and reads its greeting; the presence list it was given.
+async fn online(app: &TestApp, name: &str) -> (Browser, Socket, Value) {
+    let browser = app.user(name).await;
+    let mut socket = browser.socket().await;
+    socket.expect("hello").await;
+    let presence = socket.expect("presence").await["online"].clone();
+    (browser, socket, presence)
+}
+
+/// Makes two users contacts.
+async fn befriend(a: &Browser, b: &Browser, b_name: &str, a_name: &str) {
+    ok(a, "request", b_name).await;
+    ok(b, "accept", a_name).await;
+}
+
+/// The next frame `socket` reads is `marker` (sent by `from` just now): nothing came before it.
+async fn nothing_before(socket: &mut Socket, from: &mut Socket, to: &str, marker: &str) {
+    from.send(json!({"type":"ringing","name":to,"call_id":marker}))
+        .await;
+    let next = socket.expect_any().await;
+    assert_eq!(
+        next["call_id"], marker,
+        "nothing came before the marker: {next}"
+    );
+}
+
+#[tokio::test]
+async fn presence_is_shared_by_contacts_only_and_follows_the_book() {
+    let app = spawn_app().await;
+    let (alice, mut alice_socket, presence) = online(&app, "alice").await;
+    assert_eq!(presence, json!(["alice"]), "a newcomer sees only itself");
+    let (bob, mut bob_socket, presence) = online(&app, "bob").await;
+    assert_eq!(presence, json!(["bob"]), "strangers are not listed");
+    let (_carol, mut carol_socket, _) = online(&app, "carol").await;
+
+    ok(&alice, "request", "Bob").await;
+    bob_socket.expect("contacts").await;
+    // Her own tabs are told too, to show the request as sent.
+    alice_socket.expect("contacts").await;
+    assert_eq!(state_of(&alice, "bob").await.as_deref(), Some("outgoing"));
+    assert_eq!(state_of(&bob, "alice").await.as_deref(), Some("incoming"));
+    // A request alone shares nothing: alice's next frame is bob's marker, not his presence.
+    nothing_before(&mut alice_socket, &mut bob_socket, "alice", "m1").await;
+
+    ok(&bob, "accept", "alice").await;
+    assert_eq!(alice_socket.expect("online").await["username"], "bob");
+    assert_eq!(bob_socket.expect("online").await["username"], "alice");
+    assert_eq!(state_of(&alice, "bob").await.as_deref(), Some("mutual"));
+    // Carol heard nothing of either.
+    nothing_before(&mut carol_socket, &mut alice_socket, "carol", "m2").await;
+
+    // A new connection of bob's lists his contacts who are online.
+    let mut bob_tab = bob.socket().await;
+    bob_tab.expect("hello").await;
+    assert_eq!(
+        bob_tab.expect("presence").await["online"],
+        json!(["alice", "bob"])
+    );
+    drop(bob_tab);
+
+    drop(bob_socket);
+    assert_eq!(alice_socket.expect("offline").await["username"], "bob");
+    let (bob_socket, ..) = (bob.socket().await.ready().await,);
+    assert_eq!(alice_socket.expect("online").await["username"], "bob");
+
+    ok(&alice, "remove", "bob").await;
+    assert_eq!(alice_socket.expect("offline").await["username"], "bob");
+    assert_eq!(
+        state_of(&bob, "alice").await,
+        None,
+        "removed from both books"
+    );
+    drop(bob_socket);
+}
+
+#[tokio::test]
+async fn a_request_answers_alike_whoever_the_name_belongs_to() {
+    let app = spawn_app().await;
+    let (alice, mut alice_socket, _) = online(&app, "alice").await;
+    let (bob, mut bob_socket, _) = online(&app, "bob").await;
+    let (_mallory, _mallory_socket, _) = online(&app, "mallory").await;
+    ok(&bob, "block", "mallory").await;
+    bob_socket.expect("contacts").await;
+
+    // No account by that name, or one that blocked you: the same answer as any sent request,
+    // and it is listed as sent.
+    ok(&alice, "request", "nobody_here").await;
+    assert_eq!(
+        state_of(&alice, "nobody_here").await.as_deref(),
+        Some("outgoing")
+    );
+    let mallory = app.browser();
+    mallory
+        .post_json("/user/login", "mallory", "correct horse")
+        .await;
+    ok(&mallory, "request", "bob").await;
+    assert_eq!(state_of(&mallory, "bob").await.as_deref(), Some("outgoing"));
+    // Bob is not told, and does not see it.
+    nothing_before(&mut bob_socket, &mut alice_socket, "bob", "m1").await;
+    assert_eq!(state_of(&bob, "mallory").await, None);
+    assert_eq!(book(&bob).await["blocked"], json!(["mallory"]));
+    // Nothing lists users: there is no such endpoint.
+    let (status, _) = json_answer(alice.get("/contacts?all=1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        book(&alice).await["contacts"].as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn a_blocked_user_can_neither_reach_nor_see_the_blocker() {
+    // Everyone sees everyone on this server, except across a block.
+    let app = spawn_app_with(|s| s.presence = PresenceScope::Everyone).await;
+    let (alice, mut alice_socket, _) = online(&app, "alice").await;
+    let (bob, mut bob_socket, presence) = online(&app, "bob").await;
+    assert_eq!(presence, json!(["alice", "bob"]));
+    assert_eq!(alice_socket.expect("online").await["username"], "bob");
+    befriend(&alice, &bob, "bob", "alice").await;
+
+    ok(&bob, "block", "alice").await;
+    assert_eq!(alice_socket.expect("offline").await["username"], "bob");
+    assert_eq!(bob_socket.expect("offline").await["username"], "alice");
+    assert_eq!(state_of(&alice, "bob").await, None, "the contact ended");
+
+    // A call to bob is refused exactly as a call to someone offline.
+    alice_socket
+        .send(json!({"type":"invite","name":"bob","call_id":"c1"}))
+        .await;
+    let refused = alice_socket.expect("error").await;
+    alice_socket
+        .send(json!({"type":"invite","name":"nobody_here","call_id":"c2"}))
+        .await;
+    let offline = alice_socket.expect("error").await;
+    assert_eq!(refused["code"], offline["code"]);
+    assert_eq!(refused["code"], "peer_offline");
+    assert_eq!(
+        refused["message"].as_str().map(|m| m.replace("bob", "X")),
+        offline["message"]
+            .as_str()
+            .map(|m| m.replace("nobody_here", "X"))
+    );
+    // A reconnecting alice does not see bob either.
+    let mut again = alice.socket().await;
+    again.expect("hello").await;
+    assert_eq!(again.expect("presence").await["online"], json!(["alice"]));
+
+    ok(&bob, "unblock", "alice").await;
+    assert_eq!(again.expect("online").await["username"], "bob");
+}
+
+#[tokio::test]
+async fn calls_from_contacts_only_refuses_strangers_as_if_offline() {
+    let app = spawn_app().await;
+    let (alice, mut alice_socket, _) = online(&app, "alice").await;
+    let (bob, mut bob_socket, _) = online(&app, "bob").await;
+    let (_carol, mut carol_socket, _) = online(&app, "carol").await;
+    befriend(&alice, &bob, "bob", "alice").await;
+    bob_socket.expect("online").await;
+
+    // Anyone who knows the name may call, by default (the seed's pages call by typed name).
+    carol_socket
+        .send(json!({"type":"invite","name":"bob","call_id":"c0"}))
+        .await;
+    assert_eq!(bob_socket.expect("invite").await["from"], "carol");
+
+    let (status, body) = json_answer(
+        bob.post("/contacts/settings")
+            .json(&json!({"calls_from": "contacts"})),
+    )
+    .await;
+    assert_eq!((status.as_u16(), body), (200, json!({"flag": true})));
+    assert_eq!(book(&bob).await["calls_from"], "contacts");
+
+    carol_socket
+        .send(json!({"type":"invite","name":"bob","call_id":"c1"}))
+        .await;
+    let refused = carol_socket.expect("error").await;
+    assert_eq!(refused["code"], "peer_offline");
+    assert_eq!(refused["call_id"], "c1");
+    alice_socket
+        .send(json!({"type":"invite","name":"bob","call_id":"c2"}))
+        .await;
+    assert_eq!(bob_socket.expect("invite").await["from"], "alice");
+
+    // The setting holds for bob's next connection too (read from the database).
+    drop(bob_socket);
+    let mut bob_socket = bob.socket().await.ready().await;
+    carol_socket
+        .send(json!({"type":"invite","name":"bob","call_id":"c3"}))
+        .await;
+    assert_eq!(carol_socket.expect("error").await["call_id"], "c3");
+    nothing_before(&mut bob_socket, &mut alice_socket, "bob", "m1").await;
+}
+
+#[tokio::test]
+async fn bad_contact_requests_get_clear_errors() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.user("bob").await;
+    let code =
+        |answer: (u16, Value)| (answer.0, answer.1["code"].as_str().unwrap_or("").to_owned());
+
+    assert_eq!(
+        code(act(&alice, "befriend", "bob").await),
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        code(act(&alice, "request", "alice").await),
+        (400, "contact_yourself".into())
+    );
+    assert_eq!(
+        code(act(&alice, "request", "ALICE").await),
+        (400, "contact_yourself".into()),
+        "the same name in another case"
+    );
+    assert_eq!(
+        code(act(&alice, "accept", "bob").await),
+        (404, "no_request".into())
+    );
+    assert_eq!(
+        code(act(&alice, "request", "").await),
+        (400, "username_empty".into())
+    );
+    let (status, body) = json_answer(
+        alice
+            .post("/contacts/request")
+            .body("{")
+            .header("content-type", "application/json"),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), body["code"].clone()),
+        (400, json!("bad_request"))
+    );
+    let (status, body) = json_answer(
+        alice
+            .post("/contacts/settings")
+            .json(&json!({"calls_from": "martians"})),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), body["code"].clone()),
+        (400, json!("bad_request"))
+    );
+
+    let stranger = app.browser();
+    assert_eq!(code(act(&stranger, "request", "bob").await).0, 401);
+    let (status, _) = json_answer(stranger.get("/contacts")).await;
+    assert_eq!(status, 401);
+    let (status, body) = json_answer(
+        alice
+            .post("/contacts/request")
+            .header("origin", "http://evil.example")
+            .json(&json!({"username": "bob"})),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), body["code"].clone()),
+        (403, json!("cross_site"))
+    );
+    assert_eq!(state_of(&alice, "bob").await, None, "nothing was stored");
+}
