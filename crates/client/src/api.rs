@@ -2,11 +2,8 @@
 //! async calls.
 
 use gloo_net::http::{Request, Response};
-use protocol::{
-    AuthErrorCode, CallsFrom, ContactAction, ContactBook, ContactSettings, ContactTarget,
-    FlagAnswer,
-};
-use serde::{Deserialize, Serialize};
+use protocol::{AuthErrorCode, CallsFrom, Contact, ContactAction, ContactBook, ContactState};
+use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -38,11 +35,6 @@ struct Credentials<'a> {
     password: &'a str,
 }
 
-#[derive(Deserialize)]
-struct Me {
-    username: String,
-}
-
 pub async fn register(username: &str, password: &str) -> Result<(), ApiError> {
     post_credentials("/user/register", username, password).await
 }
@@ -64,7 +56,10 @@ pub async fn logout() -> Result<(), ApiError> {
 pub async fn me() -> Result<String, ApiError> {
     let response = Request::get("/user/me").send().await?;
     match response.status() {
-        200 => Ok(response.json::<Me>().await?.username),
+        200 => js_sys::JSON::parse(&response.text().await?)
+            .ok()
+            .and_then(|me| crate::js_fields::text(&me, "username"))
+            .ok_or(ApiError::Unexpected(200)),
         401 => Err(ApiError::Unauthorized),
         status => Err(ApiError::Unexpected(status)),
     }
@@ -74,31 +69,74 @@ pub async fn me() -> Result<String, ApiError> {
 pub async fn contacts() -> Result<ContactBook, ApiError> {
     let response = Request::get("/contacts").send().await?;
     match response.status() {
-        200 => Ok(response.json::<ContactBook>().await?),
+        200 => parse_book(&response.text().await?).ok_or(ApiError::Unexpected(200)),
         401 => Err(ApiError::Unauthorized),
         status => Err(ApiError::Unexpected(status)),
     }
 }
 
-/// Requests, accepts, declines, removes, blocks or unblocks `username`.
-pub async fn contact(action: ContactAction, username: &str) -> Result<(), ApiError> {
-    let target = ContactTarget {
-        username: username.to_owned(),
-    };
-    let path = format!("/contacts/{}", action.as_str());
-    flag_answer(Request::post(&path).json(&target)?.send().await?).await
+/// Reads a book with the browser's `JSON.parse`: serde's derived decoder for these few types
+/// costs the bundle more than this does.
+fn parse_book(text: &str) -> Option<ContactBook> {
+    use crate::js_fields::{get, text as text_field};
+    let value = js_sys::JSON::parse(text).ok()?;
+    let list = |key| get(&value, key).map(|v| js_sys::Array::from(&v));
+    let contacts = list("contacts")?
+        .iter()
+        .map(|contact| {
+            let state = match text_field(&contact, "state")?.as_str() {
+                "mutual" => ContactState::Mutual,
+                "incoming" => ContactState::Incoming,
+                "outgoing" => ContactState::Outgoing,
+                _ => return None,
+            };
+            Some(Contact {
+                username: text_field(&contact, "username")?,
+                state,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let blocked = list("blocked")?
+        .iter()
+        .map(|name| name.as_string())
+        .collect::<Option<Vec<_>>>()?;
+    Some(ContactBook {
+        contacts,
+        blocked,
+        calls_from: CallsFrom::parse(&text_field(&value, "calls_from")?)?,
+    })
 }
 
-/// Who may call the signed-in user.
-pub async fn set_calls_from(calls_from: CallsFrom) -> Result<(), ApiError> {
-    let settings = ContactSettings { calls_from };
-    flag_answer(
-        Request::post("/contacts/settings")
-            .json(&settings)?
-            .send()
-            .await?,
-    )
-    .await
+/// Acts on the contact book: `POST /contacts/{action}` naming `username`, or with `calls_from`
+/// the setting `POST /contacts/settings`. The JSON is written here (names quoted by the browser's
+/// `JSON.stringify`): one small function rather than serde's serialisers for two bodies.
+pub async fn contact(
+    action: Option<ContactAction>,
+    username: &str,
+    calls_from: CallsFrom,
+) -> Result<(), ApiError> {
+    let (path, body) = match action {
+        Some(action) => {
+            let name = js_sys::JSON::stringify(&username.into())
+                .ok()
+                .and_then(|quoted| quoted.as_string())
+                .unwrap_or_default();
+            (
+                format!("/contacts/{}", action.as_str()),
+                format!(r#"{{"username":{name}}}"#),
+            )
+        }
+        None => (
+            "/contacts/settings".to_owned(),
+            format!(r#"{{"calls_from":"{}"}}"#, calls_from.as_str()),
+        ),
+    };
+    let response = Request::post(&path)
+        .header("content-type", "application/json")
+        .body(body)?
+        .send()
+        .await?;
+    flag_answer(response).await
 }
 
 async fn post_credentials(path: &str, username: &str, password: &str) -> Result<(), ApiError> {
@@ -109,16 +147,26 @@ async fn post_credentials(path: &str, username: &str, password: &str) -> Result<
     flag_answer(response).await
 }
 
-/// Refusals come as `{"flag":false,"error":…,"code":…}` with 200 or a 4xx status alike.
+/// Refusals come as `{"flag":false,"error":…,"code":…}` with 200 or a 4xx status alike. Read
+/// with the browser's `JSON.parse` (see [`parse_book`]).
 async fn flag_answer(response: Response) -> Result<(), ApiError> {
+    use crate::js_fields::{get, number, text};
     let status = response.status();
-    match response.json::<FlagAnswer>().await {
-        Ok(FlagAnswer { flag: true, .. }) if response.ok() => Ok(()),
-        Ok(answer) if status < 500 => Err(ApiError::Refused {
-            code: answer.code,
-            message: answer.error.unwrap_or_default(),
-            retry_after_secs: answer.retry_after_secs,
+    let answer = response
+        .text()
+        .await
+        .ok()
+        .and_then(|body| js_sys::JSON::parse(&body).ok());
+    let Some(answer) = answer.filter(|_| status < 500) else {
+        return Err(ApiError::Unexpected(status));
+    };
+    match get(&answer, "flag").and_then(|flag| flag.as_bool()) {
+        Some(true) if response.ok() => Ok(()),
+        Some(_) => Err(ApiError::Refused {
+            code: text(&answer, "code").map(|code| AuthErrorCode::from_name(&code)),
+            message: text(&answer, "error").unwrap_or_default(),
+            retry_after_secs: number(&answer, "retry_after_secs").map(|secs| secs as u64),
         }),
-        _ => Err(ApiError::Unexpected(status)),
+        None => Err(ApiError::Unexpected(status)),
     }
 }

@@ -33,12 +33,14 @@ pub fn ContactList() -> impl IntoView {
             }
         });
     });
-    let act = move |action: ContactAction, name: String| {
+    // Every change to the book goes through here: an action on a name (`Some`), or who may call
+    // me (`None`, with the setting).
+    let act = move |action: Option<ContactAction>, name: String, calls_from: CallsFrom| {
         leptos::task::spawn_local(async move {
-            let result = api::contact(action, &name).await;
+            let result = api::contact(action, &name, calls_from).await;
             let strings = locale.t();
             notice.set(match result {
-                Ok(()) if action == ContactAction::Request => {
+                Ok(()) if action == Some(ContactAction::Request) => {
                     Some(fill(strings.request_sent, &name))
                 }
                 Ok(()) => None,
@@ -48,36 +50,51 @@ pub fn ContactList() -> impl IntoView {
         });
     };
 
-    let of_state = move |state: ContactState| {
+    // Everyone in the book but the online contacts (listed as buttons that call): requests to
+    // answer first, then contacts offline, then the book's management rows. One list, rebuilt
+    // whole when it changes: it is short, and one list costs the bundle less than five.
+    let rows = move || {
+        book.with(|book| {
+            online.with(|online| {
+                // Requests first, then contacts who are offline (the book is sorted by name).
+                [ContactState::Incoming, ContactState::Mutual]
+                    .into_iter()
+                    .flat_map(|state| {
+                        book.contacts
+                            .iter()
+                            .filter(move |c| c.state == state && !online.contains(&c.username))
+                    })
+                    .map(|c| {
+                        let row = match c.state {
+                            ContactState::Incoming => Row::Request,
+                            _ => Row::Offline,
+                        };
+                        (c.username.clone(), row)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
+    let managed = move || {
         book.with(|book| {
             book.contacts
                 .iter()
-                .filter(|contact| contact.state == state)
-                .map(|contact| contact.username.clone())
+                .filter(|c| c.state != ContactState::Incoming)
+                .map(|c| {
+                    (
+                        c.username.clone(),
+                        Row::Managed(c.state == ContactState::Outgoing),
+                    )
+                })
+                .chain(book.blocked.iter().map(|name| (name.clone(), Row::Blocked)))
                 .collect::<Vec<_>>()
         })
     };
-    let requests = Memo::new(move |_| of_state(ContactState::Incoming));
-    let offline = Memo::new(move |_| {
-        let mutual = of_state(ContactState::Mutual);
-        online.with(|online| {
-            mutual
-                .into_iter()
-                .filter(|name| !online.contains(name))
-                .collect::<Vec<_>>()
-        })
-    });
-    // Everyone in the book but requests to answer: contacts and requests sent.
-    let managed = Memo::new(move |_| {
-        book.with(|book| {
-            book.contacts
-                .iter()
-                .filter(|contact| contact.state != ContactState::Incoming)
-                .map(|contact| (contact.username.clone(), contact.state))
-                .collect::<Vec<_>>()
-        })
-    });
-    let blocked = Memo::new(move |_| book.with(|book| book.blocked.clone()));
+    let render = move |rows: Vec<(String, Row)>| {
+        rows.into_iter()
+            .map(|(name, row)| row_view(locale, name, row, act))
+            .collect_view()
+    };
 
     let shown = Memo::new(move |_| {
         let needle = crate::text::lowercase(filter.get().trim());
@@ -123,7 +140,7 @@ pub fn ContactList() -> impl IntoView {
                     let name = new_contact.get_untracked().trim().to_owned();
                     if !name.is_empty() {
                         new_contact.set(String::new());
-                        act(ContactAction::Request, name);
+                        act(Some(ContactAction::Request), name, CallsFrom::Anyone);
                     }
                 }
             >
@@ -143,19 +160,7 @@ pub fn ContactList() -> impl IntoView {
             <p class="muted notice" data-testid="contact-notice" role="status" aria-live="polite">
                 {move || notice.get()}
             </p>
-            <Show when=move || !requests.with(Vec::is_empty)>
-                <h3 class="contacts-sub">{move || locale.t().requests_heading}</h3>
-                <ul class="contact-list" role="list">
-                    <For each=move || requests.get() key=|name| name.clone() let:name>
-                        <li class="request" data-testid="contact-request" data-user=name.clone()>
-                            <Avatar name=name.clone()/>
-                            <span class="contact-name">{name.clone()}</span>
-                            <ActionButton name=name.clone() action=ContactAction::Accept act=act/>
-                            <ActionButton name=name.clone() action=ContactAction::Decline act=act/>
-                        </li>
-                    </For>
-                </ul>
-            </Show>
+            <ul class="contact-list" role="list">{move || render(rows())}</ul>
             <input
                 type="search"
                 class="filter"
@@ -201,52 +206,20 @@ pub fn ContactList() -> impl IntoView {
                         </button>
                     </li>
                 </For>
-                <For each=move || offline.get() key=|name| name.clone() let:name>
-                    <li class="contact offline" data-testid="offline-contact" data-user=name.clone()>
-                        <Avatar name=name.clone()/>
-                        <span class="contact-name">{name.clone()}</span>
-                        <span class="muted">{move || locale.t().offline_contact}</span>
-                    </li>
-                </For>
             </ul>
             {move || empty_text().map(|text| view! { <p class="muted empty">{text}</p> })}
             <details class="manage" data-testid="manage-contacts">
                 <summary>{move || locale.t().manage_contacts}</summary>
-                <ul class="contact-list" role="list">
-                    <For each=move || managed.get() key=|entry| entry.clone() let:entry>
-                        <li data-testid="managed-contact" data-user=entry.0.clone()>
-                            <span class="contact-name">{entry.0.clone()}</span>
-                            {(entry.1 == ContactState::Outgoing)
-                                .then(|| view! {
-                                    <span class="muted">{move || locale.t().pending_contact}</span>
-                                })}
-                            <ActionButton name=entry.0.clone() action=ContactAction::Remove act=act/>
-                            <ActionButton name=entry.0.clone() action=ContactAction::Block act=act/>
-                        </li>
-                    </For>
-                    <For each=move || blocked.get() key=|name| name.clone() let:name>
-                        <li data-testid="blocked-contact" data-user=name.clone()>
-                            <span class="contact-name">{name.clone()}</span>
-                            <ActionButton name=name.clone() action=ContactAction::Unblock act=act/>
-                        </li>
-                    </For>
-                </ul>
+                <ul class="contact-list" role="list">{move || render(managed())}</ul>
                 <label class="calls-from">
                     {move || locale.t().calls_from_label}
                     <select
                         data-testid="calls-from"
                         prop:value=move || book.with(|book| book.calls_from.as_str())
                         on:change=move |ev| {
-                            let Some(calls_from) = CallsFrom::parse(&event_target_value(&ev))
-                            else {
-                                return;
-                            };
-                            leptos::task::spawn_local(async move {
-                                if let Err(error) = api::set_calls_from(calls_from).await {
-                                    notice.set(Some(describe(locale.t(), error)));
-                                }
-                                phone.contacts_touched();
-                            });
+                            if let Some(calls_from) = CallsFrom::parse(&event_target_value(&ev)) {
+                                act(None, String::new(), calls_from);
+                            }
                         }
                     >
                         <option value="anyone">{move || locale.t().calls_from_anyone}</option>
@@ -258,35 +231,81 @@ pub fn ContactList() -> impl IntoView {
     }
 }
 
-/// One button acting on one name (accept, decline, remove, block, unblock).
-#[component]
-fn ActionButton(
+/// What a row outside the online list is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Row {
+    /// They asked to be a contact: accept or decline.
+    Request,
+    /// A contact who is not online.
+    Offline,
+    /// In the management list: a contact, or (`true`) a request of mine still waiting.
+    Managed(bool),
+    Blocked,
+}
+
+fn row_view(
+    locale: Locale,
     name: String,
-    action: ContactAction,
-    act: impl Fn(ContactAction, String) + Copy + Send + Sync + 'static,
-) -> impl IntoView {
-    let locale = Locale::use_context();
-    let label = move || {
+    row: Row,
+    act: impl Fn(Option<ContactAction>, String, CallsFrom) + Copy + Send + Sync + 'static,
+) -> AnyView {
+    let (testid, actions): (&str, &[ContactAction]) = match row {
+        Row::Request => (
+            "contact-request",
+            &[ContactAction::Accept, ContactAction::Decline],
+        ),
+        Row::Offline => ("offline-contact", &[]),
+        Row::Managed(_) => (
+            "managed-contact",
+            &[ContactAction::Remove, ContactAction::Block],
+        ),
+        Row::Blocked => ("blocked-contact", &[ContactAction::Unblock]),
+    };
+    let note = move || {
         let strings = locale.t();
-        match action {
-            ContactAction::Accept => strings.accept_contact,
-            ContactAction::Decline => strings.decline_contact,
-            ContactAction::Remove => strings.remove_contact,
-            ContactAction::Block => strings.block_contact,
-            ContactAction::Unblock => strings.unblock_contact,
-            ContactAction::Request => strings.add_contact,
+        match row {
+            Row::Offline => strings.offline_contact,
+            Row::Managed(true) => strings.pending_contact,
+            _ => "",
         }
     };
+    let buttons = actions
+        .iter()
+        .map(|&action| {
+            let name = name.clone();
+            let label = move || {
+                let strings = locale.t();
+                match action {
+                    ContactAction::Accept => strings.accept_contact,
+                    ContactAction::Decline => strings.decline_contact,
+                    ContactAction::Remove => strings.remove_contact,
+                    ContactAction::Block => strings.block_contact,
+                    ContactAction::Unblock => strings.unblock_contact,
+                    ContactAction::Request => strings.add_contact,
+                }
+            };
+            view! {
+                <button
+                    type="button"
+                    class="small"
+                    data-testid=format!("{}-contact", action.as_str())
+                    on:click=move |_| act(Some(action), name.clone(), CallsFrom::Anyone)
+                >
+                    {label}
+                </button>
+            }
+        })
+        .collect_view();
+    let user = name.clone();
     view! {
-        <button
-            type="button"
-            class="small"
-            data-testid=format!("{}-contact", action.as_str())
-            on:click=move |_| act(action, name.clone())
-        >
-            {label}
-        </button>
+        <li class="row" class:offline=row == Row::Offline data-testid=testid data-user=user>
+            <Avatar name=name.clone()/>
+            <span class="contact-name">{name}</span>
+            <span class="muted">{note}</span>
+            {buttons}
+        </li>
     }
+    .into_any()
 }
 
 /// Why a contact action did not work, in the user's language.
