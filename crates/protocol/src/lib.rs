@@ -11,6 +11,7 @@ mod auth;
 mod contacts;
 pub mod datachannel;
 mod decode;
+mod history;
 mod relay;
 
 pub use account::{AccountError, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_MAX_CHARS};
@@ -20,6 +21,7 @@ pub use contacts::{
     CallsFrom, Contact, ContactAction, ContactBook, ContactSettings, ContactState, ContactTarget,
 };
 pub use decode::FrameError;
+pub use history::{CallHistory, CallOutcome, CallRecord};
 pub use relay::{RelayError, RelayRequest};
 
 use serde::{Deserialize, Serialize};
@@ -144,6 +146,20 @@ impl PeerKind {
 
     /// Whether the sender's other tabs should see this message too: when one tab answers a
     /// ringing call, the others must stop ringing.
+    /// Frames that start, answer or end a call (what the call history is written from).
+    pub fn is_call_control(self) -> bool {
+        matches!(
+            self,
+            Self::Invite
+                | Self::Accept
+                | Self::Decline
+                | Self::Busy
+                | Self::Cancel
+                | Self::Hangup
+                | Self::Leave
+        )
+    }
+
     pub fn is_echoed_to_own_tabs(self) -> bool {
         matches!(self, Self::Accept | Self::Decline | Self::Busy)
     }

@@ -41,6 +41,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/user/logout", post(logout))
         .route("/user/me", get(me))
         .merge(crate::contacts_api::routes())
+        .merge(crate::calls_api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),

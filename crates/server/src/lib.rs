@@ -2,6 +2,8 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod calls;
+pub mod calls_api;
 pub mod config;
 pub mod contacts;
 pub mod contacts_api;

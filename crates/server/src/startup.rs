@@ -24,6 +24,7 @@ use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::accounts::{Accounts, AccountsError};
+use crate::calls::{CallLog, CallStore};
 use crate::config::Settings;
 use crate::contacts::Contacts;
 use crate::db::{self, DbError};
@@ -134,6 +135,8 @@ impl Application {
             sessions: sessions.clone(),
             shutdown: shutdown.clone(),
             connections: TaskTracker::new(),
+            calls: CallLog::default(),
+            call_records: CallStore::new(accounts.pool().clone()),
         });
         let state = AppState {
             contacts: Contacts::new(accounts.pool().clone()),

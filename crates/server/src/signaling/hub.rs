@@ -325,16 +325,17 @@ impl Hub {
         Membership { id, key, inbox }
     }
 
-    /// Removes a connection; if it was the user's last, tells everyone they went offline.
-    pub fn leave(&self, key: &str, id: ConnectionId) {
+    /// Removes a connection; if it was the user's last, tells those who see them that they went
+    /// offline, and returns true.
+    pub fn leave(&self, key: &str, id: ConnectionId) -> bool {
         let mut users = self.lock();
         let Some(user) = users.get_mut(key) else {
-            return;
+            return false;
         };
         let before = user.connections.len();
         user.connections.retain(|c| c.id != id);
         if user.connections.len() == before {
-            return;
+            return false;
         }
         self.metrics.connections.dec();
         if user.connections.is_empty()
@@ -347,7 +348,14 @@ impl Hub {
             .to_json()
             .into();
             self.announce_locked(&users, key, &user, &announcement);
+            return true;
         }
+        false
+    }
+
+    /// The name user `key` is shown by, while they are online.
+    pub fn display_name(&self, key: &str) -> Option<String> {
+        self.lock().get(key).map(|user| user.display_name.clone())
     }
 
     /// Closes every connection of user `key` (the account was deleted); how many.

@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use protocol::{
-    ErrorCode, MAX_FRAME_BYTES, RelayRequest, ServerEvent, normalize_username, username_key,
+    ErrorCode, MAX_FRAME_BYTES, PeerKind, RelayRequest, ServerEvent, normalize_username,
+    username_key,
 };
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 use super::hub::{ConnectionId, Delivery, Hub, Inbox, Kick, LoginTag, Membership, Waiting};
 use crate::auth::CurrentUser;
+use crate::calls::{CallLog, CallStore, EndedCall, Party};
 use crate::config::Settings;
 use crate::contacts::Circle;
 use crate::metrics::Metrics;
@@ -275,6 +277,43 @@ pub struct Relay {
     /// Every open connection: a server shutting down waits for each to finish its closing
     /// handshake (the HTTP server's own graceful shutdown lets go of a connection once upgraded).
     pub connections: TaskTracker,
+    /// Calls ringing or in progress, for the call history.
+    pub calls: CallLog,
+    pub call_records: CallStore,
+}
+
+impl Relay {
+    /// Writes an ended call's records, off the connection's task.
+    fn record(&self, call: EndedCall) {
+        let store = self.call_records.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.write(&call).await {
+                tracing::warn!(%error, call_id = %call.call_id, "cannot record a call");
+            }
+        });
+    }
+
+    /// Notes a delivered call-control frame in the call log.
+    fn note_call(&self, kind: PeerKind, call_id: &str, from: (&str, &str), to: (&str, &str)) {
+        let party = |(key, name): (&str, &str)| Party {
+            key: key.to_owned(),
+            name: name.to_owned(),
+        };
+        let to = match kind {
+            // The callee's name as they registered it, not as the caller typed it.
+            PeerKind::Invite => Party {
+                name: self
+                    .hub
+                    .display_name(to.0)
+                    .unwrap_or_else(|| to.1.to_owned()),
+                key: to.0.to_owned(),
+            },
+            _ => party(to),
+        };
+        if let Some(call) = self.calls.relayed(kind, call_id, &party(from), &to) {
+            self.record(call);
+        }
+    }
 }
 
 /// The login session a connection was opened with, and when it must be looked at again.
@@ -373,7 +412,11 @@ fn serve(socket: WebSocket, opening: Opening) -> impl Future<Output = ()> {
         if ending == Ending::SessionEnded {
             peer.relay_what_was_sent();
         }
-        peer.relay.hub.leave(&peer.key, peer.id);
+        if peer.relay.hub.leave(&peer.key, peer.id) {
+            for call in peer.relay.calls.gone(&peer.key) {
+                peer.relay.record(call);
+            }
+        }
         let Peer {
             mut connection,
             username,
@@ -591,12 +634,18 @@ fn forward(
             "you cannot call yourself".to_owned(),
         );
     }
-    let echo = request.kind().is_echoed_to_own_tabs();
+    let kind = request.kind();
+    let echo = kind.is_echoed_to_own_tabs();
     let target = request.to().to_owned();
     let delivered: Utf8Bytes = request.deliver_as(username).into();
     match relay.hub.relay(own_key, &target_key, &delivered) {
         Delivery::Delivered(_) => {
             relay.metrics.messages_relayed.inc();
+            if kind.is_call_control()
+                && let Some(call_id) = call_id.as_deref()
+            {
+                relay.note_call(kind, call_id, (own_key, username), (&target_key, &target));
+            }
             if echo {
                 relay.hub.deliver(own_key, &delivered, Some(own_id));
             }
