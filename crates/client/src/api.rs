@@ -1,9 +1,13 @@
-//! The account and contact endpoints of the Duet server (`/user/*`, `/contacts`), as typed
-//! async calls.
+//! The account, contact and call-history endpoints of the Duet server (`/user/*`, `/contacts`,
+//! `/calls`), as typed async calls.
 
 use gloo_net::http::{Request, Response};
-use protocol::{AuthErrorCode, CallsFrom, Contact, ContactAction, ContactBook, ContactState};
+use protocol::{
+    AuthErrorCode, CallHistory, CallOutcome, CallRecord, CallsFrom, Contact, ContactAction,
+    ContactBook, ContactState,
+};
 use serde::Serialize;
+use wasm_bindgen::JsValue;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -54,34 +58,65 @@ pub async fn logout() -> Result<(), ApiError> {
 
 /// Who the session cookie belongs to.
 pub async fn me() -> Result<String, ApiError> {
-    let response = Request::get("/user/me").send().await?;
-    match response.status() {
-        200 => js_sys::JSON::parse(&response.text().await?)
-            .ok()
-            .and_then(|me| crate::js_fields::text(&me, "username"))
-            .ok_or(ApiError::Unexpected(200)),
-        401 => Err(ApiError::Unauthorized),
-        status => Err(ApiError::Unexpected(status)),
-    }
+    crate::js_fields::text(&get_json("/user/me").await?, "username")
+        .ok_or(ApiError::Unexpected(200))
 }
 
 /// The signed-in user's contact book.
 pub async fn contacts() -> Result<ContactBook, ApiError> {
-    let response = Request::get("/contacts").send().await?;
+    parse_book(&get_json("/contacts").await?).ok_or(ApiError::Unexpected(200))
+}
+
+/// The newest page of the signed-in user's calls.
+pub async fn calls() -> Result<CallHistory, ApiError> {
+    parse_history(&get_json("/calls?limit=20").await?).ok_or(ApiError::Unexpected(200))
+}
+
+/// Every missed call so far counts as seen (on every device: the server keeps it).
+pub async fn calls_seen() -> Result<(), ApiError> {
+    flag_answer(Request::post("/calls/seen").send().await?).await
+}
+
+/// A signed-in GET, its JSON read by the browser's `JSON.parse`: serde's derived decoders for
+/// the answers cost the bundle more than reading their few fields by name.
+async fn get_json(path: &str) -> Result<JsValue, ApiError> {
+    let response = Request::get(path).send().await?;
     match response.status() {
-        200 => parse_book(&response.text().await?).ok_or(ApiError::Unexpected(200)),
+        200 => js_sys::JSON::parse(&response.text().await?).map_err(|_| ApiError::Unexpected(200)),
         401 => Err(ApiError::Unauthorized),
         status => Err(ApiError::Unexpected(status)),
     }
 }
 
-/// Reads a book with the browser's `JSON.parse`: serde's derived decoder for these few types
-/// costs the bundle more than this does.
-fn parse_book(text: &str) -> Option<ContactBook> {
-    use crate::js_fields::{get, text as text_field};
-    let value = js_sys::JSON::parse(text).ok()?;
-    let list = |key| get(&value, key).map(|v| js_sys::Array::from(&v));
-    let contacts = list("contacts")?
+fn list(value: &JsValue, key: &str) -> Option<js_sys::Array> {
+    crate::js_fields::get(value, key).map(|v| js_sys::Array::from(&v))
+}
+
+fn parse_history(value: &JsValue) -> Option<CallHistory> {
+    use crate::js_fields::{get, number, text};
+    let calls = list(value, "calls")?
+        .iter()
+        .map(|call| {
+            Some(CallRecord {
+                call_id: text(&call, "call_id")?,
+                peer: text(&call, "peer")?,
+                outgoing: get(&call, "outgoing")?.as_bool()?,
+                outcome: CallOutcome::parse(&text(&call, "outcome")?)?,
+                started_at: number(&call, "started_at")? as i64,
+                duration_ms: number(&call, "duration_ms").map(|ms| ms as i64),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(CallHistory {
+        calls,
+        missed_unseen: number(value, "missed_unseen")? as u32,
+        next_before: number(value, "next_before").map(|ms| ms as i64),
+    })
+}
+
+fn parse_book(value: &JsValue) -> Option<ContactBook> {
+    use crate::js_fields::text as text_field;
+    let contacts = list(value, "contacts")?
         .iter()
         .map(|contact| {
             let state = match text_field(&contact, "state")?.as_str() {
@@ -96,14 +131,14 @@ fn parse_book(text: &str) -> Option<ContactBook> {
             })
         })
         .collect::<Option<Vec<_>>>()?;
-    let blocked = list("blocked")?
+    let blocked = list(value, "blocked")?
         .iter()
         .map(|name| name.as_string())
         .collect::<Option<Vec<_>>>()?;
     Some(ContactBook {
         contacts,
         blocked,
-        calls_from: CallsFrom::parse(&text_field(&value, "calls_from")?)?,
+        calls_from: CallsFrom::parse(&text_field(value, "calls_from")?)?,
     })
 }
 
@@ -148,7 +183,7 @@ async fn post_credentials(path: &str, username: &str, password: &str) -> Result<
 }
 
 /// Refusals come as `{"flag":false,"error":…,"code":…}` with 200 or a 4xx status alike. Read
-/// with the browser's `JSON.parse` (see [`parse_book`]).
+/// with the browser's `JSON.parse` (see [`get_json`]).
 async fn flag_answer(response: Response) -> Result<(), ApiError> {
     use crate::js_fields::{get, number, text};
     let status = response.status();

@@ -3,7 +3,7 @@
 //! One struct per language: a missing translation is a compile error, not a blank button.
 //! Strings with a `{name}` slot are filled by [`fill`].
 
-use protocol::{AccountError, AuthErrorCode, wait_minutes};
+use protocol::{AccountError, AuthErrorCode, CallOutcome, wait_minutes};
 
 use crate::call::EndReason;
 use crate::quality::Level;
@@ -83,6 +83,15 @@ pub struct Strings {
     pub storage_full: &'static str,
     pub offline_banner: &'static str,
     pub contacts_heading: &'static str,
+    pub recent_heading: &'static str,
+    pub outcome_answered: &'static str,
+    pub outcome_declined: &'static str,
+    pub outcome_missed: &'static str,
+    pub outcome_busy: &'static str,
+    pub outcome_cancelled: &'static str,
+    pub outcome_failed: &'static str,
+    pub call_back: &'static str,
+    pub no_calls_yet: &'static str,
     pub add_contact: &'static str,
     pub request_sent: &'static str,
     pub requests_heading: &'static str,
@@ -203,6 +212,18 @@ impl Strings {
         }
     }
 
+    /// How a call ended, in a word.
+    pub fn outcome(&self, outcome: CallOutcome) -> &'static str {
+        match outcome {
+            CallOutcome::Answered => self.outcome_answered,
+            CallOutcome::Declined => self.outcome_declined,
+            CallOutcome::Missed => self.outcome_missed,
+            CallOutcome::Busy => self.outcome_busy,
+            CallOutcome::Cancelled => self.outcome_cancelled,
+            CallOutcome::Failed => self.outcome_failed,
+        }
+    }
+
     /// A quality level's word, as it fills [`quality_name`](Self::quality_name).
     pub fn quality_level(&self, level: Level) -> &'static str {
         match level {
@@ -259,6 +280,15 @@ pub static EN: Strings = Strings {
     storage_full: "The server is out of storage space. Please try again later.",
     offline_banner: "Connection to server lost — retrying…",
     contacts_heading: "Contacts",
+    recent_heading: "Recent",
+    outcome_answered: "Answered",
+    outcome_declined: "Declined",
+    outcome_missed: "Missed",
+    outcome_busy: "Busy",
+    outcome_cancelled: "Cancelled",
+    outcome_failed: "Not connected",
+    call_back: "Call back",
+    no_calls_yet: "No calls yet.",
     add_contact: "Add contact",
     request_sent: "Request sent to {name}.",
     requests_heading: "Contact requests",
@@ -369,6 +399,15 @@ pub static ZH: Strings = Strings {
     storage_full: "服务器存储空间已满，请稍后再试。",
     offline_banner: "与服务器的连接已断开，正在重试…",
     contacts_heading: "联系人",
+    recent_heading: "最近通话",
+    outcome_answered: "已接听",
+    outcome_declined: "已拒绝",
+    outcome_missed: "未接来电",
+    outcome_busy: "忙线",
+    outcome_cancelled: "已取消",
+    outcome_failed: "未接通",
+    call_back: "回拨",
+    no_calls_yet: "还没有通话记录。",
     add_contact: "添加联系人",
     request_sent: "已向 {name} 发送请求。",
     requests_heading: "联系人请求",

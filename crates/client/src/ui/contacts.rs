@@ -4,6 +4,7 @@ use protocol::{AuthErrorCode, CallsFrom, ContactAction, ContactBook, ContactStat
 use crate::api::{self, ApiError};
 use crate::i18n::{Strings, fill};
 use crate::phone::Phone;
+use crate::ui::recent::RecentCalls;
 use crate::ui::{Avatar, Locale};
 
 /// The user's contacts: requests to answer, who is online (choosing one calls them), who is not,
@@ -227,6 +228,7 @@ pub fn ContactList() -> impl IntoView {
                     </select>
                 </label>
             </details>
+            <RecentCalls/>
         </aside>
     }
 }

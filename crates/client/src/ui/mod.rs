@@ -8,6 +8,7 @@ mod header;
 mod icons;
 mod login;
 pub mod quality;
+mod recent;
 
 pub use call_view::CallView;
 pub use contacts::ContactList;
