@@ -32,6 +32,9 @@ pub enum AuthErrorCode {
     /// The server's disk is full (HTTP 503); `retry_after_secs` says when to try again.
     StorageFull,
     Internal,
+    /// `/user/password` and `/user/delete`: the password given to confirm is not the account's
+    /// (403; counted as a failed login).
+    WrongPassword,
     /// A code this build does not know yet (a newer server): show the server's `error` text.
     #[serde(other)]
     Unknown,

@@ -37,6 +37,10 @@ pub enum UserCommand {
     Passwd { name: String },
     /// List the accounts.
     List,
+    /// Delete an account and everything of theirs (sessions, contacts, history). A server
+    /// running on the same database refuses their requests at once; their open sockets close
+    /// at the next session check.
+    Delete { name: String },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -49,6 +49,10 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), Operat
             accounts.set_password(&name, &password).await?;
             println!("password changed for {name}");
         }
+        UserCommand::Delete { name } => {
+            accounts.delete(&name).await?;
+            println!("deleted {name}");
+        }
         UserCommand::List => {
             for (username, created_at) in accounts.list().await? {
                 println!("{username}\t{created_at}");

@@ -302,15 +302,51 @@ impl Hub {
         self.end_logins(key, |login| login.started < since)
     }
 
+    /// Closes every connection of user `key` (the account was deleted); how many.
+    pub fn end_user(&self, key: &str) -> usize {
+        self.kick_where(key, |_| true)
+    }
+
     fn end_logins(&self, key: &str, ended: impl Fn(&LoginTag) -> bool) -> usize {
+        self.kick_where(key, |c| c.login.as_ref().is_some_and(&ended))
+    }
+
+    fn kick_where(&self, key: &str, ended: impl Fn(&Connection) -> bool) -> usize {
         let users = self.lock();
         users.get(key).map_or(0, |user| {
             user.connections
                 .iter()
-                .filter(|c| c.login.as_ref().is_some_and(&ended))
+                .filter(|c| ended(c))
                 .filter(|c| c.inbox.kick(Kick::SessionEnded))
                 .count()
         })
+    }
+
+    /// The connections of user `key` opened with session `from` now belong to login `to` (the
+    /// password changed and this browser stays logged in under a new session); how many.
+    pub fn move_login(&self, key: &str, from: SessionId, to: LoginTag) -> usize {
+        let mut users = self.lock();
+        let mut moved = 0;
+        if let Some(user) = users.get_mut(key) {
+            for connection in &mut user.connections {
+                if connection.login.is_some_and(|login| login.session == from) {
+                    connection.login = Some(to);
+                    moved += 1;
+                }
+            }
+        }
+        moved
+    }
+
+    /// The login connection `id` of user `key` belongs to now.
+    pub fn login_of(&self, key: &str, id: ConnectionId) -> Option<LoginTag> {
+        let users = self.lock();
+        users
+            .get(key)?
+            .connections
+            .iter()
+            .find(|c| c.id == id)?
+            .login
     }
 
     /// Queues `text` on every connection of user `key`, except `skip`.
@@ -605,5 +641,31 @@ mod tests {
         assert_eq!(hub.end_logins_before("eve", 150), 0);
         assert_eq!(hub.end_logins_before("eve", 300), 1);
         assert_eq!(other.inbox.kicked_for(), Some(Kick::SessionEnded));
+    }
+
+    #[test]
+    fn a_login_moved_to_a_new_session_outlives_the_old_ones() {
+        let hub = Hub::new(Metrics::new());
+        let tag = |session, started| {
+            Some(LoginTag {
+                session: SessionId(session),
+                started,
+            })
+        };
+        let here = hub.join("eve".into(), "eve", tag(1, 100), hello("eve"));
+        let elsewhere = hub.join("eve".into(), "eve", tag(2, 200), hello("eve"));
+        let moved = LoginTag {
+            session: SessionId(3),
+            started: 300,
+        };
+        assert_eq!(hub.move_login("eve", SessionId(1), moved), 1);
+        assert_eq!(hub.login_of("eve", here.id), Some(moved));
+        assert_eq!(hub.end_logins_before("eve", 300), 1);
+        assert_eq!(elsewhere.inbox.kicked_for(), Some(Kick::SessionEnded));
+        assert_eq!(here.inbox.kicked_for(), None);
+        // Deleting the account closes everything, whatever its login.
+        let bare = hub.join("eve".into(), "eve", None, hello("eve"));
+        assert_eq!(hub.end_user("eve"), 2);
+        assert_eq!(bare.inbox.kicked_for(), Some(Kick::SessionEnded));
     }
 }
