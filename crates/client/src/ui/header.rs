@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use crate::api;
 use crate::app::store_lang;
 use crate::phone::Phone;
-use crate::ui::{Locale, Session};
+use crate::ui::{AccountMenu, Locale, Session};
 
 #[component]
 pub fn Header() -> impl IntoView {
@@ -56,6 +56,7 @@ pub fn Header() -> impl IntoView {
                                     </span>
                                     <span data-testid="me">{name}</span>
                                 </span>
+                                <AccountMenu/>
                                 <button
                                     type="button"
                                     class="btn ghost small"
