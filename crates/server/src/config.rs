@@ -38,8 +38,7 @@ pub enum UserCommand {
     /// List the accounts.
     List,
     /// Delete an account and everything of theirs (sessions, contacts, history). A server
-    /// running on the same database refuses their requests at once; their open sockets close
-    /// at the next session check.
+    /// running on the same database ends their logins and closes their sockets first.
     Delete { name: String },
 }
 
