@@ -25,8 +25,10 @@ enum Note {
     Failed,
 }
 
+/// The signed-in user's name, as the button that opens the panel (no room in a phone's header
+/// for one more button).
 #[component]
-pub fn AccountMenu() -> impl IntoView {
+pub fn AccountMenu(name: String) -> impl IntoView {
     let locale = Locale::use_context();
     let session = expect_context::<RwSignal<Session>>();
     let phone = expect_context::<Phone>();
@@ -150,15 +152,17 @@ pub fn AccountMenu() -> impl IntoView {
     view! {
         <button
             type="button"
-            class="btn ghost small"
+            class="me"
             data-testid="account-open"
+            title=move || locale.t().account
             aria-expanded=move || open.get().to_string()
             on:click=move |_| {
                 open.update(|open| *open = !*open);
                 note.set(None);
             }
         >
-            {move || locale.t().account}
+            <span class="visually-hidden">{move || locale.t().signed_in_as}</span>
+            <span data-testid="me">{name}</span>
         </button>
         <Show when=move || open.get()>
             <section

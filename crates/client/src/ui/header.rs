@@ -50,13 +50,8 @@ pub fn Header() -> impl IntoView {
                     username()
                         .map(|name| {
                             view! {
-                                <span class="me">
-                                    <span class="visually-hidden">
-                                        {move || locale.t().signed_in_as}
-                                    </span>
-                                    <span data-testid="me">{name}</span>
-                                </span>
-                                <AccountMenu/>
+                                // The signed-in name, which opens "Account".
+                                <AccountMenu name/>
                                 <button
                                     type="button"
                                     class="btn ghost small"
