@@ -175,11 +175,7 @@ pub async fn contact(
 }
 
 async fn post_credentials(path: &str, username: &str, password: &str) -> Result<(), ApiError> {
-    let response = Request::post(path)
-        .json(&Credentials { username, password })?
-        .send()
-        .await?;
-    flag_answer(response).await
+    post_json(path, &Credentials { username, password }).await
 }
 
 /// Refusals come as `{"flag":false,"error":…,"code":…}` with 200 or a 4xx status alike. Read
@@ -204,4 +200,34 @@ async fn flag_answer(response: Response) -> Result<(), ApiError> {
         }),
         None => Err(ApiError::Unexpected(status)),
     }
+}
+
+async fn post_json(path: &str, body: &impl Serialize) -> Result<(), ApiError> {
+    let response = Request::post(path).json(body)?.send().await?;
+    if response.status() == 401 {
+        return Err(ApiError::Unauthorized);
+    }
+    flag_answer(response).await
+}
+
+/// The signed-in user's own account (`/user/password`, `/user/logout-all`, `/user/delete`).
+pub async fn change_password(current: &str, new: &str) -> Result<(), ApiError> {
+    #[derive(Serialize)]
+    struct Change<'a> {
+        current: &'a str,
+        new: &'a str,
+    }
+    post_json("/user/password", &Change { current, new }).await
+}
+
+pub async fn logout_all() -> Result<(), ApiError> {
+    post_json("/user/logout-all", &()).await
+}
+
+pub async fn delete_account(password: &str) -> Result<(), ApiError> {
+    #[derive(Serialize)]
+    struct Confirm<'a> {
+        password: &'a str,
+    }
+    post_json("/user/delete", &Confirm { password }).await
 }

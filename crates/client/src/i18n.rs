@@ -172,6 +172,15 @@ pub struct Strings {
     pub quality_relayed: &'static str,
     pub poor_connection: &'static str,
     pub not_now: &'static str,
+    pub account: &'static str,
+    pub change_password: &'static str,
+    pub current_password: &'static str,
+    pub new_password: &'static str,
+    pub password_changed: &'static str,
+    pub log_out_everywhere: &'static str,
+    pub delete_account: &'static str,
+    pub delete_warning: &'static str,
+    pub wrong_password: &'static str,
 }
 
 impl Strings {
@@ -208,6 +217,7 @@ impl Strings {
             AuthErrorCode::ContactYourself => self.contact_yourself.to_owned(),
             AuthErrorCode::NoRequest => self.no_request.to_owned(),
             AuthErrorCode::TooManyContacts => self.too_many_contacts.to_owned(),
+            AuthErrorCode::WrongPassword => self.wrong_password.to_owned(),
             _ => self.auth_failed.to_owned(),
         }
     }
@@ -368,6 +378,15 @@ pub static EN: Strings = Strings {
     quality_relayed: "Relayed (TURN)",
     poor_connection: "Your connection is poor. Turn your camera off to keep the sound clear?",
     not_now: "Not now",
+    account: "Account",
+    change_password: "Change password",
+    current_password: "Current password",
+    new_password: "New password",
+    password_changed: "Password changed. Your other devices were signed out.",
+    log_out_everywhere: "Log out of all devices",
+    delete_account: "Delete account",
+    delete_warning: "This deletes your account, contacts and call history for good. Enter your password to confirm.",
+    wrong_password: "That password is not right.",
 };
 
 pub static ZH: Strings = Strings {
@@ -487,6 +506,15 @@ pub static ZH: Strings = Strings {
     quality_relayed: "经中继（TURN）",
     poor_connection: "你的网络连接较差。要关闭摄像头以保证声音清晰吗？",
     not_now: "暂不",
+    account: "账户",
+    change_password: "修改密码",
+    current_password: "当前密码",
+    new_password: "新密码",
+    password_changed: "密码已修改，其他设备已退出登录。",
+    log_out_everywhere: "退出所有设备",
+    delete_account: "删除账户",
+    delete_warning: "这将永久删除你的账户、联系人和通话记录。请输入密码确认。",
+    wrong_password: "密码不正确。",
 };
 
 #[cfg(test)]
@@ -547,6 +575,10 @@ mod tests {
             assert_eq!(
                 strings.refusal(AuthErrorCode::StorageFull, Some(60)),
                 strings.storage_full
+            );
+            assert_eq!(
+                strings.refusal(AuthErrorCode::WrongPassword, None),
+                strings.wrong_password
             );
         }
         assert_eq!(

@@ -38,6 +38,9 @@ pub enum AuthErrorCode {
     /// The server's disk is full (HTTP 503); `retry_after_secs` says when to try again.
     StorageFull,
     Internal,
+    /// `/user/password` and `/user/delete`: the password given to confirm is not the account's
+    /// (403; counted as a failed login).
+    WrongPassword,
     /// A code this build does not know yet (a newer server): show the server's `error` text.
     #[serde(other)]
     Unknown,
@@ -58,7 +61,7 @@ impl From<&AccountError> for AuthErrorCode {
 
 impl AuthErrorCode {
     /// Every code but `Unknown`, with its wire name (as serde writes it; a test checks).
-    const NAMES: [(Self, &'static str); 20] = [
+    const NAMES: [(Self, &'static str); 21] = [
         (Self::BadRequest, "bad_request"),
         (Self::UsernameEmpty, "username_empty"),
         (Self::UsernameTooLong, "username_too_long"),
@@ -73,6 +76,7 @@ impl AuthErrorCode {
         (Self::Busy, "busy"),
         (Self::CrossSite, "cross_site"),
         (Self::NotLoggedIn, "not_logged_in"),
+        (Self::WrongPassword, "wrong_password"),
         (Self::ContactYourself, "contact_yourself"),
         (Self::NoRequest, "no_request"),
         (Self::TooManyContacts, "too_many_contacts"),

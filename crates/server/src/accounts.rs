@@ -19,8 +19,8 @@ pub enum AccountsError {
     Invalid(#[from] AccountError),
     #[error("this username is taken")]
     Taken,
-    #[error("no such user")]
-    NoSuchUser,
+    #[error("there is no user named {0:?}")]
+    NoSuchUser(String),
     /// SQLite found no room to write (SQLITE_FULL): nothing was stored, and nothing stored
     /// before is lost; it works again once the disk has space.
     #[error("the disk holding the database is full")]
@@ -52,6 +52,34 @@ pub fn is_storage_full(error: &sqlx::Error) -> bool {
         .and_then(|code| code.parse::<i32>().ok())
         .is_some_and(|code| code & 0xff == 13)
 }
+
+/// What deleting an account removes before the user row: each statement runs with `$1` bound to
+/// the user's `users.id`, in this order, in the one transaction of [`Accounts::delete`].
+///
+/// EVERY TABLE THAT REFERS TO `users(id)` NEEDS ITS LINE HERE (issue #15: contacts, blocks,
+/// per-user settings, call records), for example
+/// `"DELETE FROM contacts WHERE owner_id = $1 OR contact_id = $1",`.
+/// Portable SQL only (SQLite and PostgreSQL): plain `$1`, no SQLite-only functions.
+const OWNED_BY_USER: &[&str] = &[
+    // Their contacts and requests, and everyone's requests and contacts naming them (a later
+    // account of the same name must not inherit them).
+    "DELETE FROM contacts WHERE user_id = $1 \
+     OR contact_key = (SELECT username_key FROM users WHERE id = $1)",
+    "DELETE FROM blocks WHERE user_id = $1",
+    // Their side of each call; the other side keeps theirs.
+    "DELETE FROM call_records WHERE user_id = $1",
+];
+
+/// An update of user `key` found them, or there is no such user.
+fn found(updated: sqlx::sqlite::SqliteQueryResult, key: &str) -> Result<(), AccountsError> {
+    if updated.rows_affected() == 0 {
+        return Err(AccountsError::NoSuchUser(key.to_owned()));
+    }
+    Ok(())
+}
+
+/// A password that passed the rules, hashed, not yet stored.
+pub struct NewPassword(String);
 
 #[derive(Clone)]
 pub struct Accounts {
@@ -206,26 +234,81 @@ impl Accounts {
         Ok(stored_name.filter(|_| matches))
     }
 
-    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), AccountsError> {
+    /// Checks `password` against the rules and hashes it (on the hashing slots, like a login);
+    /// nothing is stored yet.
+    pub async fn hash_new_password(&self, password: &str) -> Result<NewPassword, AccountsError> {
         validate_password(password)?;
-        let key = username_key(&normalize_username(username)?);
         let password = password.to_owned();
         let hash = self.blocking(move || hash_password(&password)).await??;
-        // Every login made with the old password ends (crate::sessions): here and in any
-        // server process sharing this database.
+        Ok(NewPassword(hash))
+    }
+
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), AccountsError> {
+        let key = username_key(&normalize_username(username)?);
+        let hash = self.hash_new_password(password).await?;
         let now = crate::sessions::unix_ms(time::OffsetDateTime::now_utc());
+        self.store_password(&key, &hash, now).await
+    }
+
+    /// Makes `hash` the password of user `key`. Every login that started before `since` (Unix
+    /// milliseconds) ends (crate::sessions): here and in any server process sharing this database.
+    pub async fn store_password(
+        &self,
+        key: &str,
+        hash: &NewPassword,
+        since: i64,
+    ) -> Result<(), AccountsError> {
         let updated = sqlx::query(
             "UPDATE users SET password_hash = $1, sessions_since = $2 WHERE username_key = $3",
         )
-        .bind(&hash)
-        .bind(now)
-        .bind(&key)
+        .bind(&hash.0)
+        .bind(since)
+        .bind(key)
         .execute(&self.pool)
         .await?;
-        if updated.rows_affected() == 0 {
-            return Err(AccountsError::NoSuchUser);
+        found(updated, key)
+    }
+
+    /// Ends every login of user `key` that started before `since` (Unix milliseconds), as a
+    /// password change does, and keeps the password.
+    pub async fn end_sessions(&self, key: &str, since: i64) -> Result<(), AccountsError> {
+        let updated = sqlx::query("UPDATE users SET sessions_since = $1 WHERE username_key = $2")
+            .bind(since)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        found(updated, key)
+    }
+
+    /// Deletes the account `username` and everything of theirs in one transaction, nothing left
+    /// half deleted; returns the key the name had. Their open sockets are the caller's to close
+    /// (this process's hub); requests with their sessions are refused from the commit on.
+    pub async fn delete(&self, username: &str) -> Result<String, AccountsError> {
+        let key = username_key(&normalize_username(username)?);
+        let mut tx = self.pool.begin().await?;
+        // A write first, so the transaction holds SQLite's write lock from its first statement
+        // (a read that later turns into a write can meet another writer's commit). It finds the
+        // row; ending its logins is moot once the row is gone.
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET sessions_since = $1 WHERE username_key = $2 RETURNING id",
+        )
+        .bind(crate::sessions::unix_ms(time::OffsetDateTime::now_utc()))
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Err(AccountsError::NoSuchUser(username.to_owned()));
+        };
+        for statement in OWNED_BY_USER {
+            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
         }
-        Ok(())
+        crate::sessions::delete_records_of(&mut tx, &key).await?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(key)
     }
 
     /// Logins of user `key` that started before this (Unix milliseconds) are over; `None` when

@@ -42,6 +42,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/user/me", get(me))
         .merge(crate::contacts_api::routes())
         .merge(crate::calls_api::routes())
+        .merge(crate::account_api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -136,6 +137,8 @@ pub enum AuthError {
     Taken,
     #[error("wrong username or password")]
     WrongCredentials,
+    #[error("the password is wrong")]
+    WrongPassword,
     #[error("too many failed logins; try again in {} minutes", wait_minutes(.0.as_secs()))]
     Throttled(Duration),
     #[error(
@@ -170,6 +173,8 @@ impl From<AccountsError> for AuthError {
             AccountsError::Taken => Self::Taken,
             AccountsError::Busy => Self::Busy,
             AccountsError::StorageFull => Self::StorageFull,
+            // The account went away under a request made with its session.
+            AccountsError::NoSuchUser(_) => Self::NotLoggedIn,
             other => Self::Internal(other.to_string()),
         }
     }
@@ -218,6 +223,7 @@ impl AuthError {
             Self::Invalid(error) => error.into(),
             Self::Taken => AuthErrorCode::UsernameTaken,
             Self::WrongCredentials => AuthErrorCode::WrongCredentials,
+            Self::WrongPassword => AuthErrorCode::WrongPassword,
             Self::Throttled(_) => AuthErrorCode::Throttled,
             Self::TooManyRegistrations(_) => AuthErrorCode::TooManyRegistrations,
             Self::Busy | Self::TimedOut => AuthErrorCode::Busy,
@@ -246,7 +252,7 @@ impl IntoResponse for AuthError {
             Self::WrongCredentials => StatusCode::OK,
             Self::Throttled(_) | Self::TooManyRegistrations(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            Self::CrossSite => StatusCode::FORBIDDEN,
+            Self::CrossSite | Self::WrongPassword => StatusCode::FORBIDDEN,
             Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
             Self::NotLoggedIn => StatusCode::UNAUTHORIZED,
             Self::StorageFull => {
@@ -274,7 +280,7 @@ impl IntoResponse for AuthError {
     }
 }
 
-fn ok() -> Json<FlagAnswer> {
+pub(crate) fn ok() -> Json<FlagAnswer> {
     Json(FlagAnswer::ok())
 }
 
@@ -329,9 +335,31 @@ async fn login(
     session: Session,
     credentials: Credentials,
 ) -> Result<Json<FlagAnswer>, AuthError> {
+    let checked = check_password(
+        &state,
+        &client,
+        &credentials.username,
+        &credentials.password,
+    )
+    .await?;
+    let Some(username) = checked else {
+        return Err(AuthError::WrongCredentials);
+    };
+    start_session(&state, &session, &username).await?;
+    Ok(ok())
+}
+
+/// Checks `username`'s password under the failed-login throttle (a login, or a signed-in user
+/// confirming a change): the stored name when it is right, `None` when it is wrong (counted).
+pub(crate) async fn check_password(
+    state: &AppState,
+    client: &Client,
+    username: &str,
+    password: &str,
+) -> Result<Option<String>, AuthError> {
     // No account has a name the rules refuse: say so before it could become a throttle key
     // (a megabyte of junk per request) or cost a hash.
-    let account_key = username_key(&normalize_username(&credentials.username)?);
+    let account_key = username_key(&normalize_username(username)?);
     let account = [ThrottleKey::Account(account_key)];
     let address = [ThrottleKey::address(client.ip)];
     let throttled = |wait| {
@@ -344,21 +372,17 @@ async fn login(
     // The address counts failures once checked: an office's people logging in at once behind
     // one NAT must not take each other's places.
     let slot = state.logins.take(&account).map_err(throttled)?;
-    let checked = state
-        .accounts
-        .authenticate(&credentials.username, &credentials.password)
-        .await;
+    let checked = state.accounts.authenticate(username, password).await;
     match checked {
         Ok(Some(username)) => {
             state.metrics.login("succeeded");
             state.logins.clear(&account[0]);
-            start_session(&state, &session, &username).await?;
-            Ok(ok())
+            Ok(Some(username))
         }
         Ok(None) => {
             state.metrics.login("failed");
             let _ = state.logins.record(&address);
-            Err(AuthError::WrongCredentials)
+            Ok(None)
         }
         Err(error) => {
             // Not checked at all (busy, or the database failed): not a guess either.

@@ -38,6 +38,9 @@ pub enum UserCommand {
     Passwd { name: String },
     /// List the accounts.
     List,
+    /// Delete an account and everything of theirs (sessions, contacts, history). A server
+    /// running on the same database ends their logins and closes their sockets first.
+    Delete { name: String },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,5 +1,6 @@
 //! Duet's server: accounts and sessions over SQLite, the signaling relay, and the app's pages.
 
+pub mod account_api;
 pub mod accounts;
 pub mod auth;
 pub mod calls;

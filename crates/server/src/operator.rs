@@ -3,6 +3,9 @@
 //! history would show them.
 
 use std::io::{BufRead, IsTerminal};
+use std::time::Duration;
+
+use protocol::{normalize_username, username_key};
 
 use crate::accounts::{Accounts, AccountsError};
 use crate::config::{Settings, UserCommand};
@@ -48,6 +51,16 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), Operat
             let password = read_password()?;
             accounts.set_password(&name, &password).await?;
             println!("password changed for {name}");
+        }
+        UserCommand::Delete { name } => {
+            // Their logins end first, and a server running on this database closes their sockets
+            // when it next looks (it cannot see a deleted account's): then the account goes.
+            let key = username_key(&normalize_username(&name).map_err(AccountsError::from)?);
+            let now = crate::sessions::unix_ms(time::OffsetDateTime::now_utc()) + 1;
+            accounts.end_sessions(&key, now).await?;
+            tokio::time::sleep(crate::startup::ENDED_LOGINS_WATCH + Duration::from_secs(1)).await;
+            accounts.delete(&name).await?;
+            println!("deleted {name}");
         }
         UserCommand::List => {
             for (username, created_at) in accounts.list().await? {

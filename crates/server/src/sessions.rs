@@ -104,7 +104,16 @@ pub async fn start(
     username: &str,
     policy: SessionPolicy,
 ) -> Result<(), tower_sessions::session::Error> {
-    let now = OffsetDateTime::now_utc();
+    start_at(session, username, policy, OffsetDateTime::now_utc()).await
+}
+
+/// [`start`], as of `now`: the login counts as started then.
+pub async fn start_at(
+    session: &Session,
+    username: &str,
+    policy: SessionPolicy,
+    now: OffsetDateTime,
+) -> Result<(), tower_sessions::session::Error> {
     session.cycle_id().await?;
     session.insert(USER, username).await?;
     session.insert(STARTED, unix_ms(now)).await?;
@@ -182,6 +191,56 @@ pub fn started_of(record: &tower_sessions::session::Record) -> Option<OffsetDate
         .get(STARTED)
         .and_then(serde_json::Value::as_i64)
         .map(from_unix_ms)
+}
+
+/// The session store's table (tower-sessions-sqlx-store's default, as `startup` makes it).
+const SESSION_TABLE_ROWS: &str =
+    "SELECT id, data FROM tower_sessions WHERE id > $1 ORDER BY id LIMIT $2";
+
+/// Deletes every stored session of user `key` (an account being deleted), inside the caller's
+/// transaction; how many. The store keeps each record as one MessagePack blob, so the user is
+/// found by reading the records, a page at a time.
+pub async fn delete_records_of(
+    db: &mut sqlx::SqliteConnection,
+    key: &str,
+) -> Result<usize, sqlx::Error> {
+    const PAGE: i64 = 500;
+    let mut after = String::new();
+    let mut theirs = Vec::new();
+    loop {
+        let page: Vec<(String, Vec<u8>)> = sqlx::query_as(SESSION_TABLE_ROWS)
+            .bind(&after)
+            .bind(PAGE)
+            .fetch_all(&mut *db)
+            .await?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = last.clone();
+        theirs.extend(
+            page.into_iter()
+                .filter(|(_, data)| {
+                    user_of(data).is_some_and(|user| protocol::username_key(&user) == key)
+                })
+                .map(|(id, _)| id),
+        );
+    }
+    for id in &theirs {
+        sqlx::query("DELETE FROM tower_sessions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *db)
+            .await?;
+    }
+    Ok(theirs.len())
+}
+
+/// The user a stored session record is logged in as (`None` for an anonymous or unreadable one).
+fn user_of(data: &[u8]) -> Option<String> {
+    let record: tower_sessions::session::Record = rmp_serde::from_slice(data).ok()?;
+    match record.data.get(USER)? {
+        serde_json::Value::String(user) => Some(user.clone()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

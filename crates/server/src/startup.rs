@@ -307,10 +307,13 @@ fn serve_redirect(redirect: TcpListener, https_port: u16, shutdown: Cancellation
     });
 }
 
+/// How often a server looks for logins ended by another process ([`spawn_password_change_watch`]).
+pub const ENDED_LOGINS_WATCH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A password change (`duet user passwd` in another process, or another server on the same
 /// database) ends the sessions of the old password: their open sockets close within a moment.
 fn spawn_password_change_watch(state: &AppState) {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+    const EVERY: std::time::Duration = ENDED_LOGINS_WATCH;
     let accounts = state.accounts.clone();
     let hub = state.hub.clone();
     let stop = state.shutdown.clone();

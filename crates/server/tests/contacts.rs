@@ -50,12 +50,6 @@ async fn online(app: &TestApp, name: &str) -> (Browser, Socket, Value) {
     (browser, socket, presence)
 }
 
-/// Makes two users contacts.
-async fn befriend(a: &Browser, b: &Browser, b_name: &str, a_name: &str) {
-    ok(a, "request", b_name).await;
-    ok(b, "accept", a_name).await;
-}
-
 /// The next frame `socket` reads is `marker` (sent by `from` just now): nothing came before it.
 async fn nothing_before(socket: &mut Socket, from: &mut Socket, to: &str, marker: &str) {
     from.send(json!({"type":"ringing","name":to,"call_id":marker}))
@@ -159,7 +153,7 @@ async fn a_blocked_user_can_neither_reach_nor_see_the_blocker() {
     let (bob, mut bob_socket, presence) = online(&app, "bob").await;
     assert_eq!(presence, json!(["alice", "bob"]));
     assert_eq!(alice_socket.expect("online").await["username"], "bob");
-    befriend(&alice, &bob, "bob", "alice").await;
+    common::befriend(&alice, "alice", &bob, "bob").await;
 
     ok(&bob, "block", "alice").await;
     assert_eq!(alice_socket.expect("offline").await["username"], "bob");
@@ -198,7 +192,7 @@ async fn calls_from_contacts_only_refuses_strangers_as_if_offline() {
     let (alice, mut alice_socket, _) = online(&app, "alice").await;
     let (bob, mut bob_socket, _) = online(&app, "bob").await;
     let (_carol, mut carol_socket, _) = online(&app, "carol").await;
-    befriend(&alice, &bob, "bob", "alice").await;
+    common::befriend(&alice, "alice", &bob, "bob").await;
     bob_socket.expect("online").await;
 
     // Anyone who knows the name may call, by default (the seed's pages call by typed name).
@@ -303,4 +297,29 @@ async fn bad_contact_requests_get_clear_errors() {
         (403, json!("cross_site"))
     );
     assert_eq!(state_of(&alice, "bob").await, None, "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_deleted_account_leaves_no_contact_behind_for_its_name() {
+    let app = spawn_app().await;
+    let (alice, mut alice_socket, _) = online(&app, "alice").await;
+    let (bob, mut bob_socket, _) = online(&app, "bob").await;
+    common::befriend(&alice, "alice", &bob, "bob").await;
+    assert_eq!(alice_socket.expect("online").await["username"], "bob");
+    bob_socket.expect("online").await;
+
+    let (status, _) = json_answer(
+        bob.post("/user/delete")
+            .json(&json!({"password": "correct horse"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(alice_socket.expect("offline").await["username"], "bob");
+    assert_eq!(state_of(&alice, "bob").await, None);
+
+    // Someone new takes the name: a stranger to alice.
+    let (new_bob, mut new_bob_socket, presence) = online(&app, "bob").await;
+    assert_eq!(presence, json!(["bob"]));
+    assert_eq!(book(&new_bob).await["contacts"], json!([]));
+    nothing_before(&mut alice_socket, &mut new_bob_socket, "alice", "m1").await;
 }

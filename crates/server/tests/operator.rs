@@ -2,30 +2,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::{start, test_settings};
+use common::{duet, start, test_settings};
 use serde_json::json;
-
-fn duet(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(args)
-        .env("DUET_DATA_DIR", data_dir)
-        .env_remove("DUET_DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("duet runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write password");
-    child.wait_with_output().expect("duet exits")
-}
 
 #[tokio::test]
 async fn operator_adds_lists_and_changes_passwords() {

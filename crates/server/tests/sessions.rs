@@ -5,7 +5,6 @@ mod common;
 
 use common::{json_answer, spawn_app_with};
 use serde_json::json;
-use sqlx::sqlite::SqlitePoolOptions;
 
 #[tokio::test]
 async fn logging_out_closes_that_sessions_sockets_and_no_other() {
@@ -36,20 +35,8 @@ async fn logging_out_closes_that_sessions_sockets_and_no_other() {
 }
 
 async fn session_expiry(app: &common::TestApp) -> i64 {
-    let url = format!("sqlite://{}", app.data_dir.join("duet.db").display());
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
+    app.db_number("SELECT MAX(CAST(strftime('%s', expiry_date) AS INTEGER)) FROM tower_sessions")
         .await
-        .expect("the server's database");
-    let expiry: i64 = sqlx::query_scalar(
-        "SELECT MAX(CAST(strftime('%s', expiry_date) AS INTEGER)) FROM tower_sessions",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("a session row");
-    pool.close().await;
-    expiry
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use crate::api;
 use crate::app::store_lang;
 use crate::phone::Phone;
-use crate::ui::{Locale, Session};
+use crate::ui::{AccountMenu, Locale, Session};
 
 #[component]
 pub fn Header() -> impl IntoView {
@@ -50,12 +50,8 @@ pub fn Header() -> impl IntoView {
                     username()
                         .map(|name| {
                             view! {
-                                <span class="me">
-                                    <span class="visually-hidden">
-                                        {move || locale.t().signed_in_as}
-                                    </span>
-                                    <span data-testid="me">{name}</span>
-                                </span>
+                                // The signed-in name, which opens "Account".
+                                <AccountMenu name/>
                                 <button
                                     type="button"
                                     class="btn ghost small"

@@ -15,6 +15,9 @@ pub use contacts::ContactList;
 pub use header::{Header, OfflineBanner};
 pub use login::LoginForm;
 
+mod account;
+pub use account::AccountMenu;
+
 use leptos::prelude::*;
 
 use crate::i18n::{Lang, Strings};

@@ -353,14 +353,44 @@ impl Hub {
         false
     }
 
+    /// User `key` no longer exists (the account was deleted): those who saw them are told they
+    /// went offline, every connection of theirs closes, and nobody online keeps them as a
+    /// contact or a block (an account registered later under the name is nobody's contact).
+    /// Returns how many connections it closed.
+    pub fn remove_user(&self, key: &str) -> usize {
+        let mut users = self.lock();
+        let mut closed = 0;
+        if let Some(user) = users.remove(key) {
+            let announcement: Utf8Bytes = ServerEvent::Offline {
+                username: user.display_name.clone(),
+            }
+            .to_json()
+            .into();
+            self.announce_locked(&users, key, &user, &announcement);
+            self.metrics.users_online.dec();
+            for connection in &user.connections {
+                // Gone from the map: its task's `leave` finds nothing more to do.
+                self.metrics.connections.dec();
+                if connection.inbox.kick(Kick::SessionEnded) {
+                    closed += 1;
+                }
+            }
+        }
+        for user in users.values_mut() {
+            if let Some(circle) = &mut user.circle {
+                circle.contacts.remove(key);
+                circle.blocks.remove(key);
+                if circle.is_empty() {
+                    user.circle = None;
+                }
+            }
+        }
+        closed
+    }
+
     /// The name user `key` is shown by, while they are online.
     pub fn display_name(&self, key: &str) -> Option<String> {
         self.lock().get(key).map(|user| user.display_name.clone())
-    }
-
-    /// Closes every connection of user `key` (the account was deleted); how many.
-    pub fn end_user(&self, key: &str) -> usize {
-        self.end_logins(key, |_| true)
     }
 
     /// Closes every connection of user `key` opened with `session` (logged out); how many.
@@ -374,12 +404,21 @@ impl Hub {
         self.end_logins(key, |login| login.started < since)
     }
 
+    /// Closes every connection of user `key` (the account was deleted); how many.
+    pub fn end_user(&self, key: &str) -> usize {
+        self.kick_where(key, |_| true)
+    }
+
     fn end_logins(&self, key: &str, ended: impl Fn(&LoginTag) -> bool) -> usize {
+        self.kick_where(key, |c| c.login.as_ref().is_some_and(&ended))
+    }
+
+    fn kick_where(&self, key: &str, ended: impl Fn(&Connection) -> bool) -> usize {
         let users = self.lock();
         users.get(key).map_or(0, |user| {
             user.connections
                 .iter()
-                .filter(|c| c.login.as_ref().is_some_and(&ended))
+                .filter(|c| ended(c))
                 .filter(|c| c.inbox.kick(Kick::SessionEnded))
                 .count()
         })
@@ -399,6 +438,33 @@ impl Hub {
             ),
             _ => Delivery::Offline,
         }
+    }
+
+    /// The connections of user `key` opened with session `from` now belong to login `to` (the
+    /// password changed and this browser stays logged in under a new session); how many.
+    pub fn move_login(&self, key: &str, from: SessionId, to: LoginTag) -> usize {
+        let mut users = self.lock();
+        let mut moved = 0;
+        if let Some(user) = users.get_mut(key) {
+            for connection in &mut user.connections {
+                if connection.login.is_some_and(|login| login.session == from) {
+                    connection.login = Some(to);
+                    moved += 1;
+                }
+            }
+        }
+        moved
+    }
+
+    /// The login connection `id` of user `key` belongs to now.
+    pub fn login_of(&self, key: &str, id: ConnectionId) -> Option<LoginTag> {
+        let users = self.lock();
+        users
+            .get(key)?
+            .connections
+            .iter()
+            .find(|c| c.id == id)?
+            .login
     }
 
     /// Queues `text` on every connection of user `key`, except `skip`.
@@ -853,5 +919,31 @@ mod tests {
         assert_eq!(hub.end_logins_before("eve", 150), 0);
         assert_eq!(hub.end_logins_before("eve", 300), 1);
         assert_eq!(other.inbox.kicked_for(), Some(Kick::SessionEnded));
+    }
+
+    #[test]
+    fn a_login_moved_to_a_new_session_outlives_the_old_ones() {
+        let hub = Hub::new(Metrics::new());
+        let tag = |session, started| {
+            Some(LoginTag {
+                session: SessionId(session),
+                started,
+            })
+        };
+        let here = hub.join("eve".into(), "eve", tag(1, 100), hello("eve"));
+        let elsewhere = hub.join("eve".into(), "eve", tag(2, 200), hello("eve"));
+        let moved = LoginTag {
+            session: SessionId(3),
+            started: 300,
+        };
+        assert_eq!(hub.move_login("eve", SessionId(1), moved), 1);
+        assert_eq!(hub.login_of("eve", here.id), Some(moved));
+        assert_eq!(hub.end_logins_before("eve", 300), 1);
+        assert_eq!(elsewhere.inbox.kicked_for(), Some(Kick::SessionEnded));
+        assert_eq!(here.inbox.kicked_for(), None);
+        // Deleting the account closes everything, whatever its login.
+        let bare = hub.join("eve".into(), "eve", None, hello("eve"));
+        assert_eq!(hub.end_user("eve"), 2);
+        assert_eq!(bare.inbox.kicked_for(), Some(Kick::SessionEnded));
     }
 }

@@ -284,7 +284,7 @@ pub struct Relay {
 
 impl Relay {
     /// Writes an ended call's records, off the connection's task.
-    fn record(&self, call: EndedCall) {
+    pub fn record(&self, call: EndedCall) {
         let store = self.call_records.clone();
         tokio::spawn(async move {
             if let Err(error) = store.write(&call).await {
@@ -336,11 +336,19 @@ impl Lease {
     }
 
     /// Looks the session up: still valid (renewed, since an open socket is activity), or ended.
-    async fn check(&mut self, relay: &Relay) -> Result<(), Ending> {
+    async fn check(&mut self, relay: &Relay, key: &str, id: ConnectionId) -> Result<(), Ending> {
         let policy = SessionPolicy::from_settings(&relay.settings);
         let record = match relay.sessions.load(&self.id).await {
             Ok(Some(record)) => record,
-            Ok(None) => return Err(Ending::SessionEnded),
+            // A password change gives this browser a new session (crate::account_api) and moves
+            // its connections to it in the hub: follow it.
+            Ok(None) => match relay.hub.login_of(key, id) {
+                Some(login) if login.session != self.id => {
+                    self.id = login.session;
+                    return Box::pin(self.check(relay, key, id)).await;
+                }
+                _ => return Err(Ending::SessionEnded),
+            },
             Err(error) => {
                 // The store's trouble is not the user's: keep the connection, look again later.
                 tracing::warn!(%error, "cannot check a session");
@@ -571,7 +579,7 @@ impl Peer {
                 }
                 () = &mut session_due, if lease.is_some() => {
                     if let Some(lease) = lease.as_mut() {
-                        lease.check(relay).await?;
+                        lease.check(relay, key, id).await?;
                         session_due.as_mut().reset(lease.next_check(policy));
                     }
                 }

@@ -4,8 +4,10 @@
 
 pub mod binary;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,6 +104,22 @@ impl TestApp {
 
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// One number from the server's database, read over a connection of the test's own.
+    pub async fn db_number(&self, query: &str) -> i64 {
+        let url = format!("sqlite://{}", self.data_dir.join("duet.db").display());
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .expect("the server's database");
+        let value = sqlx::query_scalar(query)
+            .fetch_one(&pool)
+            .await
+            .expect("a number");
+        pool.close().await;
+        value
     }
 
     /// A fresh HTTP client with its own cookie jar (one browser, in effect).
@@ -291,9 +309,44 @@ impl Socket {
     }
 }
 
+/// Makes `a` (named `a_name`) and `b` (named `b_name`) contacts: a asks, b accepts. Only
+/// contacts see each other's presence (the default `--presence contacts`).
+pub async fn befriend(a: &Browser, a_name: &str, b: &Browser, b_name: &str) {
+    for (browser, action, name) in [(a, "request", b_name), (b, "accept", a_name)] {
+        let request = browser
+            .post(&format!("/contacts/{action}"))
+            .json(&json!({"username": name}));
+        assert_eq!(
+            json_answer(request).await.1,
+            json!({"flag": true}),
+            "{action} {name}"
+        );
+    }
+}
+
 /// Sends a request to the local server and reads its status and JSON body.
 pub async fn json_answer(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) {
     let response = request.send().await.expect("request");
     let status = response.status();
     (status, response.json().await.expect("JSON answer"))
+}
+
+/// Runs `duet ARGS` (the operator's shell) on the database in `data_dir`, `stdin` as its input.
+pub fn duet(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(args)
+        .env("DUET_DATA_DIR", data_dir)
+        .env_remove("DUET_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("duet runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write password");
+    child.wait_with_output().expect("duet exits")
 }
