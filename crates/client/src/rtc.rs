@@ -94,8 +94,7 @@ fn to_js(value: &Value) -> Option<JsValue> {
 }
 
 fn to_json(value: &JsValue) -> Option<Value> {
-    let text = String::from(JSON::stringify(value).ok()?);
-    serde_json::from_str(&text).ok()
+    crate::js_fields::to_json(value)
 }
 
 /// Another handle on `stream`: the same JavaScript object, the same tracks.

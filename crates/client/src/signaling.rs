@@ -200,7 +200,7 @@ async fn serve(socket: WebSocket, inputs: &mut Inputs, on_event: &impl Fn(Signal
         };
         match incoming {
             Some(Ok(Message::Text(text))) => {
-                let Ok(message) = ServerMessage::from_json(&text) else {
+                let Some(message) = decode(&text) else {
                     continue;
                 };
                 let hello = matches!(message, ServerMessage::Event(ServerEvent::Hello { .. }));
@@ -221,7 +221,7 @@ async fn serve(socket: WebSocket, inputs: &mut Inputs, on_event: &impl Fn(Signal
         select! {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    if let Ok(message) = ServerMessage::from_json(&text) {
+                    if let Some(message) = decode(&text) {
                         on_event(SignalEvent::Message(message));
                     }
                 }
@@ -259,4 +259,9 @@ mod tests {
             assert!(backoff_ms(attempt, 0.999) < BACKOFF_CAP_MS);
         }
     }
+}
+
+/// A frame from the server, parsed by the browser (see [`crate::js_fields::parse_json`]).
+fn decode(text: &str) -> Option<ServerMessage> {
+    ServerMessage::from_value(crate::js_fields::parse_json(text)?).ok()
 }

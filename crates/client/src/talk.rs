@@ -676,7 +676,13 @@ impl Engine {
 
     fn receive(&self, data: &JsValue) {
         if let Some(text) = data.as_string() {
-            match DataMessage::decode(&text) {
+            // Parsed by the browser (see `crate::js_fields::parse_json`).
+            let decoded = DataMessage::check_size(&text).and_then(|()| {
+                crate::js_fields::parse_json(&text)
+                    .ok_or_else(|| protocol::datachannel::DataError::Malformed("not JSON".into()))
+                    .and_then(DataMessage::from_value)
+            });
+            match decoded {
                 Ok(message) => self.on_message(message),
                 Err(error) => warn(&error.to_string()),
             }

@@ -8,6 +8,7 @@
 //! `docs/protocol.md` shows each message.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// The data-channel protocol version this build speaks (the `v` of every text frame).
 pub const DATA_VERSION: u32 = 1;
@@ -199,11 +200,68 @@ impl DataMessage {
     /// fields, which older readers ignore. Unknown kinds are `Ok(Unknown)`; anything else that
     /// does not fit is an error for the caller to log and drop.
     pub fn decode(text: &str) -> Result<Self, DataError> {
+        Self::check_size(text)?;
+        let value = serde_json::from_str(text).map_err(|e| DataError::Malformed(e.to_string()))?;
+        Self::from_value(value)
+    }
+
+    /// A text frame over [`MAX_TEXT_FRAME_BYTES`] is refused before it is parsed.
+    pub fn check_size(text: &str) -> Result<(), DataError> {
         if text.len() > MAX_TEXT_FRAME_BYTES {
             return Err(DataError::TooLarge(text.len()));
         }
-        serde_json::from_str::<Self>(text).map_err(|e| DataError::Malformed(e.to_string()))
+        Ok(())
     }
+
+    /// Reads a frame already parsed into a JSON value (the browser parses with `JSON.parse`,
+    /// so its bundle carries no JSON parser and no derived decoder), by the rules of
+    /// [`DataMessage::decode`].
+    pub fn from_value(value: Value) -> Result<Self, DataError> {
+        let Value::Object(mut object) = value else {
+            return Err(DataError::Malformed("not an object".into()));
+        };
+        let o = &mut object;
+        let wire = Wire {
+            v: member(o, "v", count)?.unwrap_or_else(first_version),
+            kind: member(o, "kind", text)?
+                .ok_or_else(|| DataError::Malformed("missing field `kind`".into()))?,
+            id: member(o, "id", count)?,
+            text: member(o, "text", text)?,
+            at: member(o, "at", |v| v.as_f64())?,
+            name: member(o, "name", text)?,
+            size: member(o, "size", |v| v.as_u64())?,
+            mime: member(o, "mime", text)?,
+            by_sender: member(o, "by_sender", |v| v.as_bool())?,
+            sha256: member(o, "sha256", text)?,
+        };
+        Self::try_from(wire).map_err(|e| DataError::Malformed(e.to_string()))
+    }
+}
+
+/// Member `name` of a frame's object: absent or `null` is `None` (as serde reads an `Option`),
+/// any other value that `read` does not take is an error.
+fn member<T>(
+    object: &mut Map<String, Value>,
+    name: &'static str,
+    read: impl Fn(Value) -> Option<T>,
+) -> Result<Option<T>, DataError> {
+    match object.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => read(value)
+            .map(Some)
+            .ok_or_else(|| DataError::Malformed(format!("field `{name}` has the wrong type"))),
+    }
+}
+
+fn text(value: Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn count(value: Value) -> Option<u32> {
+    value.as_u64().and_then(|n| u32::try_from(n).ok())
 }
 
 /// A binary frame: the transfer id, then `bytes`.

@@ -235,6 +235,9 @@ proptest! {
         let text = String::from_utf8_lossy(&bytes);
         let _ = RelayRequest::parse(&text);
         let _ = ServerMessage::from_json(&text);
+        if let Ok(value) = serde_json::from_str::<Value>(&text) {
+            let _ = ServerMessage::from_value(value);
+        }
     }
 
     #[test]
@@ -447,6 +450,9 @@ proptest! {
         let text = Value::Object(object).to_string();
         let derived = serde_json::from_str::<DerivedServerMessage>(&text).map(ServerMessage::from);
         let flat = ServerMessage::from_json(&text);
+        // The browser's path: parsed first (by `JSON.parse`), then decoded from the value.
+        let parsed = ServerMessage::from_value(serde_json::from_str(&text).unwrap());
+        prop_assert_eq!(flat.as_ref().ok(), parsed.as_ref().ok(), "{}", text);
         match derived {
             Ok(expected) => prop_assert_eq!(flat.ok(), Some(expected), "{}", text),
             Err(_) => prop_assert!(flat.is_err(), "{} decoded as {:?}", text, flat),
