@@ -16,6 +16,9 @@
 #                frames in flight, the seed's envelope (with its own `from`, no `call_id`) and
 #                Duet's; open loop at 10,000 msg/s; Duet, minimal relay, PeerServer side by side
 #   everyone     2,000 idle authenticated connections of 2,000 users who all see each other
+#   contacts     #15: the presence ramp-up of CONTACTS_USERS (10,000) users with CONTACTS_EACH (20)
+#                contacts each, presence scoped to contacts (the default), beside the same users
+#                who all see each other (DUET_PRESENCE=everyone), in one run
 #
 # Servers listen on 127.0.0.1 only and are killed on exit, error or interrupt.
 # Results: one JSON file per run in bench/results/<UTC stamp>/, plus a log.
@@ -220,6 +223,17 @@ for scenario in "${SCENARIOS[@]}"; do
         stop_server
         start_duet $PORT GLIBC_TUNABLES=$TUNABLES
         loadgen duet-idle-10000-u1000-$TAG --flavour duet --target 127.0.0.1:$PORT --mode idle --conns 10000 --idle-users 1000 --settle 5
+        stop_server
+        ;;
+    contacts)
+        N=${CONTACTS_USERS:-10000}
+        K=${CONTACTS_EACH:-20}
+        # Both cores hash the registrations; the measured figures are the ramp-up's.
+        start_duet $PORT DUET_PRESENCE=contacts DUET_HASH_CONCURRENCY=2
+        loadgen duet-ramp-contacts-$N-k$K --flavour duet --target 127.0.0.1:$PORT --mode idle --conns "$N" --contacts "$K" --settle 5
+        stop_server
+        start_duet $PORT DUET_HASH_CONCURRENCY=2
+        loadgen duet-ramp-everyone-$N --flavour duet --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 5
         stop_server
         ;;
     presence)

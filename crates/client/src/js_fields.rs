@@ -28,8 +28,9 @@ pub fn parse_json(text: &str) -> Option<Value> {
     to_json(&js_sys::JSON::parse(text).ok()?)
 }
 
-/// A JavaScript value as JSON data, as `JSON.stringify` would write it: `undefined` members of
-/// objects are left out; functions and symbols are not JSON (`None`).
+/// A JavaScript value as JSON data, as `JSON.stringify` would write it: an object's `toJSON`
+/// is asked first, `undefined` members of objects are left out; functions and symbols are not
+/// JSON (`None`).
 pub fn to_json(value: &JsValue) -> Option<Value> {
     if value.is_null() || value.is_undefined() {
         Some(Value::Null)
@@ -46,6 +47,13 @@ pub fn to_json(value: &JsValue) -> Option<Value> {
             .collect::<Option<Vec<_>>>()
             .map(Value::Array)
     } else if let Some(object) = value.dyn_ref::<js_sys::Object>() {
+        // Platform objects (an `RTCSessionDescription`) keep their fields as getters on the
+        // prototype, which `Object.keys` does not list; `JSON.stringify` asks `toJSON` first.
+        if let Some(to_json_fn) =
+            get(value, "toJSON").and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        {
+            return to_json(&to_json_fn.call0(value).ok()?);
+        }
         let mut map = Map::new();
         for key in js_sys::Object::keys(object).iter() {
             let member = Reflect::get(value, &key).ok()?;

@@ -244,6 +244,11 @@ async fn serve(socket: WebSocket, inputs: &mut Inputs, on_event: &impl Fn(Signal
     }
 }
 
+/// A frame from the server, parsed by the browser (see [`crate::js_fields::parse_json`]).
+fn decode(text: &str) -> Option<ServerMessage> {
+    ServerMessage::from_value(crate::js_fields::parse_json(text)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,9 +264,4 @@ mod tests {
             assert!(backoff_ms(attempt, 0.999) < BACKOFF_CAP_MS);
         }
     }
-}
-
-/// A frame from the server, parsed by the browser (see [`crate::js_fields::parse_json`]).
-fn decode(text: &str) -> Option<ServerMessage> {
-    ServerMessage::from_value(crate::js_fields::parse_json(text)?).ok()
 }

@@ -460,6 +460,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
 
     let rss_before = args.server_pid.and_then(rss_bytes);
 
+    let cpu_used = |before: Option<f64>, pid: Option<u32>| match (before, pid.and_then(cpu_secs)) {
+        (Some(b), Some(a)) => Some(round2(a - b)),
+        _ => None,
+    };
     // 2. Connections. Each one's reader starts at once: Duet queues presence frames for it.
     let connect_started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
@@ -583,10 +587,6 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         tokio::time::sleep(Duration::from_secs(args.drain)).await;
     }
     let load_secs = load_started.elapsed().as_secs_f64();
-    let cpu_used = |before: Option<f64>, pid: Option<u32>| match (before, pid.and_then(cpu_secs)) {
-        (Some(b), Some(a)) => Some(round2(a - b)),
-        _ => None,
-    };
     let server_cpu = cpu_used(server_cpu_before, args.server_pid);
     let own_cpu = cpu_used(own_cpu_before, Some(std::process::id()));
     let rss_after = args.server_pid.and_then(rss_bytes);

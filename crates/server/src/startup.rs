@@ -135,6 +135,7 @@ impl Application {
             sessions: sessions.clone(),
             shutdown: shutdown.clone(),
             connections: TaskTracker::new(),
+            contacts: Contacts::new(accounts.pool().clone()),
             calls: CallLog::default(),
             call_records: CallStore::new(accounts.pool().clone()),
         });

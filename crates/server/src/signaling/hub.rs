@@ -251,6 +251,9 @@ pub struct Membership {
     pub id: ConnectionId,
     pub key: String,
     pub inbox: Arc<Inbox>,
+    /// The circle it joined with was read before a contact change the hub applied since: read
+    /// it again and [`Hub::refresh_circle`].
+    pub stale: bool,
 }
 
 /// The outcome of [`Hub::deliver`].
@@ -263,6 +266,8 @@ pub enum Delivery {
 pub struct Hub {
     users: Mutex<HashMap<String, OnlineUser>>,
     next_id: AtomicU64,
+    /// Contact changes applied so far (see [`Hub::changes`]).
+    changes: AtomicU64,
     metrics: Metrics,
     scope: PresenceScope,
 }
@@ -272,6 +277,7 @@ impl Hub {
         Arc::new(Self {
             users: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            changes: AtomicU64::new(0),
             metrics,
             scope,
         })
@@ -292,12 +298,15 @@ impl Hub {
         login: Option<LoginTag>,
         hello: ServerEvent,
         circle: Circle,
+        seen: u64,
     ) -> Membership {
         let inbox = Arc::new(Inbox::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         inbox.push_greeting(hello.to_json().into());
         let mut users = self.lock();
         let first = !users.contains_key(&key);
+        // A user already online has the hub's own, current circle.
+        let stale = first && self.changes() != seen;
         if first {
             let user = OnlineUser {
                 display_name: display_name.to_owned(),
@@ -322,7 +331,12 @@ impl Hub {
             });
         }
         self.metrics.connections.inc();
-        Membership { id, key, inbox }
+        Membership {
+            id,
+            key,
+            inbox,
+            stale,
+        }
     }
 
     /// Removes a connection; if it was the user's last, tells those who see them that they went
@@ -563,6 +577,7 @@ impl Hub {
     pub fn apply(&self, key: &str, change: &Change) {
         let notice: Utf8Bytes = ServerEvent::Contacts.to_json().into();
         let mut users = self.lock();
+        self.changes.fetch_add(1, Ordering::Relaxed);
         // My other tabs show my book too.
         if let Some(me) = users.get(key) {
             me.offer(&notice);
@@ -580,7 +595,80 @@ impl Hub {
             | Change::Blocked { other }
             | Change::Unblocked { other } => other.as_str(),
         };
-        let before = self.mutually_visible(&users, key, other);
+        if let Some(them) = users.get(other) {
+            them.offer(&notice);
+        }
+        self.link_locked(&mut users, key, other, change);
+    }
+
+    /// How many contact changes the hub has applied: a connection that read its circle from the
+    /// database before the count moved may have missed one (see [`Hub::refresh_circle`]).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the circle user `key` joined with by `fresh`, read from the database after the
+    /// change count was `seen`, as if each difference had been applied then (presence both
+    /// ways). False, changing nothing, if more changes came meanwhile: read again.
+    pub fn refresh_circle(&self, key: &str, fresh: Circle, seen: u64) -> bool {
+        let mut users = self.lock();
+        if self.changes() != seen {
+            return false;
+        }
+        let Some(user) = users.get_mut(key) else {
+            return true;
+        };
+        let old = user.circle.take().map(|c| *c).unwrap_or_default();
+        user.circle = Some(Box::new(old.clone()));
+        let mut changes = Vec::new();
+        for other in fresh.contacts.difference(&old.contacts) {
+            changes.push(Change::Linked {
+                other: other.clone(),
+            });
+        }
+        for other in old.contacts.difference(&fresh.contacts) {
+            changes.push(Change::Unlinked {
+                other: other.clone(),
+            });
+        }
+        for other in fresh.blocks.difference(&old.blocks) {
+            changes.push(Change::Blocked {
+                other: other.clone(),
+            });
+        }
+        for other in old.blocks.difference(&fresh.blocks) {
+            changes.push(Change::Unblocked {
+                other: other.clone(),
+            });
+        }
+        for change in &changes {
+            if let Change::Linked { other }
+            | Change::Unlinked { other }
+            | Change::Blocked { other }
+            | Change::Unblocked { other } = change
+            {
+                self.link_locked(&mut users, key, other, change);
+            }
+        }
+        if let Some(user) = users.get_mut(key) {
+            user.circle_mut().calls_from = fresh.calls_from;
+            if user.circle.as_ref().is_some_and(|c| c.is_empty()) {
+                user.circle = None;
+            }
+        }
+        true
+    }
+
+    /// Applies `change` between `key` and `other` to the circles of those online, and tells
+    /// each of the other when they start or stop seeing each other.
+    fn link_locked(
+        &self,
+        users: &mut HashMap<String, OnlineUser>,
+        key: &str,
+        other: &str,
+        change: &Change,
+    ) {
+        let before = self.mutually_visible(users, key, other);
         for (this, that) in [(key, other), (other, key)] {
             if let Some(user) = users.get_mut(this) {
                 let circle = user.circle_mut();
@@ -605,10 +693,7 @@ impl Hub {
                 }
             }
         }
-        if let Some(them) = users.get(other) {
-            them.offer(&notice);
-        }
-        let after = self.mutually_visible(&users, key, other);
+        let after = self.mutually_visible(users, key, other);
         if before == after {
             return;
         }
@@ -641,6 +726,7 @@ impl Hub {
     /// User `key` changed who may call them.
     pub fn set_calls_from(&self, key: &str, calls_from: protocol::CallsFrom) {
         let mut users = self.lock();
+        self.changes.fetch_add(1, Ordering::Relaxed);
         if let Some(user) = users.get_mut(key) {
             user.circle_mut().calls_from = calls_from;
             if user.circle.as_ref().is_some_and(|c| c.is_empty()) {
@@ -720,6 +806,7 @@ mod tests {
             None,
             hello("slow"),
             Circle::default(),
+            0,
         );
         let text: Utf8Bytes = "{}".into();
         // Two frames (hello, presence) are already queued.
@@ -739,9 +826,16 @@ mod tests {
         let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
         let names: Vec<String> = (0..2000).map(|i| format!("user{i:05}")).collect();
         for name in &names {
-            hub.join(name.clone(), name, None, hello(name), Circle::default());
+            hub.join(name.clone(), name, None, hello(name), Circle::default(), 0);
         }
-        let newcomer = hub.join("zed".into(), "zed", None, hello("zed"), Circle::default());
+        let newcomer = hub.join(
+            "zed".into(),
+            "zed",
+            None,
+            hello("zed"),
+            Circle::default(),
+            0,
+        );
         assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("\"hello\"")));
         assert_eq!(newcomer.inbox.pop(), Some(Waiting::Presence));
         assert!(newcomer.inbox.pop().is_none(), "nothing after the list");
@@ -780,17 +874,32 @@ mod tests {
             None,
             hello("behind"),
             Circle::default(),
+            0,
         );
         while behind.inbox.pop().is_some() {}
         for i in 0..PRESENCE_BACKLOG {
             let name = format!("early{i}");
-            hub.join(name.clone(), &name, None, hello(&name), Circle::default());
+            hub.join(
+                name.clone(),
+                &name,
+                None,
+                hello(&name),
+                Circle::default(),
+                0,
+            );
         }
         let frame: Utf8Bytes = r#"{"type":"ringing","from":"early0"}"#.into();
         hub.deliver("behind", &frame, None);
         for i in 0..500 {
             let name = format!("late{i}");
-            hub.join(name.clone(), &name, None, hello(&name), Circle::default());
+            hub.join(
+                name.clone(),
+                &name,
+                None,
+                hello(&name),
+                Circle::default(),
+                0,
+            );
         }
         let mut waiting = Vec::new();
         while let Some(item) = behind.inbox.pop() {
@@ -812,6 +921,7 @@ mod tests {
             None,
             hello("next"),
             Circle::default(),
+            0,
         );
         assert!(matches!(behind.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("next")));
         let listed: Vec<String> = hub
@@ -828,11 +938,25 @@ mod tests {
     #[tokio::test]
     async fn presence_counts_users_not_tabs() {
         let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
-        let watcher = hub.join("w".into(), "w", None, hello("w"), Circle::default());
+        let watcher = hub.join("w".into(), "w", None, hello("w"), Circle::default(), 0);
         // Its greeting written: from here on it hears of every change.
         while watcher.inbox.pop().is_some() {}
-        let tab1 = hub.join("bob".into(), "Bob", None, hello("Bob"), Circle::default());
-        let tab2 = hub.join("bob".into(), "Bob", None, hello("Bob"), Circle::default());
+        let tab1 = hub.join(
+            "bob".into(),
+            "Bob",
+            None,
+            hello("Bob"),
+            Circle::default(),
+            0,
+        );
+        let tab2 = hub.join(
+            "bob".into(),
+            "Bob",
+            None,
+            hello("Bob"),
+            Circle::default(),
+            0,
+        );
         assert_eq!(hub.online(), vec!["Bob".to_owned(), "w".to_owned()]);
         hub.leave("bob", tab1.id);
         assert_eq!(hub.online().len(), 2);
@@ -859,11 +983,25 @@ mod tests {
     #[test]
     fn a_greeting_lists_who_is_online_when_it_is_written() {
         let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
-        let newcomer = hub.join("ann".into(), "ann", None, hello("ann"), Circle::default());
+        let newcomer = hub.join(
+            "ann".into(),
+            "ann",
+            None,
+            hello("ann"),
+            Circle::default(),
+            0,
+        );
         // Arrivals and departures before the greeting is written are in the list it writes,
         // not queued beside it.
-        let bob = hub.join("bob".into(), "Bob", None, hello("Bob"), Circle::default());
-        hub.join("cy".into(), "cy", None, hello("cy"), Circle::default());
+        let bob = hub.join(
+            "bob".into(),
+            "Bob",
+            None,
+            hello("Bob"),
+            Circle::default(),
+            0,
+        );
+        hub.join("cy".into(), "cy", None, hello("cy"), Circle::default(), 0);
         hub.leave("bob", bob.id);
         assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("\"hello\"")));
         assert_eq!(newcomer.inbox.pop(), Some(Waiting::Presence));
@@ -875,7 +1013,14 @@ mod tests {
             )]
         );
         // Once written, changes come one by one.
-        hub.join("dee".into(), "dee", None, hello("dee"), Circle::default());
+        hub.join(
+            "dee".into(),
+            "dee",
+            None,
+            hello("dee"),
+            Circle::default(),
+            0,
+        );
         assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("dee")));
     }
 
@@ -906,10 +1051,38 @@ mod tests {
             session: SessionId(2),
             started: 200,
         });
-        let first = hub.join("eve".into(), "eve", laptop, hello("eve"), Circle::default());
-        let second = hub.join("eve".into(), "eve", laptop, hello("eve"), Circle::default());
-        let other = hub.join("eve".into(), "eve", phone, hello("eve"), Circle::default());
-        let stranger = hub.join("sam".into(), "sam", laptop, hello("sam"), Circle::default());
+        let first = hub.join(
+            "eve".into(),
+            "eve",
+            laptop,
+            hello("eve"),
+            Circle::default(),
+            0,
+        );
+        let second = hub.join(
+            "eve".into(),
+            "eve",
+            laptop,
+            hello("eve"),
+            Circle::default(),
+            0,
+        );
+        let other = hub.join(
+            "eve".into(),
+            "eve",
+            phone,
+            hello("eve"),
+            Circle::default(),
+            0,
+        );
+        let stranger = hub.join(
+            "sam".into(),
+            "sam",
+            laptop,
+            hello("sam"),
+            Circle::default(),
+            0,
+        );
         assert_eq!(hub.end_session("eve", SessionId(1)), 2);
         assert_eq!(first.inbox.kicked_for(), Some(Kick::SessionEnded));
         assert_eq!(second.inbox.kicked_for(), Some(Kick::SessionEnded));
@@ -923,15 +1096,29 @@ mod tests {
 
     #[test]
     fn a_login_moved_to_a_new_session_outlives_the_old_ones() {
-        let hub = Hub::new(Metrics::new());
+        let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
         let tag = |session, started| {
             Some(LoginTag {
                 session: SessionId(session),
                 started,
             })
         };
-        let here = hub.join("eve".into(), "eve", tag(1, 100), hello("eve"));
-        let elsewhere = hub.join("eve".into(), "eve", tag(2, 200), hello("eve"));
+        let here = hub.join(
+            "eve".into(),
+            "eve",
+            tag(1, 100),
+            hello("eve"),
+            Circle::default(),
+            0,
+        );
+        let elsewhere = hub.join(
+            "eve".into(),
+            "eve",
+            tag(2, 200),
+            hello("eve"),
+            Circle::default(),
+            0,
+        );
         let moved = LoginTag {
             session: SessionId(3),
             started: 300,
@@ -942,8 +1129,70 @@ mod tests {
         assert_eq!(elsewhere.inbox.kicked_for(), Some(Kick::SessionEnded));
         assert_eq!(here.inbox.kicked_for(), None);
         // Deleting the account closes everything, whatever its login.
-        let bare = hub.join("eve".into(), "eve", None, hello("eve"));
+        let bare = hub.join(
+            "eve".into(),
+            "eve",
+            None,
+            hello("eve"),
+            Circle::default(),
+            0,
+        );
         assert_eq!(hub.end_user("eve"), 2);
         assert_eq!(bare.inbox.kicked_for(), Some(Kick::SessionEnded));
+    }
+
+    #[test]
+    fn a_connection_that_raced_a_contact_change_catches_up() {
+        let hub = Hub::new(Metrics::new(), PresenceScope::Contacts);
+        let bob = hub.join(
+            "bob".into(),
+            "bob",
+            None,
+            hello("bob"),
+            Circle::default(),
+            0,
+        );
+        while bob.inbox.pop().is_some() {}
+        // Ann's circle is read (no contacts yet), then bob accepts her before she joins.
+        let seen = hub.changes();
+        hub.apply(
+            "bob",
+            &Change::Linked {
+                other: "ann".into(),
+            },
+        );
+        let ann = hub.join(
+            "ann".into(),
+            "ann",
+            None,
+            hello("ann"),
+            Circle::default(),
+            seen,
+        );
+        assert!(ann.stale, "joined with a circle older than a change");
+        while bob.inbox.pop().is_some() {}
+        while ann.inbox.pop().is_some() {}
+        // Read again: both learn of each other.
+        let fresh = Circle {
+            contacts: ["bob".to_owned()].into(),
+            ..Circle::default()
+        };
+        assert!(
+            !hub.refresh_circle("ann", fresh.clone(), seen),
+            "a change came meanwhile"
+        );
+        assert!(hub.refresh_circle("ann", fresh, hub.changes()));
+        let heard = |inbox: &Inbox| match inbox.pop() {
+            Some(Waiting::Frame(text)) => text.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(heard(&bob.inbox), r#"{"type":"online","username":"ann"}"#);
+        assert_eq!(heard(&ann.inbox), r#"{"type":"online","username":"bob"}"#);
+        assert_eq!(
+            hub.presence_frames("ann"),
+            [Utf8Bytes::from(
+                r#"{"type":"presence","online":["ann","bob"]}"#
+            )]
+        );
     }
 }

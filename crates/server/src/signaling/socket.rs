@@ -25,7 +25,7 @@ use super::hub::{ConnectionId, Delivery, Hub, Inbox, Kick, LoginTag, Membership,
 use crate::auth::CurrentUser;
 use crate::calls::{CallLog, CallStore, EndedCall, Party};
 use crate::config::Settings;
-use crate::contacts::Circle;
+use crate::contacts::{Circle, Contacts};
 use crate::metrics::Metrics;
 use crate::proxy::Client;
 use crate::sessions::SessionPolicy;
@@ -65,6 +65,7 @@ pub async fn upgrade(
     }
     // Who this user shares presence with and who may reach them. Without it the relay could not
     // keep a block: no connection rather than one that ignores it.
+    let seen = state.hub.changes();
     let circle = match state.contacts.circle(&username).await {
         Ok(circle) => circle,
         Err(error) => {
@@ -91,6 +92,7 @@ pub async fn upgrade(
                 }),
                 relay: state.relay.clone(),
                 circle,
+                seen,
             });
             move |socket| serve(socket, *opening)
         })
@@ -103,6 +105,8 @@ struct Opening {
     lease: Option<Lease>,
     relay: Arc<Relay>,
     circle: Circle,
+    /// The hub's count of contact changes before `circle` was read.
+    seen: u64,
 }
 
 /// A token bucket: `rate` frames per second sustained, bursts of `2 × rate`.
@@ -277,6 +281,8 @@ pub struct Relay {
     /// Every open connection: a server shutting down waits for each to finish its closing
     /// handshake (the HTTP server's own graceful shutdown lets go of a connection once upgraded).
     pub connections: TaskTracker,
+    /// Contact books, read again by a connection that raced a change.
+    pub contacts: Contacts,
     /// Calls ringing or in progress, for the call history.
     pub calls: CallLog,
     pub call_records: CallStore,
@@ -387,6 +393,7 @@ fn serve(socket: WebSocket, opening: Opening) -> impl Future<Output = ()> {
         lease,
         relay,
         circle,
+        seen,
     } = opening;
     let hello = ServerEvent::Hello {
         username: username.clone(),
@@ -397,10 +404,19 @@ fn serve(socket: WebSocket, opening: Opening) -> impl Future<Output = ()> {
         session: lease.id,
         started: lease.started,
     });
-    let Membership { id, key, inbox } =
-        relay
-            .hub
-            .join(username_key(&username), &username, login, hello, circle);
+    let Membership {
+        id,
+        key,
+        inbox,
+        stale,
+    } = relay.hub.join(
+        username_key(&username),
+        &username,
+        login,
+        hello,
+        circle,
+        seen,
+    );
     tracing::debug!(%username, connection = id, "signaling connected");
     let open = relay.connections.token();
     let mut peer = Peer {
@@ -416,6 +432,10 @@ fn serve(socket: WebSocket, opening: Opening) -> impl Future<Output = ()> {
         lease,
     };
     async move {
+        if stale {
+            // Boxed: only the rare connection that raced a contact change runs this.
+            Box::pin(refresh_circle(&peer.relay, &peer.username, &peer.key)).await;
+        }
         let Err(ending) = peer.run().await;
         if ending == Ending::SessionEnded {
             peer.relay_what_was_sent();
@@ -436,6 +456,25 @@ fn serve(socket: WebSocket, opening: Opening) -> impl Future<Output = ()> {
         Box::pin(connection.close(ending)).await;
         tracing::debug!(%username, connection = id, ?ending, "signaling disconnected");
         drop(open);
+    }
+}
+
+/// The circle a connection of `username` joined with missed a contact change: read it again
+/// until no change slips in between (a few tries; changes are people clicking).
+async fn refresh_circle(relay: &Relay, username: &str, key: &str) {
+    for _ in 0..5 {
+        let seen = relay.hub.changes();
+        match relay.contacts.circle(username).await {
+            Ok(fresh) => {
+                if relay.hub.refresh_circle(key, fresh, seen) {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%username, %error, "cannot read contacts again");
+                return;
+            }
+        }
     }
 }
 
