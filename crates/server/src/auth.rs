@@ -72,7 +72,12 @@ async fn same_site_posts_only(
     if request.method() == Method::POST {
         let headers = request.headers();
         let cross_site = if headers.contains_key(header::ORIGIN) {
-            !crate::origin::allowed(headers, &state.settings.allowed_origins, client.https)
+            !crate::origin::allowed(
+                headers,
+                request.uri(),
+                &state.settings.allowed_origins,
+                client.https,
+            )
         } else {
             headers
                 .get("sec-fetch-site")

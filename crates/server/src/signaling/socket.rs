@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use protocol::{
@@ -49,6 +49,7 @@ pub async fn upgrade(
     user: Option<CurrentUser>,
     Extension(client): Extension<Client>,
     headers: HeaderMap,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Some(CurrentUser {
@@ -60,7 +61,12 @@ pub async fn upgrade(
     else {
         return (StatusCode::UNAUTHORIZED, "log in first").into_response();
     };
-    if !crate::origin::allowed(&headers, &state.settings.allowed_origins, client.https) {
+    if !crate::origin::allowed(
+        &headers,
+        &uri,
+        &state.settings.allowed_origins,
+        client.https,
+    ) {
         return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response();
     }
     // Who this user shares presence with and who may reach them. Without it the relay could not
