@@ -1,7 +1,7 @@
 // "Account" (issue #15): change the password, log out of all devices, delete the account, each
 // seen from the user's other device and from another user.
 import type { Browser, BrowserContext, Page } from '@playwright/test';
-import { test, expect, newUser, DuetServer, type User } from './fixtures';
+import { test, expect, befriend, newUser, DuetServer, type User } from './fixtures';
 
 /** Each test on a server of its own: the wrong passwords typed here count against 127.0.0.1's
  * failed-login allowance, which the other tests share on the worker's server. */
@@ -64,6 +64,7 @@ test('changing the password signs the other device out and keeps this one', asyn
   await onOwnServer(browser, async (server, contexts) => {
     const a = await user(browser, server, contexts, 'pw');
     const b = await user(browser, server, contexts, 'peer');
+    await befriend(a, b);
     const other = await anotherDevice(browser, server, contexts, a);
     await expect(listed(a.page, b.name)).toBeVisible();
     await expect(listed(other, b.name)).toBeVisible();
@@ -132,6 +133,7 @@ test('deleting the account: another user sees them go offline, and the name cann
   await onOwnServer(browser, async (server, contexts) => {
     const a = await user(browser, server, contexts, 'gone');
     const b = await user(browser, server, contexts, 'stays');
+    await befriend(a, b);
     const other = await anotherDevice(browser, server, contexts, a);
     await expect(listed(b.page, a.name)).toBeVisible();
 

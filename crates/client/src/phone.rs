@@ -62,6 +62,8 @@ pub struct Phone {
     data_channel: RwSignal<Option<SharedChannel>>,
     /// Bumped when the contact book may have changed (the server said so, or reconnected).
     contacts_changed: RwSignal<u32>,
+    /// Bumped when the call history may have changed (a call of ours was recorded).
+    history_changed: RwSignal<u32>,
     commands: StoredValue<Option<UnboundedSender<Command>>>,
 }
 
@@ -84,6 +86,7 @@ impl Phone {
             poor_for_a_while: RwSignal::new(false),
             data_channel: RwSignal::new(None),
             contacts_changed: RwSignal::new(0),
+            history_changed: RwSignal::new(0),
             commands: StoredValue::new(None),
         }
     }
@@ -95,6 +98,11 @@ impl Phone {
     /// Changes when the contact book should be fetched again.
     pub fn contacts_changed(&self) -> ReadSignal<u32> {
         self.contacts_changed.read_only()
+    }
+
+    /// Changes when the call history should be fetched again.
+    pub fn history_changed(&self) -> ReadSignal<u32> {
+        self.history_changed.read_only()
     }
 
     /// The contact book changed here (this tab acted on it).
@@ -446,6 +454,10 @@ impl Runtime {
                 self.phone.contacts_touched();
             }
             ServerEvent::Contacts => self.phone.contacts_touched(),
+            ServerEvent::History => self
+                .phone
+                .history_changed
+                .update(|n| *n = n.wrapping_add(1)),
             // Fresh TURN credentials: the next call uses them.
             ServerEvent::Ice { ice_servers } => self.ice_servers = ice_servers,
             ServerEvent::Presence { online, more } => {

@@ -186,6 +186,7 @@ impl TryFrom<Frame> for ServerMessage {
                 username: text(frame.username, "username")?,
             },
             "contacts" => ServerEvent::Contacts,
+            "history" => ServerEvent::History,
             "error" => ServerEvent::Error {
                 code: one_of(frame.code, "code", &ErrorCode::ALL, ErrorCode::as_str)?,
                 message: text(frame.message, "message")?,

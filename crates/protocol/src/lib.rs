@@ -311,6 +311,8 @@ pub enum ServerEvent {
     /// Your contact book changed (a request arrived, was accepted, a contact was removed):
     /// fetch `GET /contacts` again. It says nothing more, so it leaks nothing.
     Contacts,
+    /// A call of yours was recorded (it ended): fetch `GET /calls` again.
+    History,
     /// A frame of yours could not be handled. `call_id` is the refused frame's, when it named a
     /// call, so a client never ends a newer call over an error about an older one.
     Error {

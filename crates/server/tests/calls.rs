@@ -49,6 +49,9 @@ async fn each_call_is_recorded_for_both_as_each_saw_it() {
     frame(&mut a, &mut b, "invite", "bob", "c1").await;
     frame(&mut b, &mut a, "accept", "alice", "c1").await;
     frame(&mut a, &mut b, "hangup", "bob", "c1").await;
+    // Both pages are told when it is written.
+    a.expect("history").await;
+    b.expect("history").await;
     let mine = calls(&alice, 1).await;
     assert_eq!(mine[0]["peer"], "Bob", "named as registered, not as typed");
     assert_eq!(mine[0]["outgoing"], true);

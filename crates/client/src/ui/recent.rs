@@ -16,11 +16,12 @@ pub fn RecentCalls() -> impl IntoView {
     let history = RwSignal::new(CallHistory::default());
     let open = RwSignal::new(false);
 
-    // Fetched afresh whenever a call ends (or the connection comes back); seen when shown.
-    let ended = Memo::new(move |_| call.with(|state| state.tag() == "ended"));
+    // Fetched afresh whenever the server recorded a call of ours (or the connection came back);
+    // seen when shown.
+    let recorded = phone.history_changed();
     let changed = phone.contacts_changed();
     Effect::new(move |_| {
-        ended.track();
+        recorded.track();
         changed.track();
         let shown = open.get();
         leptos::task::spawn_local(async move {

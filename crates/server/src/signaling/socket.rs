@@ -296,11 +296,18 @@ pub struct Relay {
 
 impl Relay {
     /// Writes an ended call's records, off the connection's task.
+    /// Both users' pages are told once it is written, to show it.
     pub fn record(&self, call: EndedCall) {
         let store = self.call_records.clone();
+        let hub = self.hub.clone();
         tokio::spawn(async move {
             if let Err(error) = store.write(&call).await {
                 tracing::warn!(%error, call_id = %call.call_id, "cannot record a call");
+                return;
+            }
+            let notice: Utf8Bytes = ServerEvent::History.to_json().into();
+            for party in [&call.caller, &call.callee] {
+                hub.deliver(&party.key, &notice, None);
             }
         });
     }
