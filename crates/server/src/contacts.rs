@@ -115,6 +115,21 @@ pub struct Contacts {
     pool: SqlitePool,
 }
 
+/// Does `query` (`SELECT 1 … WHERE user_id = $1 AND <key column> = $2`) find a row?
+async fn row_exists(
+    tx: &mut sqlx::SqliteConnection,
+    query: &'static str,
+    id: i64,
+    key: &str,
+) -> Result<bool, ContactsError> {
+    let found: Option<i64> = sqlx::query_scalar(query)
+        .bind(id)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(found.is_some())
+}
+
 fn now_ms() -> i64 {
     crate::sessions::unix_ms(time::OffsetDateTime::now_utc())
 }
@@ -360,13 +375,13 @@ impl Contacts {
         let Some(id) = id else {
             return Ok(false);
         };
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM contacts WHERE user_id = $1 AND contact_key = $2")
-                .bind(id)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        Ok(found.is_some())
+        row_exists(
+            tx,
+            "SELECT 1 FROM contacts WHERE user_id = $1 AND contact_key = $2",
+            id,
+            key,
+        )
+        .await
     }
 
     /// Does user `id` block `key`?
@@ -375,13 +390,13 @@ impl Contacts {
         id: i64,
         key: &str,
     ) -> Result<bool, ContactsError> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM blocks WHERE user_id = $1 AND blocked_key = $2")
-                .bind(id)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        Ok(found.is_some())
+        row_exists(
+            tx,
+            "SELECT 1 FROM blocks WHERE user_id = $1 AND blocked_key = $2",
+            id,
+            key,
+        )
+        .await
     }
 
     /// Removes "user `id` wants `key`"; whether there was such a row.

@@ -4,7 +4,7 @@
 //! push into inboxes, never across an `.await`. An inbox that is full means the reader on the
 //! other end is too slow: that connection is kicked rather than letting memory grow.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -16,6 +16,13 @@ use tower_sessions::session::Id as SessionId;
 
 use crate::contacts::{Change, Circle};
 use crate::metrics::Metrics;
+
+/// Keys in the first set and not the second, and the change that puts them there.
+type Difference<'a> = (
+    &'a HashSet<String>,
+    &'a HashSet<String>,
+    fn(String) -> Change,
+);
 
 /// Whose presence a user sees.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -618,29 +625,27 @@ impl Hub {
         let Some(user) = users.get_mut(key) else {
             return true;
         };
-        let old = user.circle.take().map(|c| *c).unwrap_or_default();
-        user.circle = Some(Box::new(old.clone()));
-        let mut changes = Vec::new();
-        for other in fresh.contacts.difference(&old.contacts) {
-            changes.push(Change::Linked {
-                other: other.clone(),
-            });
-        }
-        for other in old.contacts.difference(&fresh.contacts) {
-            changes.push(Change::Unlinked {
-                other: other.clone(),
-            });
-        }
-        for other in fresh.blocks.difference(&old.blocks) {
-            changes.push(Change::Blocked {
-                other: other.clone(),
-            });
-        }
-        for other in old.blocks.difference(&fresh.blocks) {
-            changes.push(Change::Unblocked {
-                other: other.clone(),
-            });
-        }
+        let old = user.circle.as_deref().cloned().unwrap_or_default();
+        // Each difference between the circle it joined with and the fresh one, as the change
+        // that would have made it.
+        let differences: [Difference<'_>; 4] = [
+            (&fresh.contacts, &old.contacts, |other| Change::Linked {
+                other,
+            }),
+            (&old.contacts, &fresh.contacts, |other| Change::Unlinked {
+                other,
+            }),
+            (&fresh.blocks, &old.blocks, |other| Change::Blocked {
+                other,
+            }),
+            (&old.blocks, &fresh.blocks, |other| Change::Unblocked {
+                other,
+            }),
+        ];
+        let changes: Vec<Change> = differences
+            .into_iter()
+            .flat_map(|(now, before, change)| now.difference(before).cloned().map(change))
+            .collect();
         for change in &changes {
             if let Change::Linked { other }
             | Change::Unlinked { other }
