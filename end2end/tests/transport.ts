@@ -16,7 +16,10 @@ export interface TransportInfo {
   localUfrag: string;
 }
 
-/** The selected candidate pair's candidates and the transport's DTLS fingerprints. */
+/** The selected candidate pair's candidates and the transport's DTLS fingerprints. Chromium may
+ * leave the peer's certificate out of its (cached) statistics; once DTLS is connected the remote
+ * description's fingerprint is that certificate's (the browser accepts no other), as the app's
+ * own reading does (crates/client/src/verify.rs). */
 export async function transportInfo(page: Page): Promise<TransportInfo | null> {
   return page.evaluate(async () => {
     const pc = (window as unknown as { __duetPc?: RTCPeerConnection }).__duetPc;
@@ -30,7 +33,12 @@ export async function transportInfo(page: Page): Promise<TransportInfo | null> {
     const local = stats.get(pair?.localCandidateId);
     const remote = stats.get(pair?.remoteCandidateId);
     const localCert = stats.get(transport.localCertificateId);
-    const remoteCert = stats.get(transport.remoteCertificateId);
+    const described = /a=fingerprint:(\S+) (\S+)/.exec(pc.remoteDescription?.sdp ?? '');
+    const remoteCert =
+      stats.get(transport.remoteCertificateId) ??
+      (transport.dtlsState === 'connected' && described
+        ? { fingerprintAlgorithm: described[1], fingerprint: described[2] }
+        : undefined);
     if (!local || !remote || !localCert || !remoteCert) return null;
     const text = (c: any) => `${String(c.fingerprintAlgorithm).toLowerCase()} ${String(c.fingerprint).toUpperCase()}`;
     const ufrag = /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp ?? '')?.[1] ?? '';

@@ -7,6 +7,12 @@
 //! fingerprints it actually used (its own and its peer's, from `getStats()`): without a man in
 //! the middle both hash the same pair and show the same code; with one, they differ.
 //!
+//! Chromium caches certificate statistics per transport, and a `getStats()` that lands between
+//! its own certificate and the peer's (the quality watch asks every second) can leave the peer's
+//! out until the next negotiation. Once DTLS is `connected`, the peer's certificate is by
+//! definition the one the remote description's `a=fingerprint` names (the browser refuses any
+//! other), so that line stands in for the missing entry.
+//!
 //! The code: each fingerprint written `"<algorithm> <FINGERPRINT>"` (algorithm lower case, hex
 //! upper case, as `sha-256 AB:CD:…`), the two sorted and joined by a newline, SHA-256 of that,
 //! the first four bytes as a big-endian number modulo 1,000,000, six digits shown as `123 456`.
@@ -27,6 +33,15 @@ pub fn fingerprint_text(algorithm: &str, fingerprint: &str) -> String {
         algorithm.trim().to_ascii_lowercase(),
         fingerprint.trim().to_ascii_uppercase()
     )
+}
+
+/// The first `a=fingerprint:<algorithm> <fingerprint>` of a session description.
+pub fn sdp_fingerprint(sdp: &str) -> Option<String> {
+    let line = sdp
+        .lines()
+        .find_map(|line| line.trim_end().strip_prefix("a=fingerprint:"))?;
+    let (algorithm, fingerprint) = line.split_once(' ')?;
+    Some(fingerprint_text(algorithm, fingerprint))
 }
 
 /// The six digits for two fingerprints (in either order), as `"123 456"`.
@@ -66,7 +81,12 @@ pub async fn fingerprints(pc: &RtcPeerConnection) -> Option<(String, String)> {
             return None;
         }
         let local = by_id(&text(s, "localCertificateId")?)?;
-        let remote = by_id(&text(s, "remoteCertificateId")?)?;
+        let remote = text(s, "remoteCertificateId")
+            .and_then(|id| by_id(&id))
+            .or_else(|| {
+                (text(s, "dtlsState").as_deref() == Some("connected"))
+                    .then(|| sdp_fingerprint(&pc.remote_description()?.sdp()))?
+            })?;
         Some((local, remote))
     })
 }
@@ -103,6 +123,14 @@ mod tests {
     fn a_known_value() {
         // SHA-256("a\nb") starts 7e18f737; 0x7e18f737 = 2115565367; mod 1e6 = 565367.
         assert_eq!(verification_code("b", "a"), "565 367");
+    }
+
+    #[test]
+    fn the_remote_description_names_the_first_fingerprint() {
+        let sdp = "v=0\r\na=group:BUNDLE 0\r\na=fingerprint:SHA-256 ab:cd:ef\r\na=fingerprint:sha-1 00:11\r\n";
+        assert_eq!(sdp_fingerprint(sdp).as_deref(), Some("sha-256 AB:CD:EF"));
+        assert_eq!(sdp_fingerprint("v=0\r\na=setup:actpass\r\n"), None);
+        assert_eq!(sdp_fingerprint("a=fingerprint:sha-256\r\n"), None);
     }
 
     #[test]
