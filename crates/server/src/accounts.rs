@@ -285,10 +285,8 @@ impl Accounts {
     /// (this process's hub); requests with their sessions are refused from the commit on.
     pub async fn delete(&self, username: &str) -> Result<String, AccountsError> {
         let key = username_key(&normalize_username(username)?);
-        let mut tx = self.pool.begin().await?;
-        // A write first, so the transaction holds SQLite's write lock from its first statement
-        // (a read that later turns into a write can meet another writer's commit). It finds the
-        // row; ending its logins is moot once the row is gone.
+        let mut tx = crate::db::begin_write(&self.pool).await?;
+        // Finds the row; ending its logins is moot once the row is gone.
         let id: Option<i64> = sqlx::query_scalar(
             "UPDATE users SET sessions_since = $1 WHERE username_key = $2 RETURNING id",
         )

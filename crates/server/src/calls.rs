@@ -182,7 +182,7 @@ impl CallStore {
 
     /// Writes an ended call for both users (one transaction).
     pub async fn write(&self, call: &EndedCall) -> Result<(), AccountsError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::begin_write(&self.pool).await?;
         for (me, peer, outgoing, outcome) in [
             (&call.caller, &call.callee, true, call.caller_sees),
             (&call.callee, &call.caller, false, call.callee_sees),

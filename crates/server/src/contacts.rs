@@ -305,7 +305,7 @@ impl Contacts {
         action: ContactAction,
         name: &str,
     ) -> Result<Change, ContactsError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::begin_write(&self.pool).await?;
         let me = self.me(&mut *tx, username).await?;
         let other = Self::other(&mut *tx, &me, name).await?;
         let change = match action {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, SqlitePool};
+use sqlx::{Connection, Sqlite, SqlitePool, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -119,4 +119,13 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
         .map_err(DbError::Connect)?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
+}
+
+/// Begins a transaction that will write. SQLite's default (deferred) transaction starts as a
+/// reader and takes the write lock at its first write; if another connection committed in
+/// between, that upgrade fails at once with "database is locked" (the busy timeout cannot help:
+/// the reader's snapshot is already stale). Two people adding contacts at the same moment got a
+/// 500 that way. `BEGIN IMMEDIATE` takes the write lock first, waiting (busy timeout) for it.
+pub async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
 }

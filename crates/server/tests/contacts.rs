@@ -327,3 +327,54 @@ async fn a_deleted_account_leaves_no_contact_behind_for_its_name() {
     assert_eq!(book(&new_bob).await["contacts"], json!([]));
     nothing_before(&mut alice_socket, &mut new_bob_socket, "alice", "m1").await;
 }
+
+/// Many people adding and accepting contacts at the same moment: every action succeeds (SQLite
+/// once answered some of them "database is locked", a 500, when two transactions that began as
+/// readers both tried to write), and every book ends complete.
+#[tokio::test]
+async fn contact_actions_at_the_same_moment_all_succeed() {
+    let app = spawn_app().await;
+    const USERS: usize = 10;
+    const REACH: usize = 3;
+    let mut people = Vec::new();
+    for i in 0..USERS {
+        people.push(app.user(&format!("ring{i}")).await);
+    }
+    let pairs: Vec<(usize, usize)> = (0..USERS)
+        .flat_map(|i| (1..=REACH).map(move |d| (i, (i + d) % USERS)))
+        .collect();
+    for (action, by_asker) in [("request", true), ("accept", false)] {
+        let answers = futures::future::join_all(pairs.iter().map(|&(asker, asked)| {
+            let (by, about) = if by_asker {
+                (asker, asked)
+            } else {
+                (asked, asker)
+            };
+            let person = &people[by];
+            async move {
+                (
+                    act(person, action, &format!("ring{about}")).await,
+                    by,
+                    about,
+                )
+            }
+        }))
+        .await;
+        for ((status, body), by, about) in answers {
+            assert_eq!(
+                (status, body),
+                (200, json!({"flag": true})),
+                "ring{by} {action} ring{about}"
+            );
+        }
+    }
+    for (i, person) in people.iter().enumerate() {
+        let contacts = book(person).await["contacts"].clone();
+        let contacts = contacts.as_array().expect("contacts");
+        assert_eq!(contacts.len(), 2 * REACH, "ring{i}: {contacts:?}");
+        assert!(
+            contacts.iter().all(|c| c["state"] == "mutual"),
+            "ring{i}: {contacts:?}"
+        );
+    }
+}
