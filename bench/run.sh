@@ -140,6 +140,10 @@ print(f'   {r["label"]}: connected {r["connected"]}/{r["conns"]} in {r["connect_
       f'server frames {r["server_frames"]}, server CPU {r["server_cpu_secs"]} s = '
       f'{r["server_cpu_us_per_msg"]} us/msg, loadgen CPU {r["loadgen_cpu_secs"]} s, '
       f'load {r["loadavg_before_load"]}')
+if r.get("server_cpu_ramp_up_secs") is not None:
+    print(f'   ramp-up (connecting, then a {r["settle_secs"]} s settle): '
+          f'{r["server_frames_ramp_up"]} frames, server CPU {r["server_cpu_ramp_up_secs"]} s; '
+          f'{r["contacts_each"]} contacts each, set up in {r["contacts_secs"]} s')
 if "login_burst" in r:
     b = r["login_burst"]
     print(f'   burst of {b["logins"]} logins took {b["burst_secs"]} s: p99 during '

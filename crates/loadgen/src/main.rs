@@ -86,6 +86,13 @@ struct Args {
     /// user of its own). Default: one user per connection.
     #[arg(long)]
     idle_users: Option<usize>,
+    /// Duet only: make each user a mutual contact of its K nearest users on a ring (K/2 each
+    /// side) before connecting, so that presence scoped to contacts has contacts to scope to.
+    #[arg(long, default_value_t = 0)]
+    contacts: usize,
+    /// Contact requests (and acceptances) in flight at once while setting up `--contacts`.
+    #[arg(long, default_value_t = 32)]
+    contact_concurrency: usize,
     /// Total messages per second in open loop.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
@@ -395,6 +402,9 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     if args.login_burst > 0 && args.flavour != Flavour::Duet {
         return Err("--login-burst needs --flavour duet".into());
     }
+    if args.contacts > 0 && args.flavour != Flavour::Duet {
+        return Err("--contacts needs --flavour duet".into());
+    }
     let idle_conns = args.conns - active;
     let idle_users = args
         .idle_users
@@ -457,6 +467,11 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         cookies = register_all(&http, args, users, setup_deadline).await?;
     }
     let register_secs = register_started.elapsed().as_secs_f64();
+    let contacts_started = Instant::now();
+    if args.contacts > 0 {
+        befriend_ring(&http, args, &cookies, setup_deadline).await?;
+    }
+    let contacts_secs = contacts_started.elapsed().as_secs_f64();
 
     let rss_before = args.server_pid.and_then(rss_bytes);
 
@@ -465,6 +480,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         _ => None,
     };
     // 2. Connections. Each one's reader starts at once: Duet queues presence frames for it.
+    let ramp_up_cpu_before = args.server_pid.and_then(cpu_secs);
     let connect_started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     // Closed loop: one semaphore per direction; conn i sends under windows[i], its peer's reader
@@ -535,6 +551,9 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     let frames_at_connect = shared.counters.server_frames.load(Ordering::Relaxed);
     let settle_started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    // The ramp-up: connecting and the presence traffic it caused, settled.
+    let server_cpu_ramp_up = cpu_used(ramp_up_cpu_before, args.server_pid);
+    let frames_ramp_up = shared.counters.server_frames.load(Ordering::Relaxed);
     let rss_connected = args.server_pid.and_then(rss_bytes);
     let own_rss_connected = own_rss();
 
@@ -633,6 +652,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         "connect_secs": round2(connect_secs),
         "connects_per_sec": round2(connected as f64 / connect_secs.max(1e-9)),
         "server_frames_at_connect": frames_at_connect,
+        "server_frames_ramp_up": frames_ramp_up,
+        "server_cpu_ramp_up_secs": server_cpu_ramp_up,
+        "contacts_each": args.contacts,
+        "contacts_secs": round2(contacts_secs),
         "server_frames": frames_total,
         "server_frame_bytes": c.server_bytes.load(Ordering::Relaxed),
         "settle_secs": round2(settle_started.elapsed().as_secs_f64().min(args.settle as f64 + 1.0)),
@@ -779,6 +802,73 @@ async fn register_all(
         return Err("registration did not finish before the setup deadline".into());
     }
     Ok(results)
+}
+
+/// Makes user i and user i+d (mod the number of users) mutual contacts for d in 1..=K/2: i
+/// asks, the other accepts. Every user ends with K contacts (fewer when there are few users).
+async fn befriend_ring(
+    http: &reqwest::Client,
+    args: &Args,
+    cookies: &[Option<HeaderValue>],
+    deadline: Instant,
+) -> Result<(), String> {
+    let users = cookies.len();
+    let reach = (args.contacts / 2).min(users.saturating_sub(1) / 2);
+    let pairs: Vec<(usize, usize)> = (0..users)
+        .flat_map(|i| (1..=reach).map(move |d| (i, (i + d) % users)))
+        .collect();
+    let pairs = Arc::new(pairs);
+    let cookies: Arc<Vec<Option<HeaderValue>>> = Arc::new(cookies.to_vec());
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.contact_concurrency.max(1) {
+        let (pairs, cookies, next) = (pairs.clone(), cookies.clone(), next.clone());
+        let (http, prefix, target) = (http.clone(), args.prefix.clone(), args.target);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(&(asker, asked)) = pairs.get(k) else {
+                    return Ok::<(), String>(());
+                };
+                if Instant::now() > deadline {
+                    return Err("contacts were not set up before the setup deadline".into());
+                }
+                for (by, about, action) in [(asker, asked, "request"), (asked, asker, "accept")] {
+                    let cookie = cookies[by].clone().ok_or("a user without a session")?;
+                    contact_action(&http, target, cookie, action, &user_name(&prefix, about))
+                        .await?;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+async fn contact_action(
+    http: &reqwest::Client,
+    target: SocketAddr,
+    cookie: HeaderValue,
+    action: &str,
+    about: &str,
+) -> Result<(), String> {
+    let path = format!("/contacts/{action}");
+    let body: serde_json::Value = http
+        .post(format!("http://{target}{path}"))
+        .header(reqwest::header::COOKIE, cookie)
+        .json(&json!({ "username": about }))
+        .send()
+        .await
+        .map_err(|e| format!("{path} {about}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("{path} {about}: {e}"))?;
+    if body["flag"] != true {
+        return Err(format!("{path} {about}: {body}"));
+    }
+    Ok(())
 }
 
 /// `login_burst` logins at once (users 0.. are registered already); records when they ran.
