@@ -1,7 +1,7 @@
 // Contacts through the UI: add by name, accept, see each other and call; strangers see nothing;
 // "only my contacts" and blocks refuse calls exactly as if the person were offline.
 import { test, expect, newUser, type User } from './fixtures';
-import { connect, expectOnline } from './calls';
+import { connect, expectOnline, hangUp } from './calls';
 
 /** Sends an `invite` to `name` from a raw socket on `user`'s page (as the seed's page calls by
  * typed name) and returns what the server made of it: `delivered`, or the refusal's code. */
@@ -101,5 +101,32 @@ test('only my contacts may call me; a block hides me and refuses like offline', 
     await expect(b.page.getByTestId('contact-request')).toHaveCount(0);
   } finally {
     for (const user of [a, b, c]) await user.context.close();
+  }
+});
+
+test('contacts see who is in a call: live, after a reload, and no longer once it ends', async ({ users }) => {
+  const [a, b, c] = await users(3);
+  const entry = (viewer: User, who: User) =>
+    viewer.page.locator(`[data-testid="contact"][data-user="${who.name}"]`);
+  const inACall = (viewer: User, who: User) => entry(viewer, who).getByTestId('in-a-call');
+
+  await expectOnline(c, a);
+  await expectOnline(c, b);
+  await expect(inACall(c, a)).toHaveCount(0);
+  await connect(a, b);
+  // C sees both in a call, in words and in the button's accessible name.
+  for (const who of [a, b]) {
+    await expect(inACall(c, who)).toHaveText('in a call');
+    await expect(entry(c, who)).toHaveAccessibleName(`Call ${who.name} (in a call)`);
+  }
+  await c.page.screenshot({ path: test.info().outputPath('in-a-call.png') });
+  // A page opened now learns it from its first presence list.
+  await c.page.reload();
+  for (const who of [a, b]) await expect(inACall(c, who)).toBeVisible();
+
+  await hangUp(a.page);
+  for (const who of [a, b]) {
+    await expect(inACall(c, who)).toHaveCount(0);
+    await expect(entry(c, who)).toHaveAccessibleName(`Call ${who.name}`);
   }
 });

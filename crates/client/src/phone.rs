@@ -50,6 +50,8 @@ enum Command {
 pub struct Phone {
     call: RwSignal<CallState>,
     online: RwSignal<Vec<String>>,
+    /// Those of `online` who are in a call now.
+    in_call: RwSignal<Vec<String>>,
     server_down: RwSignal<bool>,
     local_stream: RwSignal<Option<SharedStream>>,
     remote_stream: RwSignal<Option<SharedStream>>,
@@ -78,6 +80,7 @@ impl Phone {
         Self {
             call: RwSignal::new(CallState::Idle),
             online: RwSignal::new(Vec::new()),
+            in_call: RwSignal::new(Vec::new()),
             server_down: RwSignal::new(false),
             local_stream: RwSignal::new(None),
             remote_stream: RwSignal::new(None),
@@ -113,6 +116,11 @@ impl Phone {
     /// Contacts online now, sorted.
     pub fn online(&self) -> ReadSignal<Vec<String>> {
         self.online.read_only()
+    }
+
+    /// Contacts online now who are in a call.
+    pub fn in_call(&self) -> ReadSignal<Vec<String>> {
+        self.in_call.read_only()
     }
 
     /// The signaling socket is down and being retried.
@@ -195,6 +203,7 @@ impl Phone {
             ice_policy: IceTransportPolicy::All,
             me: None,
             presence_pages: Vec::new(),
+            presence_in_call: Vec::new(),
             media: None,
             early: Vec::new(),
             held: Vec::new(),
@@ -224,6 +233,7 @@ impl Phone {
     fn reset(&self) {
         self.call.set(CallState::Idle);
         self.online.set(Vec::new());
+        self.in_call.set(Vec::new());
         self.server_down.set(false);
         self.local_stream.set(None);
         self.remote_stream.set(None);
@@ -327,6 +337,8 @@ struct Runtime {
     me: Option<String>,
     /// The pages of a long presence list received so far (the server pages big lists).
     presence_pages: Vec<String>,
+    /// Those of `presence_pages` who are in a call.
+    presence_in_call: Vec<String>,
     media: Option<CallMedia>,
     /// Negotiation messages that arrived before our peer connection existed.
     early: Vec<PeerMessage>,
@@ -447,12 +459,19 @@ impl Runtime {
             } => {
                 self.me = Some(username);
                 self.presence_pages.clear();
+                self.presence_in_call.clear();
                 self.ice_servers = ice_servers;
                 self.ice_policy = ice_transport_policy;
                 self.apply(Event::Signaling(true));
                 // Whatever changed while the socket was down.
                 self.phone.contacts_touched();
             }
+            ServerEvent::Status { username, in_call } => self.phone.in_call.update(|names| {
+                names.retain(|user| *user != username);
+                if in_call {
+                    names.push(username);
+                }
+            }),
             ServerEvent::Contacts => self.phone.contacts_touched(),
             ServerEvent::History => self
                 .phone
@@ -460,11 +479,19 @@ impl Runtime {
                 .update(|n| *n = n.wrapping_add(1)),
             // Fresh TURN credentials: the next call uses them.
             ServerEvent::Ice { ice_servers } => self.ice_servers = ice_servers,
-            ServerEvent::Presence { online, more } => {
+            ServerEvent::Presence {
+                online,
+                more,
+                in_call,
+            } => {
                 self.presence_pages.extend(online);
+                self.presence_in_call.extend(in_call);
                 if more {
                     return;
                 }
+                self.phone
+                    .in_call
+                    .set(std::mem::take(&mut self.presence_in_call));
                 let mut others: Vec<String> = std::mem::take(&mut self.presence_pages)
                     .into_iter()
                     .filter(|user| Some(user) != self.me.as_ref())
@@ -484,9 +511,9 @@ impl Runtime {
                 }
             }
             ServerEvent::Offline { username } => {
-                self.phone
-                    .online
-                    .update(|online| online.retain(|user| *user != username));
+                for list in [self.phone.online, self.phone.in_call] {
+                    list.update(|names| names.retain(|user| *user != username));
+                }
                 self.apply(Event::PeerOffline(username));
             }
             ServerEvent::Error {

@@ -40,6 +40,8 @@ pub(crate) struct Frame {
     #[serde(default, deserialize_with = "present")]
     more: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    in_call: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     code: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     message: Option<Value>,
@@ -67,6 +69,7 @@ impl Frame {
             ice_transport_policy: take("ice_transport_policy"),
             online: take("online"),
             more: take("more"),
+            in_call: take("in_call"),
             code: take("code"),
             message: take("message"),
         })
@@ -178,12 +181,20 @@ impl TryFrom<Frame> for ServerMessage {
             "presence" => ServerEvent::Presence {
                 online: names(frame.online, "online")?,
                 more: frame.more.is_some() && flag(frame.more, "more")?,
+                in_call: match frame.in_call {
+                    None => Vec::new(),
+                    in_call => names(in_call, "in_call")?,
+                },
             },
             "online" => ServerEvent::Online {
                 username: text(frame.username, "username")?,
             },
             "offline" => ServerEvent::Offline {
                 username: text(frame.username, "username")?,
+            },
+            "status" => ServerEvent::Status {
+                username: text(frame.username, "username")?,
+                in_call: flag(frame.in_call, "in_call")?,
             },
             "contacts" => ServerEvent::Contacts,
             "history" => ServerEvent::History,

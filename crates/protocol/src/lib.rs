@@ -303,11 +303,16 @@ pub enum ServerEvent {
         online: Vec<String>,
         #[serde(default, skip_serializing_if = "is_false")]
         more: bool,
+        /// Those of this page's `online` who are in a call now.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        in_call: Vec<String>,
     },
     /// A user came online (their first connection opened).
     Online { username: String },
     /// A user went offline (their last connection closed).
     Offline { username: String },
+    /// A user you see online went into a call (an answered one), or came out of their last.
+    Status { username: String, in_call: bool },
     /// Your contact book changed (a request arrived, was accepted, a contact was removed):
     /// fetch `GET /contacts` again. It says nothing more, so it leaks nothing.
     Contacts,

@@ -158,10 +158,16 @@ fn server_events_round_trip() {
         ServerEvent::Presence {
             online: vec!["a".into(), "b".into()],
             more: false,
+            in_call: vec![],
         },
         ServerEvent::Presence {
-            online: vec!["c".into()],
+            online: vec!["c".into(), "d".into()],
             more: true,
+            in_call: vec!["d".into()],
+        },
+        ServerEvent::Status {
+            username: "d".into(),
+            in_call: true,
         },
         ServerEvent::Online {
             username: "a".into(),
@@ -396,6 +402,16 @@ fn field_pools() -> Vec<(&'static str, Vec<Value>)> {
             vec![json!(true), json!(false), json!(0), Value::Null],
         ),
         (
+            "in_call",
+            vec![
+                json!(["a"]),
+                json!([]),
+                json!(true),
+                json!(false),
+                Value::Null,
+            ],
+        ),
+        (
             "code",
             vec![
                 json!("malformed"),
@@ -407,12 +423,13 @@ fn field_pools() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
-const FRAME_TYPES: [&str; 20] = [
+const FRAME_TYPES: [&str; 21] = [
     "hello",
     "ice",
     "presence",
     "online",
     "offline",
+    "status",
     "error",
     "offer",
     "answer",
@@ -436,7 +453,7 @@ proptest! {
     #[test]
     fn the_flat_decoder_agrees_with_the_derived_one(
         kind in proptest::option::of(0..FRAME_TYPES.len()),
-        picks in proptest::collection::vec(proptest::option::of(0usize..5), 13),
+        picks in proptest::collection::vec(proptest::option::of(0usize..5), 14),
     ) {
         let mut object = serde_json::Map::new();
         if let Some(kind) = kind {

@@ -132,7 +132,7 @@ async fn delete(
     // Their calls end now (their sockets' own leaving no longer finds them in the hub); only
     // the other side's records are written, theirs went with the account.
     for call in state.relay.calls.gone(&key) {
-        state.relay.record(call);
+        state.relay.call_ended(call);
     }
     // The record went with the account; this forgets it here and clears the cookie.
     session.flush().await?;

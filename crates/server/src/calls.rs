@@ -49,6 +49,17 @@ pub struct EndedCall {
     pub callee_sees: CallOutcome,
 }
 
+/// What a relayed frame did to a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallChange {
+    /// The callee answered: both are in a call now (their keys).
+    Answered {
+        caller: String,
+        callee: String,
+    },
+    Ended(EndedCall),
+}
+
 /// Calls in progress, by call id.
 #[derive(Default)]
 pub struct CallLog {
@@ -65,14 +76,14 @@ impl CallLog {
     }
 
     /// A call-control frame of `kind` for `call_id` was delivered from `from` to `to`; returns
-    /// the call if that ended it.
+    /// what that did to the call, if anything.
     pub fn relayed(
         &self,
         kind: PeerKind,
         call_id: &str,
         from: &Party,
         to: &Party,
-    ) -> Option<EndedCall> {
+    ) -> Option<CallChange> {
         let now = now_ms();
         let mut open = self.lock();
         if kind == PeerKind::Invite {
@@ -99,7 +110,10 @@ impl CallLog {
         let (caller_sees, callee_sees) = match (kind, call.answered_at, by_callee) {
             (PeerKind::Accept, None, true) => {
                 call.answered_at = Some(now);
-                return None;
+                return Some(CallChange::Answered {
+                    caller: call.caller.key.clone(),
+                    callee: call.callee.key.clone(),
+                });
             }
             (PeerKind::Hangup | PeerKind::Leave | PeerKind::Cancel, Some(_), _) => {
                 (CallOutcome::Answered, CallOutcome::Answered)
@@ -115,13 +129,13 @@ impl CallLog {
             _ => return None,
         };
         let call = open.remove(call_id)?;
-        Some(ended(
+        Some(CallChange::Ended(ended(
             call_id.to_owned(),
             call,
             now,
             caller_sees,
             callee_sees,
-        ))
+        )))
     }
 
     /// User `key` went offline (their last connection closed): their calls end.
@@ -329,7 +343,15 @@ mod tests {
             let mut ended = None;
             for (kind, by_caller) in &frames {
                 let (from, to) = if *by_caller { (&a, &b) } else { (&b, &a) };
-                ended = log.relayed(*kind, "c", from, to);
+                ended = match log.relayed(*kind, "c", from, to) {
+                    Some(CallChange::Ended(call)) => Some(call),
+                    Some(CallChange::Answered { caller, callee }) => {
+                        assert_eq!((caller.as_str(), callee.as_str()), ("a", "b"));
+                        assert_eq!(*kind, PeerKind::Accept);
+                        None
+                    }
+                    None => None,
+                };
             }
             assert_eq!(
                 ended.map(|e| (e.caller_sees, e.callee_sees)),

@@ -378,3 +378,63 @@ async fn contact_actions_at_the_same_moment_all_succeed() {
         );
     }
 }
+
+/// Contacts see who is in a call (an answered one): live, and in a new connection's first list;
+/// it ends with the call; a stranger learns nothing of it.
+#[tokio::test]
+async fn contacts_see_who_is_in_a_call_and_strangers_do_not() {
+    let app = spawn_app().await;
+    let [alice, bob, carol, dave] = [
+        app.user("alice").await,
+        app.user("bob").await,
+        app.user("carol").await,
+        app.user("dave").await,
+    ];
+    common::befriend(&alice, "alice", &carol, "carol").await;
+    common::befriend(&bob, "bob", &carol, "carol").await;
+    let mut a = alice.socket().await.ready().await;
+    let mut b = bob.socket().await.ready().await;
+    let mut c = carol.socket().await;
+    c.expect("hello").await;
+    assert_eq!(
+        c.expect("presence").await,
+        json!({"type":"presence","online":["alice","bob","carol"]}),
+        "nobody in a call yet"
+    );
+    let mut d = dave.socket().await.ready().await;
+
+    // Ringing is not a call yet: the status changes when bob answers.
+    a.send(json!({"type":"invite","name":"bob","call_id":"k1"}))
+        .await;
+    b.expect("invite").await;
+    nothing_before(&mut c, &mut a, "carol", "before-accept").await;
+    b.send(json!({"type":"accept","name":"alice","call_id":"k1"}))
+        .await;
+    a.expect("accept").await;
+    for name in ["alice", "bob"] {
+        assert_eq!(
+            c.expect("status").await,
+            json!({"type":"status","username":name,"in_call":true})
+        );
+    }
+    nothing_before(&mut d, &mut a, "dave", "stranger").await;
+
+    // A page opened now is told in its first presence list.
+    let mut later = carol.socket().await;
+    later.expect("hello").await;
+    let presence = later.expect("presence").await;
+    assert_eq!(presence["online"], json!(["alice", "bob", "carol"]));
+    assert_eq!(presence["in_call"], json!(["alice", "bob"]));
+
+    a.send(json!({"type":"hangup","name":"bob","call_id":"k1"}))
+        .await;
+    for socket in [&mut c, &mut later] {
+        for name in ["alice", "bob"] {
+            assert_eq!(
+                socket.expect("status").await,
+                json!({"type":"status","username":name,"in_call":false})
+            );
+        }
+    }
+    nothing_before(&mut d, &mut a, "dave", "after").await;
+}

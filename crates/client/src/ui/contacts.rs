@@ -14,6 +14,7 @@ pub fn ContactList() -> impl IntoView {
     let locale = Locale::use_context();
     let phone = expect_context::<Phone>();
     let online = phone.online();
+    let in_call = phone.in_call();
     let call = phone.call();
     let down = phone.server_down();
     let filter = RwSignal::new(String::new());
@@ -154,7 +155,7 @@ pub fn ContactList() -> impl IntoView {
                     autocapitalize="none"
                     bind:value=new_contact
                 />
-                <button type="submit" data-testid="add-contact">
+                <button type="submit" class="btn secondary" data-testid="add-contact">
                     {move || locale.t().add_contact}
                 </button>
             </form>
@@ -189,7 +190,15 @@ pub fn ContactList() -> impl IntoView {
                             data-user=name.clone()
                             aria-label={
                                 let name = name.clone();
-                                move || fill(locale.t().call_name, &name)
+                                move || {
+                                    let strings = locale.t();
+                                    let label = fill(strings.call_name, &name);
+                                    if in_call.with(|busy| busy.contains(&name)) {
+                                        format!("{label} ({})", strings.in_a_call)
+                                    } else {
+                                        label
+                                    }
+                                }
                             }
                             disabled={
                                 let name = name.clone();
@@ -203,6 +212,20 @@ pub fn ContactList() -> impl IntoView {
                         >
                             <Avatar name=name.clone()/>
                             <span class="contact-name">{name.clone()}</span>
+                            {
+                                let name = name.clone();
+                                move || {
+                                    in_call
+                                        .with(|busy| busy.contains(&name))
+                                        .then(|| {
+                                            view! {
+                                                <span class="muted" data-testid="in-a-call">
+                                                    {locale.t().in_a_call}
+                                                </span>
+                                            }
+                                        })
+                                }
+                            }
                             <span class="presence-dot" aria-hidden="true"></span>
                         </button>
                     </li>
@@ -289,7 +312,7 @@ fn row_view(
             view! {
                 <button
                     type="button"
-                    class="small"
+                    class="btn secondary small"
                     data-testid=format!("{}-contact", action.as_str())
                     on:click=move |_| act(Some(action), name.clone(), CallsFrom::Anyone)
                 >

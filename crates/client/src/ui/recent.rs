@@ -66,7 +66,7 @@ pub fn RecentCalls() -> impl IntoView {
                             <span class="muted">{what} " · " {String::from(when)}</span>
                             <button
                                 type="button"
-                                class="small"
+                                class="btn secondary small"
                                 data-testid="call-back"
                                 disabled=move || down.get() || !call.with(|c| c.can_dial(&dialable))
                                 on:click={

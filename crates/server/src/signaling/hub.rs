@@ -213,6 +213,8 @@ struct OnlineUser {
     /// Contacts, blocks, who may call; `None` for the many who have none of these (no
     /// allocation for them).
     circle: Option<Box<Circle>>,
+    /// Answered calls in progress (one, nearly always): above zero, they are "in a call".
+    calls: u8,
 }
 
 impl OnlineUser {
@@ -320,6 +322,7 @@ impl Hub {
                 // Most users have one tab open: room for exactly one, not the default four.
                 connections: Vec::with_capacity(1),
                 circle: (!circle.is_empty()).then(|| Box::new(circle)),
+                calls: 0,
             };
             let announcement: Utf8Bytes = ServerEvent::Online {
                 username: display_name.to_owned(),
@@ -563,17 +566,17 @@ impl Hub {
         let Some(viewer) = users.get(key) else {
             return presence_pages(Vec::new());
         };
-        let names: Vec<&str> = match (self.scope, &viewer.circle) {
-            (PresenceScope::Contacts, None) => vec![viewer.display_name.as_str()],
+        let names: Vec<(&str, bool)> = match (self.scope, &viewer.circle) {
+            (PresenceScope::Contacts, None) => vec![listed(viewer)],
             (PresenceScope::Contacts, Some(circle)) => std::iter::once(key)
                 .chain(circle.contacts.iter().map(String::as_str))
                 .filter_map(|k| users.get(k))
-                .map(|u| u.display_name.as_str())
+                .map(listed)
                 .collect(),
             (PresenceScope::Everyone, _) => users
                 .iter()
                 .filter(|(k, _)| self.sees(key, viewer, k))
-                .map(|(_, u)| u.display_name.as_str())
+                .map(|(_, u)| listed(u))
                 .collect(),
         };
         presence_pages(names)
@@ -718,6 +721,33 @@ impl Hub {
             };
             a.offer_presence(&event(&b.display_name));
             b.offer_presence(&event(&a.display_name));
+            // Someone who appears while in a call appears in a call.
+            for (viewer, seen) in [(a, b), (b, a)] {
+                if after && seen.calls > 0 {
+                    viewer.offer_presence(&status_frame(seen));
+                }
+            }
+        }
+    }
+
+    /// User `key` went into an answered call (`in_call`) or came out of one. Those who see them
+    /// hear of it when they go from no call to one, or from their last call to none.
+    pub fn set_in_call(&self, key: &str, in_call: bool) {
+        let mut users = self.lock();
+        let Some(user) = users.get_mut(key) else {
+            return;
+        };
+        let before = user.calls > 0;
+        user.calls = if in_call {
+            user.calls.saturating_add(1)
+        } else {
+            user.calls.saturating_sub(1)
+        };
+        if (user.calls > 0) == before {
+            return;
+        }
+        if let Some(user) = users.get(key) {
+            self.announce_locked(&users, key, user, &status_frame(user));
         }
     }
 
@@ -741,13 +771,30 @@ impl Hub {
     }
 }
 
+/// `user`'s `status` frame: in a call or not.
+fn status_frame(user: &OnlineUser) -> Utf8Bytes {
+    ServerEvent::Status {
+        username: user.display_name.clone(),
+        in_call: user.calls > 0,
+    }
+    .to_json()
+    .into()
+}
+
+/// How a user is listed in a presence frame: their name, and whether they are in a call.
+fn listed(user: &OnlineUser) -> (&str, bool) {
+    (user.display_name.as_str(), user.calls > 0)
+}
+
 /// One `presence` frame as [`ServerEvent::Presence`] writes it, but of borrowed names.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "presence")]
 struct PresencePage<'a> {
-    online: &'a [&'a str],
+    online: Vec<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     more: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    in_call: Vec<&'a str>,
 }
 
 impl PresencePage<'_> {
@@ -757,36 +804,37 @@ impl PresencePage<'_> {
     }
 }
 
-/// `names`, sorted, split into `presence` frames of about [`PRESENCE_PAGE_BYTES`] of names each,
-/// every one but the last marked `more` (one frame, possibly empty, when few are online).
-fn presence_pages(mut names: Vec<&str>) -> Vec<Utf8Bytes> {
+/// `names` (each with whether they are in a call), sorted, split into `presence` frames of about
+/// [`PRESENCE_PAGE_BYTES`] of names each, every one but the last marked `more` (one frame,
+/// possibly empty, when few are online).
+fn presence_pages(mut names: Vec<(&str, bool)>) -> Vec<Utf8Bytes> {
     names.sort_unstable();
+    let page = |entries: &[(&str, bool)], more: bool| {
+        PresencePage {
+            online: entries.iter().map(|(name, _)| *name).collect(),
+            more,
+            in_call: entries
+                .iter()
+                .filter(|(_, in_call)| *in_call)
+                .map(|(name, _)| *name)
+                .collect(),
+        }
+        .to_frame()
+    };
     let mut pages = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
-    for (index, name) in names.iter().enumerate() {
-        // The name, its quotes and a comma.
-        let size = name.len() + 3;
+    for (index, (name, in_call)) in names.iter().enumerate() {
+        // The name, its quotes and a comma (twice for someone in a call: listed in `in_call` too).
+        let size = (name.len() + 3) * (1 + usize::from(*in_call));
         if index > start && bytes + size > PRESENCE_PAGE_BYTES {
-            pages.push(
-                PresencePage {
-                    online: &names[start..index],
-                    more: true,
-                }
-                .to_frame(),
-            );
+            pages.push(page(&names[start..index], true));
             start = index;
             bytes = 0;
         }
         bytes += size;
     }
-    pages.push(
-        PresencePage {
-            online: &names[start..],
-            more: false,
-        }
-        .to_frame(),
-    );
+    pages.push(page(&names[start..], false));
     pages
 }
 
@@ -852,7 +900,7 @@ mod tests {
                 "{} bytes",
                 text.len()
             );
-            let Ok(ServerEvent::Presence { online, more }) = serde_json::from_str(&text) else {
+            let Ok(ServerEvent::Presence { online, more, .. }) = serde_json::from_str(&text) else {
                 panic!("not a presence page: {text}");
             };
             pages += 1;
@@ -1032,14 +1080,16 @@ mod tests {
     #[test]
     fn presence_pages_read_as_the_protocol_writes_them() {
         let names = ["b\"q", "a", "ü"];
-        for more in [false, true] {
+        for (more, in_call) in [(false, vec![]), (true, vec!["a"])] {
             let page = PresencePage {
-                online: &names,
+                online: names.to_vec(),
                 more,
+                in_call: in_call.clone(),
             };
             let event = ServerEvent::Presence {
                 online: names.iter().map(|n| (*n).to_owned()).collect(),
                 more,
+                in_call: in_call.iter().map(|n| (*n).to_owned()).collect(),
             };
             assert_eq!(page.to_frame().as_str(), event.to_json());
         }

@@ -23,7 +23,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 use super::hub::{ConnectionId, Delivery, Hub, Inbox, Kick, LoginTag, Membership, Waiting};
 use crate::auth::CurrentUser;
-use crate::calls::{CallLog, CallStore, EndedCall, Party};
+use crate::calls::{CallChange, CallLog, CallStore, EndedCall, Party};
 use crate::config::Settings;
 use crate::contacts::{Circle, Contacts};
 use crate::metrics::Metrics;
@@ -295,9 +295,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Writes an ended call's records, off the connection's task.
-    /// Both users' pages are told once it is written, to show it.
-    pub fn record(&self, call: EndedCall) {
+    /// A call ended: its users are out of it (if it was answered), and its records are written,
+    /// off the connection's task. Both users' pages are told once they are, to show them.
+    pub fn call_ended(&self, call: EndedCall) {
+        if call.answered_at.is_some() {
+            for party in [&call.caller, &call.callee] {
+                self.hub.set_in_call(&party.key, false);
+            }
+        }
         let store = self.call_records.clone();
         let hub = self.hub.clone();
         tokio::spawn(async move {
@@ -329,8 +334,13 @@ impl Relay {
             },
             _ => party(to),
         };
-        if let Some(call) = self.calls.relayed(kind, call_id, &party(from), &to) {
-            self.record(call);
+        match self.calls.relayed(kind, call_id, &party(from), &to) {
+            Some(CallChange::Answered { caller, callee }) => {
+                self.hub.set_in_call(&caller, true);
+                self.hub.set_in_call(&callee, true);
+            }
+            Some(CallChange::Ended(call)) => self.call_ended(call),
+            None => {}
         }
     }
 }
@@ -455,7 +465,7 @@ fn serve(socket: WebSocket, opening: Opening) -> impl Future<Output = ()> {
         }
         if peer.relay.hub.leave(&peer.key, peer.id) {
             for call in peer.relay.calls.gone(&peer.key) {
-                peer.relay.record(call);
+                peer.relay.call_ended(call);
             }
         }
         let Peer {
