@@ -1,4 +1,5 @@
 import { test, expect } from './fixtures';
+import type { Page } from '@playwright/test';
 import {
   backToIdle,
   connect,
@@ -62,4 +63,62 @@ test('mute and camera-off show on the other side, and unmuting restores them', a
   await expect(b.page.getByTestId('remote-muted')).toHaveCount(0);
   await expect(b.page.getByTestId('remote-camera-off')).toHaveCount(0);
   await expectMediaFlowing(b.page);
+});
+
+/** What the page's peer connection sends with: how many senders, the kinds of live tracks on
+ * them, and its local description (a renegotiation would change it). */
+async function sending(page: Page) {
+  return page.evaluate(() => {
+    const pc = (window as unknown as { __duetPc: RTCPeerConnection }).__duetPc;
+    const senders = pc.getSenders();
+    return {
+      senders: senders.length,
+      live: senders.filter((s) => s.track?.readyState === 'live').map((s) => s.track!.kind).sort(),
+      description: pc.localDescription?.sdp,
+    };
+  });
+}
+
+/** Video frames the local preview has shown so far. */
+const previewFrames = (page: Page) =>
+  page.getByTestId('local-video').evaluate((v: HTMLVideoElement) => v.getVideoPlaybackQuality().totalVideoFrames);
+
+test('camera off stops the camera (its light goes out); on again opens it anew on the same sender, without renegotiating', async ({ users }) => {
+  const [a, b] = await users(2);
+  await connect(a, b);
+  const before = await sending(a.page);
+  expect(before.live).toEqual(['audio', 'video']);
+
+  await a.page.getByTestId('toggle-camera').click();
+  await expect(b.page.getByTestId('remote-camera-off')).toBeVisible();
+  // Every device track the page ever obtained: only the microphone is still live.
+  await expect.poll(async () => (await deviceTracks(a.page)).liveKinds).toEqual(['audio']);
+  expect((await sending(a.page)).live).toEqual(['audio']);
+  // Mute stays instant: the microphone is disabled, not stopped.
+  await a.page.getByTestId('toggle-mic').click();
+  expect((await deviceTracks(a.page)).liveKinds).toEqual(['audio']);
+  await a.page.getByTestId('toggle-mic').click();
+
+  await a.page.getByTestId('toggle-camera').click();
+  await expect.poll(async () => (await deviceTracks(a.page)).liveKinds.sort()).toEqual(['audio', 'video']);
+  expect((await deviceTracks(a.page)).obtained, 'a second camera track, opened anew').toBe(3);
+  const after = await sending(a.page);
+  expect(after.live).toEqual(['audio', 'video']);
+  expect(after.senders, 'the same senders').toBe(before.senders);
+  expect(after.description, 'no renegotiation').toBe(before.description);
+  // B sees the new camera; A's preview shows it too.
+  await expect(b.page.getByTestId('remote-camera-off')).toHaveCount(0);
+  await expectMediaFlowing(b.page);
+  const shown = await previewFrames(a.page);
+  await expect.poll(() => previewFrames(a.page)).toBeGreaterThan(shown);
+
+  // Off and on again quickly: one camera track live at the end, none left over.
+  await a.page.getByTestId('toggle-camera').click();
+  await a.page.getByTestId('toggle-camera').click();
+  await a.page.getByTestId('toggle-camera').click();
+  await expect(b.page.getByTestId('remote-camera-off')).toBeVisible();
+  await expect.poll(async () => (await deviceTracks(a.page)).liveKinds).toEqual(['audio']);
+
+  await hangUp(a.page);
+  await expectNoLiveCapture(a.page);
 });

@@ -13,7 +13,7 @@ use futures::future::{AbortHandle, abortable};
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
 use serde_json::Value;
-use web_sys::{MediaStream, RtcPeerConnection};
+use web_sys::{MediaStream, MediaStreamTrack, RtcPeerConnection};
 
 use protocol::{CallId, ClientFrame, IceTransportPolicy, PeerMessage, ServerEvent, ServerMessage};
 
@@ -262,6 +262,11 @@ enum Input {
         call_id: CallId,
         code: String,
     },
+    /// The camera, opened again after it was turned off.
+    Camera {
+        call_id: CallId,
+        result: Result<MediaStreamTrack, MediaError>,
+    },
     /// One second's statistics of the call's peer connection.
     Sampled {
         call_id: CallId,
@@ -409,6 +414,7 @@ impl Runtime {
                 }
             }
             Input::Sampled { call_id, sample } => self.on_sample(&call_id, *sample),
+            Input::Camera { call_id, result } => self.on_camera(&call_id, result),
         }
         true
     }
@@ -758,6 +764,21 @@ impl Runtime {
             Effect::SetLocalMedia(flags) => {
                 if let Some(media) = &self.media {
                     media.local.set_enabled(flags);
+                    // Camera off means its light goes out: the track stops, and the sender sends
+                    // nothing. On again, it is opened anew and put on the same sender.
+                    let pc = media.link.peer_connection().clone();
+                    if !flags.video && media.local.has_video() {
+                        media.local.close_camera();
+                        wasm_bindgen_futures::spawn_local(async move {
+                            crate::rtc::replace_video(&pc, None).await;
+                        });
+                    } else if flags.video && media.local.camera_closed() {
+                        let (inputs, call_id) = (self.inputs.clone(), media.call_id.clone());
+                        wasm_bindgen_futures::spawn_local(async move {
+                            let result = crate::rtc::open_camera().await;
+                            let _ = inputs.unbounded_send(Input::Camera { call_id, result });
+                        });
+                    }
                 }
             }
             Effect::SendHeld => {
@@ -772,6 +793,40 @@ impl Runtime {
                 }
             }
             Effect::Release => self.release(),
+        }
+    }
+
+    /// The camera opened again: on the call's sender if the user still wants it (they may have
+    /// turned it off again, or the call ended, while it opened), stopped otherwise.
+    fn on_camera(&mut self, call_id: &CallId, result: Result<MediaStreamTrack, MediaError>) {
+        let wanted = self.phone.call.with_untracked(|state| match state {
+            CallState::Active(call) => &call.call_id == call_id && call.local.video,
+            _ => false,
+        });
+        let media = self
+            .media
+            .as_ref()
+            .filter(|m| &m.call_id == call_id && m.local.camera_closed());
+        match (result, media) {
+            (Ok(track), Some(media)) if wanted => {
+                media.local.add_camera(&track);
+                // The preview loads the stream again, to show the new track.
+                self.phone
+                    .local_stream
+                    .set(Some(SendWrapper::new(media.local.share_stream())));
+                let pc = media.link.peer_connection().clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    crate::rtc::replace_video(&pc, Some(&track)).await;
+                });
+            }
+            (Ok(track), _) => track.stop(),
+            (Err(error), _) => {
+                web_sys::console::warn_1(&format!("camera: {error}").into());
+                if wanted {
+                    // Shown as off again, and the peer told so.
+                    self.apply(Event::ToggleCamera);
+                }
+            }
         }
     }
 

@@ -19,7 +19,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcDataChannel,
     RtcDataChannelInit, RtcDataChannelType, RtcIceCandidateInit, RtcIceConnectionState,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpTransceiver,
     RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
@@ -118,20 +118,44 @@ fn tracks(stream: &MediaStream) -> impl Iterator<Item = MediaStreamTrack> {
 /// goes off).
 pub struct LocalMedia {
     stream: MediaStream,
+    /// It was opened with a camera: turning the camera on again may open it anew.
+    camera: bool,
 }
 
 impl LocalMedia {
     /// Opens the microphone and, if `video`, the camera. A missing or broken camera falls back
     /// to audio only rather than failing the call; a refused permission does not.
     pub async fn open(video: bool) -> Result<Self, MediaError> {
-        let stream = match get_user_media(video).await {
+        let stream = match get_user_media(true, video).await {
             Err(MediaError::Missing | MediaError::Failed(_)) if video => {
-                get_user_media(false).await?
+                get_user_media(true, false).await?
             }
             other => other?,
         };
         set_hook(STREAM_HOOK, &stream);
-        Ok(Self { stream })
+        let camera = stream.get_video_tracks().length() > 0;
+        Ok(Self { stream, camera })
+    }
+
+    /// Whether the camera may be opened again for this call (it had one to begin with) and is
+    /// not open now.
+    pub fn camera_closed(&self) -> bool {
+        self.camera && !self.has_video()
+    }
+
+    /// Stops the camera (its light goes out) and takes its track out of the stream; the
+    /// microphone stays as it is.
+    pub fn close_camera(&self) {
+        for track in tracks(&self.stream).filter(|track| track.kind() == "video") {
+            track.stop();
+            self.stream.remove_track(&track);
+        }
+    }
+
+    /// Takes a camera track opened again (by [`open_camera`]) into the stream, which the preview
+    /// shows.
+    pub fn add_camera(&self, track: &MediaStreamTrack) {
+        self.stream.add_track(track);
     }
 
     pub fn has_video(&self) -> bool {
@@ -170,7 +194,29 @@ impl Drop for LocalMedia {
     }
 }
 
-async fn get_user_media(video: bool) -> Result<MediaStream, MediaError> {
+/// Opens the camera alone, for a call whose camera was turned off and on again.
+pub async fn open_camera() -> Result<MediaStreamTrack, MediaError> {
+    let stream = get_user_media(false, true).await?;
+    tracks(&stream).next().ok_or(MediaError::Missing)
+}
+
+/// Puts `track` (or nothing, while the camera is off) on the connection's video sender, in
+/// place of what it sent: no renegotiation, the peer sees the next frame or none.
+pub async fn replace_video(pc: &RtcPeerConnection, track: Option<&MediaStreamTrack>) {
+    let sender = pc
+        .get_transceivers()
+        .iter()
+        .filter_map(|transceiver| transceiver.dyn_into::<RtcRtpTransceiver>().ok())
+        .find(|transceiver| transceiver.receiver().track().kind() == "video")
+        .map(|transceiver| transceiver.sender());
+    if let Some(sender) = sender
+        && let Err(error) = JsFuture::from(sender.replace_track(track)).await
+    {
+        web_sys::console::warn_1(&error);
+    }
+}
+
+async fn get_user_media(audio: bool, video: bool) -> Result<MediaStream, MediaError> {
     let devices = web_sys::window()
         .ok_or(MediaError::Unsupported)?
         .navigator()
@@ -181,7 +227,7 @@ async fn get_user_media(video: bool) -> Result<MediaStream, MediaError> {
         return Err(MediaError::Unsupported);
     }
     let constraints = MediaStreamConstraints::new();
-    constraints.set_audio(&JsValue::TRUE);
+    constraints.set_audio(&JsValue::from_bool(audio));
     constraints.set_video(&JsValue::from_bool(video));
     let promise = devices
         .get_user_media_with_constraints(&constraints)
