@@ -10,6 +10,12 @@ use sqlx::{Connection, Sqlite, SqlitePool, Transaction};
 pub enum DbError {
     #[error("invalid database URL {url:?}: {source}")]
     Url { url: String, source: sqlx::Error },
+    /// Said without the rest of the URL, which may hold a password.
+    #[error(
+        "the database URL's scheme {scheme:?} is not one Duet can use: this build runs on SQLite \
+         (sqlite://<path to file>, created if missing; or leave --database-url unset)"
+    )]
+    UnsupportedScheme { scheme: String },
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -70,7 +76,25 @@ fn private_file(path: &Path) -> Result<(), DbError> {
     }
 }
 
+/// Refuses a URL that is not SQLite's before sqlx sees it: sqlx takes any string without its
+/// `sqlite:` prefix for a file name, so `postgres://db/duet` would quietly start on a new SQLite
+/// file of that name in the working directory.
+pub fn check_url(url: &str) -> Result<(), DbError> {
+    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+    if scheme.eq_ignore_ascii_case("sqlite") {
+        return Ok(());
+    }
+    Err(DbError::UnsupportedScheme {
+        scheme: if scheme.contains('/') || scheme.is_empty() {
+            "(none)".to_owned()
+        } else {
+            scheme.to_owned()
+        },
+    })
+}
+
 pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
+    check_url(url)?;
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|source| DbError::Url {
             url: url.to_owned(),
@@ -128,4 +152,34 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
 /// 500 that way. `BEGIN IMMEDIATE` takes the write lock first, waiting (busy timeout) for it.
 pub async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sqlite_urls_are_taken() {
+        for url in [
+            "sqlite://data/duet.db",
+            "sqlite::memory:",
+            "SQLite:///tmp/x.db",
+        ] {
+            assert!(check_url(url).is_ok(), "{url}");
+        }
+        for (url, scheme) in [
+            ("postgres://duet:secret@db/duet", "postgres"),
+            ("postgresql://db/duet", "postgresql"),
+            ("mysql://db/duet", "mysql"),
+            ("data/duet.db", "(none)"),
+            ("", "(none)"),
+        ] {
+            let error = check_url(url).expect_err(url).to_string();
+            assert!(error.contains(&format!("{scheme:?}")), "{url}: {error}");
+            assert!(
+                !error.contains("secret"),
+                "the password is not repeated: {error}"
+            );
+        }
+    }
 }

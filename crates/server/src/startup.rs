@@ -84,6 +84,8 @@ impl Application {
             Some((cert, key)) => Some(crate::tls::config(cert, key).await?),
             None => None,
         };
+        // Before anything is created on disk for a database Duet cannot use.
+        db::check_url(&settings.database_url())?;
         db::private_dir(&settings.data_dir)?;
         let pool = db::connect(&settings.database_url()).await?;
         let sessions = SqliteStore::new(pool.clone());

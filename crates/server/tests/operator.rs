@@ -68,3 +68,33 @@ async fn a_password_change_from_the_shell_ends_every_login_of_the_old_one() {
         .await;
     assert_eq!(again, json!({"flag": true}));
 }
+
+/// A database URL Duet cannot use stops it at start with a clear error, instead of a new SQLite
+/// file named after the URL (sqlx reads any string without `sqlite:` as a file name).
+#[test]
+fn a_database_url_duet_cannot_use_stops_it_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["--addr", "127.0.0.1:0"])
+        .env("DUET_DATA_DIR", dir.path().join("data"))
+        .env(
+            "DUET_DATABASE_URL",
+            "postgres://duet:secret@127.0.0.1:1/duet",
+        )
+        .current_dir(dir.path())
+        .output()
+        .expect("duet runs");
+    let said = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success(), "it must not start: {said}");
+    assert!(said.contains("\"postgres\""), "names the scheme: {said}");
+    assert!(said.contains("sqlite://"), "says what works: {said}");
+    assert!(
+        !said.contains("secret"),
+        "does not repeat the password: {said}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing created: {left:?}");
+}
