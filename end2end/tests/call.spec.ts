@@ -122,3 +122,37 @@ test('camera off stops the camera (its light goes out); on again opens it anew o
   await hangUp(a.page);
   await expectNoLiveCapture(a.page);
 });
+
+test('keyboard shortcuts: Esc declines a ringing call, M mutes, V turns the camera off; typing in a field is only typing', async ({ users }) => {
+  const [a, b] = await users(2);
+  await dial(a, b);
+  await expectState(b.page, 'incoming');
+  await b.page.keyboard.press('Escape');
+  await expectState(a.page, 'ended', 'declined');
+  await backToIdle(a.page);
+  await backToIdle(b.page);
+
+  await connect(a, b);
+  // Typed into the chat box, M and V are letters.
+  await a.page.getByTestId('chat-toggle').click();
+  await a.page.getByTestId('chat-input').pressSequentially('mv');
+  await expect(a.page.getByTestId('chat-input')).toHaveValue('mv');
+  await expect(b.page.getByTestId('remote-muted')).toHaveCount(0);
+  await expect(b.page.getByTestId('remote-camera-off')).toHaveCount(0);
+
+  await a.page.getByTestId('chat-close').click();
+  await a.page.keyboard.press('m');
+  await expect(b.page.getByTestId('remote-muted')).toBeVisible();
+  await expect(a.page.getByTestId('toggle-mic')).toHaveAttribute('aria-pressed', 'true');
+  await a.page.keyboard.press('v');
+  await expect(b.page.getByTestId('remote-camera-off')).toBeVisible();
+  await expect.poll(async () => (await deviceTracks(a.page)).liveKinds).toEqual(['audio']);
+  await a.page.keyboard.press('M');
+  await a.page.keyboard.press('V');
+  await expect(b.page.getByTestId('remote-muted')).toHaveCount(0);
+  await expect(b.page.getByTestId('remote-camera-off')).toHaveCount(0);
+  // The keys are written where people look for them.
+  await a.page.getByTestId('shortcuts').locator('summary').click();
+  await expect(a.page.getByTestId('shortcuts')).toContainText('M mute or unmute');
+  await a.page.screenshot({ path: test.info().outputPath('shortcuts.png') });
+});

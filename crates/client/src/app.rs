@@ -60,7 +60,19 @@ pub fn App() -> impl IntoView {
         });
         // Audio may only start after a gesture; any click unlocks the ring tone for later.
         let unlock = window_event_listener(leptos::ev::pointerdown, move |_| phone.unlock_audio());
-        let unlock_keys = window_event_listener(leptos::ev::keydown, move |_| phone.unlock_audio());
+        let unlock_keys = window_event_listener(leptos::ev::keydown, move |event| {
+            phone.unlock_audio();
+            if event.default_prevented() || crate::shortcuts::typing(&event) {
+                return;
+            }
+            let action = phone
+                .call()
+                .with_untracked(|state| crate::shortcuts::action(&event.key(), state));
+            if let Some(action) = action {
+                event.prevent_default();
+                phone.act(action);
+            }
+        });
         // Closing the tab says goodbye, so the peer sees "hung up" at once instead of waiting
         // for the media path to time out.
         let leave = window_event_listener(leptos::ev::pagehide, move |_| phone.stop());

@@ -14,6 +14,7 @@ pub mod relay_watch;
 pub mod ringer;
 pub mod rtc;
 pub mod sha256;
+pub mod shortcuts;
 pub mod signaling;
 pub mod talk;
 pub mod text;

@@ -157,6 +157,7 @@ fn IncomingCall() -> impl IntoView {
                     type="button"
                     class="btn danger round-label"
                     data-testid="decline"
+                    aria-keyshortcuts="Escape"
                     on:click=move |_| phone.act(Event::Decline)
                 >
                     <HangUpIcon/>
@@ -290,6 +291,7 @@ fn InCall() -> impl IntoView {
                     class="btn round"
                     class:off=move || !mic_on.get()
                     data-testid="toggle-mic"
+                    aria-keyshortcuts="M"
                     aria-pressed=move || (!mic_on.get()).to_string()
                     aria-label=move || if mic_on.get() { locale.t().mute } else { locale.t().unmute }
                     title=move || if mic_on.get() { locale.t().mute } else { locale.t().unmute }
@@ -302,6 +304,7 @@ fn InCall() -> impl IntoView {
                     class="btn round"
                     class:off=move || !camera_on.get()
                     data-testid="toggle-camera"
+                    aria-keyshortcuts="V"
                     aria-pressed=move || (!camera_on.get()).to_string()
                     aria-label=move || {
                         if camera_on.get() { locale.t().camera_off } else { locale.t().camera_on }
@@ -323,6 +326,10 @@ fn InCall() -> impl IntoView {
                 >
                     <HangUpIcon/>
                 </button>
+                <details class="shortcuts" data-testid="shortcuts">
+                    <summary>"?"<span class="visually-hidden">{move || locale.t().shortcuts}</span></summary>
+                    <p>{move || locale.t().shortcut_keys}</p>
+                </details>
             </div>
         </div>
     }
