@@ -236,6 +236,11 @@ impl OnlineUser {
             .is_some_and(|circle| circle.blocks.contains(key))
     }
 
+    /// In at least one answered call.
+    fn in_call(&self) -> bool {
+        self.calls > 0
+    }
+
     fn circle_mut(&mut self) -> &mut Circle {
         self.circle.get_or_insert_default()
     }
@@ -723,7 +728,7 @@ impl Hub {
             b.offer_presence(&event(&a.display_name));
             // Someone who appears while in a call appears in a call.
             for (viewer, seen) in [(a, b), (b, a)] {
-                if after && seen.calls > 0 {
+                if after && seen.in_call() {
                     viewer.offer_presence(&status_frame(seen));
                 }
             }
@@ -737,13 +742,13 @@ impl Hub {
         let Some(user) = users.get_mut(key) else {
             return;
         };
-        let before = user.calls > 0;
+        let before = user.in_call();
         user.calls = if in_call {
             user.calls.saturating_add(1)
         } else {
             user.calls.saturating_sub(1)
         };
-        if (user.calls > 0) == before {
+        if user.in_call() == before {
             return;
         }
         if let Some(user) = users.get(key) {
@@ -775,7 +780,7 @@ impl Hub {
 fn status_frame(user: &OnlineUser) -> Utf8Bytes {
     ServerEvent::Status {
         username: user.display_name.clone(),
-        in_call: user.calls > 0,
+        in_call: user.in_call(),
     }
     .to_json()
     .into()
@@ -783,7 +788,7 @@ fn status_frame(user: &OnlineUser) -> Utf8Bytes {
 
 /// How a user is listed in a presence frame: their name, and whether they are in a call.
 fn listed(user: &OnlineUser) -> (&str, bool) {
-    (user.display_name.as_str(), user.calls > 0)
+    (user.display_name.as_str(), user.in_call())
 }
 
 /// One `presence` frame as [`ServerEvent::Presence`] writes it, but of borrowed names.
