@@ -16,6 +16,20 @@ function installTimeline() {
       return '?';
     }
   };
+  // The moment the page receives the click on Accept: what the measured set-up time counts from.
+  document.addEventListener(
+    'click',
+    (e) => {
+      if ((e.target as Element).closest?.('[data-testid="accept"]')) mark('accept click');
+    },
+    { capture: true },
+  );
+  // Main-thread tasks of 50 ms or more: everything else on the page waits behind them.
+  new PerformanceObserver((list) => {
+    for (const task of list.getEntries()) {
+      marks.push({ at: performance.timeOrigin + task.startTime, what: `busy ${Math.round(task.duration)} ms` });
+    }
+  }).observe({ type: 'longtask' });
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (this: WebSocket, data: any) {
     const type = frameType(data);

@@ -156,3 +156,39 @@ test('keyboard shortcuts: Esc declines a ringing call, M mutes, V turns the came
   await expect(a.page.getByTestId('shortcuts')).toContainText('M mute or unmute');
   await a.page.screenshot({ path: test.info().outputPath('shortcuts.png') });
 });
+
+test("the callee sees and hears the caller while its own camera is still opening, and is seen once it opens", async ({ users }) => {
+  const [a, b] = await users(2);
+  // B's camera is slow to open (a real webcam warming up, or a permission prompt): its
+  // getUserMedia waits until the test lets it go.
+  await b.context.addInitScript(() => {
+    const w = window as any;
+    const open = MediaDevices.prototype.getUserMedia;
+    MediaDevices.prototype.getUserMedia = async function (this: MediaDevices, constraints?: MediaStreamConstraints) {
+      w.__cameraAsked = true;
+      await new Promise((release) => (w.__openCamera = release));
+      return open.call(this, constraints);
+    };
+  });
+  await b.page.reload();
+
+  await dial(a, b);
+  await expectState(b.page, 'incoming');
+  await b.page.getByTestId('accept').click();
+  await expect.poll(() => b.page.evaluate(() => (window as any).__cameraAsked === true)).toBe(true);
+  // The call is up and A's picture and voice arrive, with no camera or microphone open on B.
+  await expect(b.page.locator('.in-call')).toHaveAttribute('data-phase', 'connected');
+  await expectMediaFlowing(b.page);
+  expect((await deviceTracks(b.page)).obtained).toBe(0);
+
+  // B's devices open: they join the senders B offered with, and A sees and hears B.
+  await b.page.evaluate(() => (window as any).__openCamera());
+  await expectMediaFlowing(a.page);
+  await expect(a.page.getByTestId('remote-camera-off')).toHaveCount(0);
+  expect((await deviceTracks(b.page)).obtained).toBe(2);
+
+  await hangUp(b.page);
+  await expectState(a.page, 'ended', 'hangup');
+  await expectNoLiveCapture(b.page);
+  await expectNoLiveCapture(a.page);
+});

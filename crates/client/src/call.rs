@@ -49,7 +49,9 @@ impl MediaFlags {
 /// Where an accepted call is, from opening the devices to talking (and recovering).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Phase {
-    /// Our camera and microphone are opening; the peer connection does not exist yet.
+    /// Our camera and microphone are opening. The callee's peer connection negotiates meanwhile
+    /// (it offers at once, with empty senders), so the caller can be seen and heard before our
+    /// own camera is up: its reports move the call on from here too.
     OpeningDevices,
     /// The first media path is being negotiated. `restarted`: ICE failed once already and an
     /// ICE restart was tried (the connect timer bounds this phase).
@@ -334,9 +336,10 @@ pub enum Effect {
     Ring {
         from: Option<String>,
     },
-    /// Open camera (if `video`) and microphone, then create the peer connection, add the tracks
-    /// and report [`Event::MediaReady`] or [`Event::MediaFailed`]. While the call is outgoing,
-    /// what the peer connection wants to send is held back until [`Effect::SendHeld`].
+    /// Open camera (if `video`) and microphone and create the peer connection with their tracks,
+    /// then report [`Event::MediaReady`] or [`Event::MediaFailed`]. The `polite` side (the
+    /// callee) creates the connection first and offers while its devices open. While the call is
+    /// outgoing, what the peer connection wants to send is held back until [`Effect::SendHeld`].
     OpenMedia {
         call_id: CallId,
         video: bool,
@@ -609,7 +612,7 @@ impl CallState {
                 S::Incoming { peer, call_id }.on(E::Accept)
             }
             (S::Incoming { peer, call_id }, E::Accept) => {
-                // `accept` goes out at once: the caller's offer travels while our devices open.
+                // `accept` goes out at once, and our offer follows while our devices open.
                 let effects = vec![
                     Effect::Ring { from: None },
                     send(
@@ -623,6 +626,7 @@ impl CallState {
                         video: true,
                         polite: true,
                     },
+                    timer(Timer::Connect, &call_id, CONNECT_TIMEOUT_MS),
                 ];
                 let call = Active::new(peer, call_id, Role::Callee, true);
                 (S::Active(call), effects)
@@ -763,10 +767,11 @@ fn on_outgoing_message(
                 // What we prepared as the caller (impolite) does not fit the callee's role.
                 Effect::Release,
                 Effect::OpenMedia {
-                    call_id: theirs,
+                    call_id: theirs.clone(),
                     video: call.video,
                     polite: true,
                 },
+                timer(Timer::Connect, &theirs, CONNECT_TIMEOUT_MS),
             ];
             return (CallState::Active(active), effects);
         }
@@ -858,11 +863,16 @@ fn on_active(mut call: Active, event: Event) -> (CallState, Vec<Effect>) {
             ];
             (CallState::Active(call), effects)
         }
-        Event::MediaReady { call_id, video }
-            if call_id == call.call_id && call.phase == Phase::OpeningDevices =>
-        {
-            call.phase = Phase::Negotiating { restarted: false };
-            let mut effects = vec![timer(Timer::Connect, &call_id, CONNECT_TIMEOUT_MS)];
+        Event::MediaReady { call_id, video } if call_id == call.call_id => {
+            let mut effects = Vec::new();
+            // The callee's connection negotiates from the accept on (its timer runs since then)
+            // and may have connected already; the caller's starts now.
+            if call.phase == Phase::OpeningDevices {
+                call.phase = Phase::Negotiating { restarted: false };
+                if call.role == Role::Caller {
+                    effects.push(timer(Timer::Connect, &call_id, CONNECT_TIMEOUT_MS));
+                }
+            }
             if !video || !call.local.video {
                 // No camera (or none wanted): say so, so the peer shows "camera off" instead of
                 // a black picture.
@@ -963,7 +973,7 @@ fn on_link(mut call: Active, report: LinkReport, now_ms: f64) -> (CallState, Vec
     let call_id = call.call_id.clone();
     match (call.phase, report) {
         (_, LinkReport::RelayRefused) => end_active(&call, EndReason::RelayRefused, true),
-        (Phase::Negotiating { .. }, LinkReport::Connected) => {
+        (Phase::OpeningDevices | Phase::Negotiating { .. }, LinkReport::Connected) => {
             call.phase = Phase::Connected {
                 started_at_ms: now_ms,
                 recovered: None,
@@ -987,7 +997,7 @@ fn on_link(mut call: Active, report: LinkReport, now_ms: f64) -> (CallState, Vec
             };
             (CallState::Active(call), vec![Effect::RefreshVideo])
         }
-        (Phase::Negotiating { restarted: false }, LinkReport::Failed) => {
+        (Phase::OpeningDevices | Phase::Negotiating { restarted: false }, LinkReport::Failed) => {
             call.phase = Phase::Negotiating { restarted: true };
             (CallState::Active(call), vec![Effect::RestartIce])
         }

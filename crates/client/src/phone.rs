@@ -17,12 +17,12 @@ use web_sys::{MediaStream, MediaStreamTrack, RtcPeerConnection};
 
 use protocol::{CallId, ClientFrame, IceTransportPolicy, PeerMessage, ServerEvent, ServerMessage};
 
-use crate::call::{CallState, Devices, Effect, Event, LinkReport, Phase};
+use crate::call::{CallState, Devices, Effect, Event, LinkReport};
 use crate::i18n::{Lang, fill};
 use crate::network_watch::NetworkWatch;
 use crate::quality::{Adaptation, QualityReport, StatsSample};
 use crate::ringer::{Ringer, request_notification_permission};
-use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink};
+use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink, Senders};
 use crate::signaling::{SignalEvent, Signaling};
 
 /// A media stream the UI can hold in a signal (the browser is single-threaded).
@@ -279,8 +279,25 @@ enum Input {
 struct CallMedia {
     call_id: CallId,
     link: PeerLink,
-    local: LocalMedia,
+    devices: OwnDevices,
     quality: QualityWatch,
+}
+
+impl CallMedia {
+    /// Our camera and microphone, once open.
+    fn local(&self) -> Option<&LocalMedia> {
+        match &self.devices {
+            OwnDevices::Open(local) => Some(local),
+            OwnDevices::Opening => None,
+        }
+    }
+}
+
+/// Our devices for the call. The callee's connection exists before them: it offers the moment
+/// the user accepts, and the tracks join its senders when the devices open.
+enum OwnDevices {
+    Opening,
+    Open(LocalMedia),
 }
 
 /// Reads the peer connection's statistics once a second while the call lasts, and adapts what
@@ -534,10 +551,13 @@ impl Runtime {
     }
 
     fn on_media(&mut self, call_id: CallId, polite: bool, result: Result<LocalMedia, MediaError>) {
+        // Devices are awaited by a call without a connection yet, or by the callee's connection.
+        let awaited = self
+            .media
+            .as_ref()
+            .is_none_or(|media| matches!(media.devices, OwnDevices::Opening));
         let wanted = self.phone.call.with_untracked(|state| match state {
-            CallState::Active(call) => {
-                call.call_id == call_id && call.phase == Phase::OpeningDevices
-            }
+            CallState::Active(call) => call.call_id == call_id && awaited,
             CallState::Outgoing {
                 call_id: calling,
                 devices: Devices::Opening,
@@ -558,49 +578,83 @@ impl Runtime {
                 return;
             }
         };
-        let link = {
-            let inputs = self.inputs.clone();
-            let call_id = call_id.clone();
-            PeerLink::new(
-                &self.ice_servers,
-                self.ice_policy,
-                polite,
-                &local,
-                move |event| {
-                    let _ = inputs.unbounded_send(Input::Link {
-                        call_id: call_id.clone(),
-                        event,
-                    });
-                },
-            )
-        };
-        let link = match link {
-            Ok(link) => link,
-            Err(error) => {
-                web_sys::console::error_1(&error.to_string().into());
-                self.apply(Event::MediaFailed { call_id });
-                return;
-            }
-        };
-        for message in self.early.drain(..) {
-            link.negotiate(message);
+        // Whatever the user chose while the devices opened (mute, camera off) holds from the
+        // first frame.
+        if let Some(flags) = self
+            .phone
+            .call
+            .with_untracked(|state| state.active().map(|call| call.local))
+        {
+            local.set_enabled(flags);
         }
         let video = local.has_video();
         self.phone
             .local_stream
             .set(Some(SendWrapper::new(local.share_stream())));
+        match self.media.as_mut().filter(|m| m.call_id == call_id) {
+            // The callee's connection is already negotiating: the tracks join its senders.
+            Some(media) => {
+                let pc = media.link.peer_connection().clone();
+                let stream = local.share_stream();
+                wasm_bindgen_futures::spawn_local(async move {
+                    crate::rtc::attach(&pc, &stream).await;
+                });
+                media.devices = OwnDevices::Open(local);
+            }
+            None => {
+                let Some(link) = self.open_link(&call_id, polite, Senders::Tracks(&local)) else {
+                    return;
+                };
+                self.start_media(call_id.clone(), link, OwnDevices::Open(local));
+            }
+        }
+        self.apply(Event::MediaReady { call_id, video });
+    }
+
+    /// Makes the call's peer connection, or ends the call when the browser cannot.
+    fn open_link(&self, call_id: &CallId, polite: bool, senders: Senders) -> Option<PeerLink> {
+        let inputs = self.inputs.clone();
+        let link_call = call_id.clone();
+        let link = PeerLink::new(
+            &self.ice_servers,
+            self.ice_policy,
+            polite,
+            senders,
+            move |event| {
+                let _ = inputs.unbounded_send(Input::Link {
+                    call_id: link_call.clone(),
+                    event,
+                });
+            },
+        );
+        match link {
+            Ok(link) => Some(link),
+            Err(error) => {
+                web_sys::console::error_1(&error.to_string().into());
+                let _ = self.inputs.unbounded_send(Input::Event(Event::MediaFailed {
+                    call_id: call_id.clone(),
+                }));
+                None
+            }
+        }
+    }
+
+    /// Makes `link` the call's, with what arrived for it before it existed.
+    fn start_media(&mut self, call_id: CallId, link: PeerLink, devices: OwnDevices) {
+        for message in self.early.drain(..) {
+            link.negotiate(message);
+        }
         let quality =
             QualityWatch::start(link.peer_connection(), call_id.clone(), self.inputs.clone());
         self.phone
             .data_channel
             .set(Some(SendWrapper::new(link.data_channel())));
         self.media = Some(CallMedia {
-            call_id: call_id.clone(),
+            call_id,
             link,
-            local,
+            devices,
             quality,
         });
-        self.apply(Event::MediaReady { call_id, video });
     }
 
     fn on_link(&mut self, call_id: CallId, event: LinkEvent) {
@@ -727,6 +781,14 @@ impl Runtime {
                 polite,
             } => {
                 self.release();
+                // The callee offers at once: its devices join the connection when they open.
+                if polite {
+                    let Some(link) = self.open_link(&call_id, polite, Senders::Later { video })
+                    else {
+                        return;
+                    };
+                    self.start_media(call_id.clone(), link, OwnDevices::Opening);
+                }
                 let inputs = self.inputs.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     let result = LocalMedia::open(video).await;
@@ -762,17 +824,19 @@ impl Runtime {
                 }
             }
             Effect::SetLocalMedia(flags) => {
-                if let Some(media) = &self.media {
-                    media.local.set_enabled(flags);
+                if let Some(media) = &self.media
+                    && let Some(local) = media.local()
+                {
+                    local.set_enabled(flags);
                     // Camera off means its light goes out: the track stops, and the sender sends
                     // nothing. On again, it is opened anew and put on the same sender.
                     let pc = media.link.peer_connection().clone();
-                    if !flags.video && media.local.has_video() {
-                        media.local.close_camera();
+                    if !flags.video && local.has_video() {
+                        local.close_camera();
                         wasm_bindgen_futures::spawn_local(async move {
-                            crate::rtc::replace_video(&pc, None).await;
+                            crate::rtc::replace_track(&pc, "video", None).await;
                         });
-                    } else if flags.video && media.local.camera_closed() {
+                    } else if flags.video && local.camera_closed() {
                         let (inputs, call_id) = (self.inputs.clone(), media.call_id.clone());
                         wasm_bindgen_futures::spawn_local(async move {
                             let result = crate::rtc::open_camera().await;
@@ -803,24 +867,24 @@ impl Runtime {
             CallState::Active(call) => &call.call_id == call_id && call.local.video,
             _ => false,
         });
-        let media = self
-            .media
-            .as_ref()
-            .filter(|m| &m.call_id == call_id && m.local.camera_closed());
-        match (result, media) {
-            (Ok(track), Some(media)) if wanted => {
-                media.local.add_camera(&track);
+        let media = self.media.as_ref().filter(|m| &m.call_id == call_id);
+        let local = media
+            .and_then(CallMedia::local)
+            .filter(|local| local.camera_closed());
+        match (result, media, local) {
+            (Ok(track), Some(media), Some(local)) if wanted => {
+                local.add_camera(&track);
                 // The preview loads the stream again, to show the new track.
                 self.phone
                     .local_stream
-                    .set(Some(SendWrapper::new(media.local.share_stream())));
+                    .set(Some(SendWrapper::new(local.share_stream())));
                 let pc = media.link.peer_connection().clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    crate::rtc::replace_video(&pc, Some(&track)).await;
+                    crate::rtc::replace_track(&pc, "video", Some(&track)).await;
                 });
             }
-            (Ok(track), _) => track.stop(),
-            (Err(error), _) => {
+            (Ok(track), ..) => track.stop(),
+            (Err(error), ..) => {
                 web_sys::console::warn_1(&format!("camera: {error}").into());
                 if wanted {
                     // Shown as off again, and the peer told so.

@@ -20,7 +20,8 @@ use web_sys::{
     MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcDataChannel,
     RtcDataChannelInit, RtcDataChannelType, RtcIceCandidateInit, RtcIceConnectionState,
     RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpTransceiver,
-    RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
+    RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSessionDescriptionInit,
+    RtcSignalingState, RtcTrackEvent,
 };
 
 use crate::call::{LinkReport, MediaFlags};
@@ -200,19 +201,28 @@ pub async fn open_camera() -> Result<MediaStreamTrack, MediaError> {
     tracks(&stream).next().ok_or(MediaError::Missing)
 }
 
-/// Puts `track` (or nothing, while the camera is off) on the connection's video sender, in
-/// place of what it sent: no renegotiation, the peer sees the next frame or none.
-pub async fn replace_video(pc: &RtcPeerConnection, track: Option<&MediaStreamTrack>) {
+/// Puts `track` (or nothing, while the camera is off) on the connection's sender of its `kind`
+/// ("audio" or "video"), in place of what it sent: no renegotiation, the peer sees the next frame
+/// or none.
+pub async fn replace_track(pc: &RtcPeerConnection, kind: &str, track: Option<&MediaStreamTrack>) {
     let sender = pc
         .get_transceivers()
         .iter()
         .filter_map(|transceiver| transceiver.dyn_into::<RtcRtpTransceiver>().ok())
-        .find(|transceiver| transceiver.receiver().track().kind() == "video")
+        .find(|transceiver| transceiver.receiver().track().kind() == kind)
         .map(|transceiver| transceiver.sender());
     if let Some(sender) = sender
         && let Err(error) = JsFuture::from(sender.replace_track(track)).await
     {
         web_sys::console::warn_1(&error);
+    }
+}
+
+/// Puts the tracks of `media`, opened after the connection was made with
+/// [`Senders::Later`], on the senders waiting for them.
+pub async fn attach(pc: &RtcPeerConnection, media: &MediaStream) {
+    for track in tracks(media) {
+        replace_track(pc, &track.kind(), Some(&track)).await;
     }
 }
 
@@ -296,6 +306,16 @@ struct Negotiation {
 
 type Handler<E> = Closure<dyn FnMut(E)>;
 
+/// What a new connection sends from the start.
+pub enum Senders<'a> {
+    /// The devices are open: their tracks (the caller, prepared while it rang). The callee's
+    /// offer then finds these senders and uses them.
+    Tracks(&'a LocalMedia),
+    /// The devices are still opening: empty senders for the microphone (and camera), so the
+    /// offer goes out at once; [`attach`] puts the tracks on them without renegotiation.
+    Later { video: bool },
+}
+
 /// One call's `RTCPeerConnection`. Dropping it closes the connection.
 pub struct PeerLink {
     pc: RtcPeerConnection,
@@ -316,13 +336,13 @@ pub struct PeerLink {
 }
 
 impl PeerLink {
-    /// Creates the connection and adds `media`'s tracks, which starts negotiation by itself
+    /// Creates the connection and its senders, which starts negotiation by itself
     /// (`negotiationneeded`). The `polite` side yields when both offer at once.
     pub fn new(
         ice_servers: &Value,
         policy: IceTransportPolicy,
         polite: bool,
-        media: &LocalMedia,
+        senders: Senders,
         on_event: impl Fn(LinkEvent) + 'static,
     ) -> Result<Self, RtcError> {
         let config = RtcConfiguration::new();
@@ -443,8 +463,28 @@ impl PeerLink {
         });
 
         let channel = open_data_channel(&pc);
-        for track in tracks(media.stream()) {
-            pc.add_track_0(&track, media.stream());
+        match senders {
+            Senders::Tracks(media) => {
+                for track in tracks(media.stream()) {
+                    pc.add_track_0(&track, media.stream());
+                }
+            }
+            Senders::Later { video } => {
+                // One stream for both, as `addTrack` gives: the peer plays them together.
+                let stream =
+                    MediaStream::new().map_err(|e| RtcError::PeerConnection(describe(&e)))?;
+                let kinds: &[&str] = if video {
+                    &["audio", "video"]
+                } else {
+                    &["audio"]
+                };
+                for kind in kinds {
+                    let init = RtcRtpTransceiverInit::new();
+                    init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+                    init.set_streams(&js_sys::Array::of1(&stream));
+                    pc.add_transceiver_with_str_and_init(kind, &init);
+                }
+            }
         }
         set_hook(PC_HOOK, &pc);
         let relay_watch = (policy == IceTransportPolicy::Relay).then(|| {

@@ -1060,3 +1060,63 @@ fn a_refusing_relay_ends_the_call_with_its_own_reason() {
         "the peer is told, so it does not wait for a path that cannot come"
     );
 }
+
+#[test]
+fn the_callee_connects_while_its_devices_still_open() {
+    let (state, effects) = incoming("c1").on(Event::Accept);
+    assert_eq!(phase(&state), Phase::OpeningDevices);
+    // Its connection offers at once, so the connect timer runs from the accept.
+    assert!(effects.contains(&Effect::StartTimer {
+        timer: Timer::Connect,
+        call_id: id("c1"),
+        ms: CONNECT_TIMEOUT_MS
+    }));
+    // The caller is seen and heard before our camera is up: the call timer starts then.
+    let (state, _) = state.on(link(LinkReport::Connected));
+    assert_eq!(
+        phase(&state),
+        Phase::Connected {
+            started_at_ms: 9000.0,
+            recovered: None
+        }
+    );
+    // Our devices join the working call; nothing restarts, no second timer.
+    let (state, effects) = state.on(Event::MediaReady {
+        call_id: id("c1"),
+        video: true,
+    });
+    assert!(matches!(phase(&state), Phase::Connected { .. }));
+    assert!(effects.is_empty(), "{effects:?}");
+}
+
+#[test]
+fn a_callee_path_that_fails_before_the_devices_open_restarts_once() {
+    let (state, _) = incoming("c1").on(Event::Accept);
+    let (state, effects) = state.on(link(LinkReport::Failed));
+    assert_eq!(phase(&state), Phase::Negotiating { restarted: true });
+    assert_eq!(effects, vec![Effect::RestartIce]);
+    let (state, effects) = state.on(Event::MediaReady {
+        call_id: id("c1"),
+        video: true,
+    });
+    assert_eq!(phase(&state), Phase::Negotiating { restarted: true });
+    assert!(effects.is_empty(), "{effects:?}");
+    let (state, _) = state.on(link(LinkReport::Failed));
+    assert!(matches!(state, CallState::Ended { .. }), "{state:?}");
+}
+
+#[test]
+fn a_callee_whose_devices_never_open_is_bounded_by_the_connect_timer() {
+    let (state, _) = incoming("c1").on(Event::Accept);
+    let (state, _) = state.on(fired(Timer::Connect));
+    assert!(
+        matches!(
+            state,
+            CallState::Ended {
+                reason: EndReason::ConnectionLost,
+                ..
+            }
+        ),
+        "{state:?}"
+    );
+}
