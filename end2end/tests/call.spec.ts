@@ -192,3 +192,66 @@ test("the callee sees and hears the caller while its own camera is still opening
   await expectNoLiveCapture(b.page);
   await expectNoLiveCapture(a.page);
 });
+
+/** Records every oscillator the page's Web Audio makes, to tell which tones are sounding. */
+async function listenToTones(user: { context: import('@playwright/test').BrowserContext; page: Page }) {
+  await user.context.addInitScript(() => {
+    const w = window as any;
+    w.__tones = [];
+    const create = AudioContext.prototype.createOscillator;
+    AudioContext.prototype.createOscillator = function (this: AudioContext) {
+      const oscillator = create.call(this);
+      const entry = { oscillator, started: false, stopped: false };
+      w.__tones.push(entry);
+      const [start, stop] = [oscillator.start.bind(oscillator), oscillator.stop.bind(oscillator)];
+      oscillator.start = (when?: number) => ((entry.started = true), start(when));
+      oscillator.stop = (when?: number) => ((entry.stopped = true), stop(when));
+      return oscillator;
+    };
+  });
+  await user.page.reload();
+}
+
+/** The frequencies sounding on the page now (started, not stopped, on a running context). */
+const sounding = (page: Page) =>
+  page.evaluate(() =>
+    (window as any).__tones
+      .filter((t: any) => t.started && !t.stopped && t.oscillator.context.state === 'running')
+      .map((t: any) => t.oscillator.frequency.value),
+  );
+
+test('the caller hears ringback while the other phone rings; it stops on answer and on decline', async ({ users }) => {
+  const [a, b] = await users(2);
+  await listenToTones(a);
+  await dial(a, b);
+  await expectState(b.page, 'incoming');
+  await expect.poll(() => sounding(a.page)).toEqual([425]);
+  await b.page.getByTestId('accept').click();
+  await expectState(a.page, 'in-call');
+  await expect.poll(() => sounding(a.page)).toEqual([]);
+  await hangUp(a.page);
+  await backToIdle(a.page);
+  await backToIdle(b.page);
+
+  await dial(a, b);
+  await expect.poll(() => sounding(a.page)).toEqual([425]);
+  await b.page.getByTestId('decline').click();
+  await expectState(a.page, 'ended', 'declined');
+  await expect.poll(() => sounding(a.page)).toEqual([]);
+});
+
+test('focus follows the call: Cancel while calling, Accept while ringing, Mute in the call, Call again after it', async ({ users }) => {
+  const [a, b] = await users(2);
+  await dial(a, b);
+  await expect(a.page.getByTestId('cancel')).toBeFocused();
+  await expect(b.page.getByTestId('accept')).toBeFocused();
+  // Answered from the keyboard, since Accept has the focus.
+  await b.page.keyboard.press('Enter');
+  await expectState(b.page, 'in-call');
+  await expectState(a.page, 'in-call');
+  await expect(a.page.getByTestId('toggle-mic')).toBeFocused();
+  await expect(b.page.getByTestId('toggle-mic')).toBeFocused();
+  await hangUp(a.page);
+  await expect(a.page.getByTestId('call-again')).toBeFocused();
+  await expect(b.page.getByTestId('call-again')).toBeFocused();
+});

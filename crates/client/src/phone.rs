@@ -749,6 +749,12 @@ impl Runtime {
     fn apply(&mut self, event: Event) {
         let current = self.phone.call.get_untracked();
         let (next, effects) = current.clone().on(event);
+        // The caller hears ringback exactly while the other phone is ringing.
+        let ringback =
+            |state: &CallState| matches!(state, CallState::Outgoing { ringing: true, .. });
+        if ringback(&next) != ringback(&current) {
+            self.ringer.ringback(ringback(&next));
+        }
         if next != current {
             self.phone.call.set(next);
         }

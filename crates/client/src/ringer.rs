@@ -1,5 +1,6 @@
-//! How an incoming call gets the user's attention: a ring tone, the tab title, and a system
-//! notification when the tab is in the background.
+//! How an incoming call gets the user's attention (a ring tone, the tab title, and a system
+//! notification when the tab is in the background), and the ringback tone a caller hears while
+//! the other phone rings.
 
 use wasm_bindgen::JsValue;
 use web_sys::{
@@ -7,18 +8,41 @@ use web_sys::{
     OscillatorNode,
 };
 
+/// A tone's sound: frequencies played together, switched on and off in a repeating cadence.
+struct Pattern {
+    /// (on, off) seconds within each cycle.
+    cadence: &'static [(f64, f64)],
+    cycle_s: f64,
+    /// Scheduled ahead for this many cycles; the caller gives up well before.
+    cycles: u32,
+    tones_hz: &'static [f32],
+    volume: f32,
+}
+
 /// A British-style double ring: two short bursts, then a pause.
-const CADENCE_S: [(f64, f64); 2] = [(0.0, 0.4), (0.6, 1.0)];
-const CYCLE_S: f64 = 3.0;
-/// The tone is scheduled ahead for this many cycles; the caller gives up well before.
-const CYCLES: u32 = 40;
-const TONES_HZ: [f32; 2] = [400.0, 450.0];
-const VOLUME: f32 = 0.12;
+const RING: Pattern = Pattern {
+    cadence: &[(0.0, 0.4), (0.6, 1.0)],
+    cycle_s: 3.0,
+    cycles: 40,
+    tones_hz: &[400.0, 450.0],
+    volume: 0.12,
+};
+
+/// The ringback most of Europe and China know (ITU-T E.180): 425 Hz, one second on, four off.
+/// Quieter than the ring: it plays into the caller's ear while they wait.
+const RINGBACK: Pattern = Pattern {
+    cadence: &[(0.0, 1.0)],
+    cycle_s: 5.0,
+    cycles: 12,
+    tones_hz: &[425.0],
+    volume: 0.06,
+};
 
 #[derive(Default)]
 pub struct Ringer {
     audio: Option<AudioContext>,
     tone: Option<Tone>,
+    ringback: Option<Tone>,
     notification: Option<Notification>,
     saved_title: Option<String>,
 }
@@ -45,7 +69,10 @@ impl Ringer {
         // Without an earlier gesture the context may stay suspended (silent), but the title and
         // the notification still work.
         self.unlock();
-        self.tone = self.audio.as_ref().and_then(|audio| play(audio).ok());
+        self.tone = self
+            .audio
+            .as_ref()
+            .and_then(|audio| play(audio, &RING).ok());
         if let Some(document) = web_sys::window().and_then(|w| w.document()) {
             self.saved_title = Some(document.title());
             document.set_title(title);
@@ -59,12 +86,27 @@ impl Ringer {
         }
     }
 
+    /// Starts or stops the caller's ringback tone (the audio was unlocked by the click that
+    /// dialled).
+    pub fn ringback(&mut self, on: bool) {
+        if let Some(tone) = self.ringback.take() {
+            tone.stop();
+        }
+        if on {
+            self.ringback = self
+                .audio
+                .as_ref()
+                .and_then(|audio| play(audio, &RINGBACK).ok());
+        }
+    }
+
+    /// Stops every tone, and puts the title back.
     pub fn stop(&mut self) {
-        if let Some(tone) = self.tone.take() {
-            for oscillator in &tone.oscillators {
-                let _ = oscillator.stop();
-            }
-            let _ = tone.gain.disconnect();
+        for tone in [self.tone.take(), self.ringback.take()]
+            .into_iter()
+            .flatten()
+        {
+            tone.stop();
         }
         if let Some(notification) = self.notification.take() {
             notification.close();
@@ -86,22 +128,31 @@ impl Drop for Ringer {
     }
 }
 
-fn play(audio: &AudioContext) -> Result<Tone, JsValue> {
+impl Tone {
+    fn stop(self) {
+        for oscillator in &self.oscillators {
+            let _ = oscillator.stop();
+        }
+        let _ = self.gain.disconnect();
+    }
+}
+
+fn play(audio: &AudioContext, pattern: &Pattern) -> Result<Tone, JsValue> {
     let gain = audio.create_gain()?;
     let level = gain.gain();
     let now = audio.current_time();
     level.set_value_at_time(0.0, now)?;
-    for cycle in 0..CYCLES {
-        let start = now + f64::from(cycle) * CYCLE_S;
-        for (on, off) in CADENCE_S {
+    for cycle in 0..pattern.cycles {
+        let start = now + f64::from(cycle) * pattern.cycle_s;
+        for (on, off) in pattern.cadence {
             // Short exponential approaches instead of steps, so the bursts do not click.
-            level.set_target_at_time(VOLUME, start + on, 0.01)?;
+            level.set_target_at_time(pattern.volume, start + on, 0.01)?;
             level.set_target_at_time(0.0, start + off, 0.01)?;
         }
     }
     gain.connect_with_audio_node(&audio.destination())?;
     let mut oscillators = Vec::new();
-    for hz in TONES_HZ {
+    for &hz in pattern.tones_hz {
         let oscillator = audio.create_oscillator()?;
         oscillator.frequency().set_value(hz);
         oscillator.connect_with_audio_node(&gain)?;

@@ -69,6 +69,18 @@ pub fn CallView() -> impl IntoView {
     }
 }
 
+/// A button that takes the keyboard focus when its pane appears, so every state of the call
+/// has its main control one key press away.
+fn focused_when_shown() -> NodeRef<html::Button> {
+    let button = NodeRef::<html::Button>::new();
+    Effect::new(move |_| {
+        if let Some(button) = button.get() {
+            let _ = button.focus();
+        }
+    });
+    button
+}
+
 /// The peer of the current call ("" when there is none).
 fn peer_memo(phone: Phone) -> Memo<String> {
     let call = phone.call();
@@ -98,6 +110,7 @@ fn OutgoingCall() -> impl IntoView {
     let peer = peer_memo(phone);
     let ringing =
         Memo::new(move |_| call.with(|s| matches!(s, CallState::Outgoing { ringing: true, .. })));
+    let cancel = focused_when_shown();
     view! {
         <div class="call-card" aria-live="polite">
             <div class="pulse">
@@ -124,6 +137,7 @@ fn OutgoingCall() -> impl IntoView {
                     type="button"
                     class="btn danger round-label"
                     data-testid="cancel"
+                    node_ref=cancel
                     on:click=move |_| phone.act(Event::Cancel)
                 >
                     <HangUpIcon/>
@@ -139,13 +153,8 @@ fn IncomingCall() -> impl IntoView {
     let locale = Locale::use_context();
     let phone = expect_context::<Phone>();
     let peer = peer_memo(phone);
-    let accept = NodeRef::<html::Button>::new();
     // Answering is one key press away.
-    Effect::new(move |_| {
-        if let Some(button) = accept.get() {
-            let _ = button.focus();
-        }
-    });
+    let accept = focused_when_shown();
     view! {
         <div class="call-card incoming" role="alertdialog" aria-labelledby="incoming-title">
             <div class="pulse ringing">
@@ -196,6 +205,8 @@ fn InCall() -> impl IntoView {
     let camera_on = field(|a| a.local.video);
     let remote_muted = field(|a| !a.remote.audio);
     let remote_camera_off = field(|a| !a.remote.video);
+    // Not hang-up: a stray Enter must not end the call.
+    let mic = focused_when_shown();
     let peer = peer_memo(phone);
 
     let status = move || {
@@ -291,6 +302,7 @@ fn InCall() -> impl IntoView {
                     class="btn round"
                     class:off=move || !mic_on.get()
                     data-testid="toggle-mic"
+                    node_ref=mic
                     aria-keyshortcuts="M"
                     aria-pressed=move || (!mic_on.get()).to_string()
                     aria-label=move || if mic_on.get() { locale.t().mute } else { locale.t().unmute }
@@ -423,12 +435,7 @@ fn CallEnded() -> impl IntoView {
                 .unwrap_or_default()
         })
     };
-    let again = NodeRef::<html::Button>::new();
-    Effect::new(move |_| {
-        if let Some(button) = again.get() {
-            let _ = button.focus();
-        }
-    });
+    let again = focused_when_shown();
     view! {
         <div class="call-card ended">
             <Avatar name=peer() large=true/>
