@@ -255,3 +255,83 @@ test('focus follows the call: Cancel while calling, Accept while ringing, Mute i
   await expect(a.page.getByTestId('call-again')).toBeFocused();
   await expect(b.page.getByTestId('call-again')).toBeFocused();
 });
+
+/** Records the peer connections the page makes and the types of the signaling frames it gets. */
+async function watchSignaling(user: { context: import('@playwright/test').BrowserContext; page: Page }) {
+  await user.context.addInitScript(() => {
+    const w = window as any;
+    w.__pcs = [];
+    w.__received = [];
+    const Native = RTCPeerConnection;
+    w.RTCPeerConnection = function (config?: RTCConfiguration) {
+      const pc = new Native(config);
+      w.__pcs.push(pc);
+      return pc;
+    } as any;
+    w.RTCPeerConnection.prototype = Native.prototype;
+    const NativeSocket = WebSocket;
+    w.WebSocket = function (...args: any[]) {
+      const socket = new (NativeSocket as any)(...args);
+      socket.addEventListener('message', (e: MessageEvent) => {
+        try {
+          w.__received.push(JSON.parse(e.data).type);
+        } catch {
+          w.__received.push('?');
+        }
+      });
+      return socket;
+    } as any;
+    w.WebSocket.prototype = NativeSocket.prototype;
+    Object.assign(w.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  });
+  await user.page.reload();
+}
+
+const received = (page: Page): Promise<string[]> => page.evaluate(() => (window as any).__received);
+/** The state of the page's newest peer connection: its local description and whether it is closed. */
+const newestPc = (page: Page) =>
+  page.evaluate(() => {
+    const pc = (window as any).__pcs.at(-1) as RTCPeerConnection | undefined;
+    return pc && { local: pc.localDescription?.type ?? null, state: pc.signalingState, gathering: pc.iceGatheringState };
+  });
+
+test('the callee prepares its offer while it rings, sends nothing before Accept, and lets go of it when declined', async ({ users }) => {
+  const [a, b] = await users(2);
+  await watchSignaling(a);
+  await watchSignaling(b);
+
+  await dial(a, b);
+  await expectState(b.page, 'incoming');
+  // B's connection, its offer and its candidates are ready while it rings, without a device…
+  await expect
+    .poll(() => newestPc(b.page))
+    .toEqual({ local: 'offer', state: 'have-local-offer', gathering: 'complete' });
+  expect((await deviceTracks(b.page)).obtained).toBe(0);
+
+  // Declined: the prepared connection is closed…
+  await b.page.getByTestId('decline').click();
+  await expectState(a.page, 'ended', 'declined');
+  await expect.poll(() => newestPc(b.page)).toMatchObject({ local: 'offer', state: 'closed' });
+  // …and none of it reached A: B's frames arrive in order, and the decline came after all of
+  // them, so an offer or a candidate sent before it would be here.
+  const beforeAnswer = await received(a.page);
+  expect(beforeAnswer).toContain('ringing');
+  expect(beforeAnswer).toContain('decline');
+  expect(beforeAnswer).not.toContain('offer');
+  expect(beforeAnswer).not.toContain('candidate');
+  await backToIdle(a.page);
+  await backToIdle(b.page);
+
+  // Accepted: the offer follows the accept, and the call connects.
+  await a.page.evaluate(() => ((window as any).__received.length = 0));
+  await dial(a, b);
+  await expectState(b.page, 'incoming');
+  await expect.poll(() => newestPc(b.page)).toMatchObject({ local: 'offer', state: 'have-local-offer' });
+  await b.page.getByTestId('accept').click();
+  await expectState(a.page, 'in-call');
+  await expectMediaFlowing(a.page);
+  await expectMediaFlowing(b.page);
+  const frames = await received(a.page);
+  expect(frames.indexOf('accept')).toBeGreaterThanOrEqual(0);
+  expect(frames.indexOf('offer')).toBeGreaterThan(frames.indexOf('accept'));
+});

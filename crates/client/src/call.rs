@@ -336,10 +336,17 @@ pub enum Effect {
     Ring {
         from: Option<String>,
     },
+    /// The callee makes its peer connection while it rings, with empty senders and no device:
+    /// its offer is then ready to follow the accept at once. What it wants to send is held back
+    /// until [`Effect::SendHeld`]; declining, or the call ending otherwise, releases it.
+    PrepareLink {
+        call_id: CallId,
+    },
     /// Open camera (if `video`) and microphone and create the peer connection with their tracks,
     /// then report [`Event::MediaReady`] or [`Event::MediaFailed`]. The `polite` side (the
-    /// callee) creates the connection first and offers while its devices open. While the call is
-    /// outgoing, what the peer connection wants to send is held back until [`Effect::SendHeld`].
+    /// callee) uses the connection it prepared while ringing (or makes one) and offers while its
+    /// devices open. While the call is outgoing or still ringing here, what the peer connection
+    /// wants to send is held back until [`Effect::SendHeld`].
     OpenMedia {
         call_id: CallId,
         video: bool,
@@ -353,8 +360,8 @@ pub enum Effect {
     RefreshVideo,
     /// Enable or disable our outgoing tracks.
     SetLocalMedia(MediaFlags),
-    /// The callee accepted: send what our peer connection prepared while it rang (the offer
-    /// and candidates), and from now on send as it speaks.
+    /// The call was accepted: send what our peer connection prepared while it rang (the
+    /// caller's candidates, the callee's offer and candidates), and from now on send as it speaks.
     SendHeld,
     /// Close the peer connection and stop every local track.
     Release,
@@ -612,7 +619,8 @@ impl CallState {
                 S::Incoming { peer, call_id }.on(E::Accept)
             }
             (S::Incoming { peer, call_id }, E::Accept) => {
-                // `accept` goes out at once, and our offer follows while our devices open.
+                // `accept` goes out at once, the offer prepared while ringing right behind it,
+                // and our devices open meanwhile.
                 let effects = vec![
                     Effect::Ring { from: None },
                     send(
@@ -621,6 +629,7 @@ impl CallState {
                             call_id: call_id.clone(),
                         },
                     ),
+                    Effect::SendHeld,
                     Effect::OpenMedia {
                         call_id: call_id.clone(),
                         video: true,
@@ -631,17 +640,11 @@ impl CallState {
                 let call = Active::new(peer, call_id, Role::Callee, true);
                 (S::Active(call), effects)
             }
-            (S::Incoming { peer, call_id }, E::Decline) => (
-                S::Idle,
-                vec![
-                    Effect::Ring { from: None },
-                    send(&peer, PeerMessage::Decline { call_id }),
-                ],
-            ),
+            (S::Incoming { peer, call_id }, E::Decline) => {
+                stop_ringing((S::Idle, vec![send(&peer, PeerMessage::Decline { call_id })]))
+            }
             (S::Incoming { peer, call_id }, E::PeerOffline(user)) if user == peer => {
-                let (state, mut effects) = ended(&peer, &call_id, EndReason::Cancelled, true);
-                effects.insert(0, Effect::Ring { from: None });
-                (state, effects)
+                stop_ringing(ended(&peer, &call_id, EndReason::Cancelled, true))
             }
             (S::Incoming { peer, call_id }, E::Peer { from, message }) => {
                 on_incoming_message(peer, call_id, from, message)
@@ -686,6 +689,9 @@ fn on_free_message(
                 Effect::Ring {
                     from: Some(from.clone()),
                 },
+                Effect::PrepareLink {
+                    call_id: call_id.clone(),
+                },
             ];
             (
                 CallState::Incoming {
@@ -722,6 +728,13 @@ impl Outgoing {
     fn end(self, reason: EndReason) -> (CallState, Vec<Effect>) {
         released(ended(&self.peer, &self.call_id, reason, self.video))
     }
+}
+
+/// A ringing call ends without being answered here: the alert stops and the connection
+/// prepared while ringing goes.
+fn stop_ringing((state, mut effects): (CallState, Vec<Effect>)) -> (CallState, Vec<Effect>) {
+    effects.splice(0..0, [Effect::Ring { from: None }, Effect::Release]);
+    (state, effects)
 }
 
 /// The transition `ended` makes, after letting go of devices opened while ringing.
@@ -824,9 +837,7 @@ fn on_incoming_message(
             vec![send(&from, PeerMessage::Busy { call_id: other })],
         ),
         PeerMessage::Cancel { call_id: c } if c == call_id && from == peer => {
-            let (state, mut effects) = ended(&peer, &call_id, EndReason::Cancelled, true);
-            effects.insert(0, Effect::Ring { from: None });
-            (state, effects)
+            stop_ringing(ended(&peer, &call_id, EndReason::Cancelled, true))
         }
         // The same call answered, declined or refused by another tab of ours (echoed by the
         // server): this tab just stops ringing.
@@ -835,7 +846,7 @@ fn on_incoming_message(
         | PeerMessage::Busy { call_id: c }
             if c == call_id =>
         {
-            (CallState::Idle, vec![Effect::Ring { from: None }])
+            stop_ringing((CallState::Idle, vec![]))
         }
         _ => unchanged(peer, call_id),
     }

@@ -293,9 +293,11 @@ impl CallMedia {
     }
 }
 
-/// Our devices for the call. The callee's connection exists before them: it offers the moment
-/// the user accepts, and the tracks join its senders when the devices open.
+/// Our devices for the call. The callee's connection exists before them: it is made while the
+/// phone rings, offers the moment the user accepts, and the tracks join its senders when the
+/// devices open.
 enum OwnDevices {
+    /// Not open yet: ringing (nothing is opened before the user accepts), or opening.
     Opening,
     Open(LocalMedia),
 }
@@ -639,6 +641,16 @@ impl Runtime {
         }
     }
 
+    /// Makes the callee's connection with empty senders, before its devices open; false when
+    /// the browser could not (the call then ends).
+    fn prepare_link(&mut self, call_id: CallId, video: bool) -> bool {
+        let Some(link) = self.open_link(&call_id, true, Senders::Later { video }) else {
+            return false;
+        };
+        self.start_media(call_id, link, OwnDevices::Opening);
+        true
+    }
+
     /// Makes `link` the call's, with what arrived for it before it existed.
     fn start_media(&mut self, call_id: CallId, link: PeerLink, devices: OwnDevices) {
         for message in self.early.drain(..) {
@@ -663,10 +675,11 @@ impl Runtime {
         };
         match event {
             LinkEvent::Outbound(outbound) => {
+                // Nothing goes to the peer before the call is accepted.
                 let (peer, ringing) = self.phone.call.with_untracked(|s| {
                     (
                         s.peer().map(str::to_owned),
-                        matches!(s, CallState::Outgoing { .. }),
+                        matches!(s, CallState::Outgoing { .. } | CallState::Incoming { .. }),
                     )
                 });
                 let message = outbound.into_message(Some(media.call_id.clone()));
@@ -781,19 +794,22 @@ impl Runtime {
                 );
             }
             Effect::Ring { from: None } => self.ringer.stop(),
+            Effect::PrepareLink { call_id } => {
+                self.release();
+                self.prepare_link(call_id, true);
+            }
             Effect::OpenMedia {
                 call_id,
                 video,
                 polite,
             } => {
-                self.release();
+                let prepared = self.media.as_ref().is_some_and(|m| m.call_id == call_id);
+                if !(polite && prepared) {
+                    self.release();
+                }
                 // The callee offers at once: its devices join the connection when they open.
-                if polite {
-                    let Some(link) = self.open_link(&call_id, polite, Senders::Later { video })
-                    else {
-                        return;
-                    };
-                    self.start_media(call_id.clone(), link, OwnDevices::Opening);
+                if polite && !prepared && !self.prepare_link(call_id.clone(), video) {
+                    return;
                 }
                 let inputs = self.inputs.clone();
                 wasm_bindgen_futures::spawn_local(async move {

@@ -184,6 +184,28 @@ fn every_way_an_outgoing_call_ends_releases_the_devices_opened_while_ringing() {
 }
 
 #[test]
+fn every_way_a_ringing_call_ends_here_unanswered_releases_its_prepared_connection() {
+    let endings = [
+        Event::Decline,
+        Event::PeerOffline("bob".into()),
+        peer("bob", PeerMessage::Cancel { call_id: id("c1") }),
+        // Answered or declined in another tab of ours.
+        peer("bob", PeerMessage::Accept { call_id: id("c1") }),
+        peer("bob", PeerMessage::Decline { call_id: id("c1") }),
+        peer("bob", PeerMessage::Busy { call_id: id("c1") }),
+    ];
+    for event in endings {
+        let (state, effects) = incoming("c1").on(event.clone());
+        assert!(state.is_free(), "{event:?} left {state:?}");
+        assert!(effects.contains(&Effect::Release), "{event:?}: {effects:?}");
+        assert!(
+            effects.contains(&Effect::Ring { from: None }),
+            "{event:?}: {effects:?}"
+        );
+    }
+}
+
+#[test]
 fn media_failing_while_ringing_cancels_the_invite() {
     let (state, effects) = outgoing("c1").on(Event::MediaFailed { call_id: id("c1") });
     assert_eq!(reason(&state), Some(EndReason::MediaDenied));
@@ -362,10 +384,17 @@ fn an_invite_rings_and_answers_ringing() {
         sent(&effects),
         vec![("bob".into(), PeerMessage::Ringing { call_id: id("c1") })]
     );
+    // The connection is made while it rings, with no device: its offer waits for the accept.
+    assert!(effects.contains(&Effect::PrepareLink { call_id: id("c1") }));
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::OpenMedia { .. }))
+    );
 }
 
 #[test]
-fn accepting_sends_accept_at_once_and_opens_the_devices_meanwhile() {
+fn accepting_sends_accept_then_the_prepared_offer_and_opens_the_devices_meanwhile() {
     let (state, effects) = incoming("c1").on(Event::Accept);
     assert!(effects.contains(&Effect::Ring { from: None }));
     assert!(effects.contains(&Effect::OpenMedia {
@@ -376,7 +405,15 @@ fn accepting_sends_accept_at_once_and_opens_the_devices_meanwhile() {
     assert_eq!(
         sent(&effects),
         vec![("bob".into(), PeerMessage::Accept { call_id: id("c1") })],
-        "the caller's offer travels while our camera opens"
+        "our offer travels while our camera opens"
+    );
+    let accept = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Send { .. }));
+    let held = effects.iter().position(|e| *e == Effect::SendHeld);
+    assert!(
+        accept < held && accept.is_some(),
+        "the offer follows the accept: {effects:?}"
     );
     let (state, effects) = state.on(Event::MediaReady {
         call_id: id("c1"),
@@ -456,7 +493,7 @@ fn another_tab_answering_silences_this_one() {
     ] {
         let (state, effects) = incoming("c1").on(peer("me", message));
         assert_eq!(state, CallState::Idle);
-        assert_eq!(effects, vec![Effect::Ring { from: None }]);
+        assert_eq!(effects, vec![Effect::Ring { from: None }, Effect::Release]);
     }
 }
 
