@@ -16,6 +16,9 @@ test('a missed call is counted until seen, and calling back rings', async ({ use
 
   const badge = b.page.getByTestId('missed-badge');
   await expect(badge).toHaveText('1');
+  // Kept by the server: still counted after a reload, until the list is opened.
+  await b.page.reload();
+  await expect(badge).toHaveText('1');
   await b.page.getByTestId('recent').locator('summary').click();
   await expect(recent(b.page)).toHaveCount(2);
   await expect(recent(b.page).first()).toHaveAttribute('data-outcome', 'missed');
