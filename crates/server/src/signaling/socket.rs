@@ -555,21 +555,16 @@ impl Peer {
         let mut limit = RateLimit::new(relay.settings.rate_limit_per_sec);
         let mut last_heard = Instant::now();
         let timeout = relay.settings.heartbeat_timeout();
-        let mut ping = tokio::time::interval(PING_EVERY.min(timeout / 3));
-        // Fresh TURN credentials at half their lifetime (no timer at all without TURN).
-        let mut refresh = relay.turn.as_ref().map(|turn| {
-            let every = turn.refresh_every();
-            tokio::time::interval_at(tokio::time::Instant::now() + every, every)
-        });
-        // Made once, not on every turn of the loop: a frame relayed should not also register a
-        // timer and a waiter on the server-wide shutdown token (whose lock every connection
-        // shares) only to drop them again.
-        let session_due = tokio::time::sleep_until(
-            lease
-                .as_ref()
-                .map_or_else(tokio::time::Instant::now, |lease| lease.next_check(policy)),
+        let mut duties = Duties::new(
+            PING_EVERY.min(timeout / 3),
+            relay.turn.as_ref().map(|turn| turn.refresh_every()),
+            lease.as_ref().map(|lease| lease.next_check(policy)),
         );
-        tokio::pin!(session_due);
+        // One timer for the connection's timed duties (made once, not on every turn of the
+        // loop): a frame relayed wakes the loop, and every timer the loop waits on is polled
+        // again on each wake-up.
+        let timer = tokio::time::sleep_until(duties.earliest());
+        tokio::pin!(timer);
         let shutdown = relay.shutdown.cancelled();
         tokio::pin!(shutdown);
         let too_large = || {
@@ -628,22 +623,30 @@ impl Peer {
                     }
                     connection.send_waiting(inbox, &relay.hub, key).await?;
                 }
-                _ = ping.tick() => {
-                    if last_heard.elapsed() > timeout {
-                        tracing::debug!(%username, "heartbeat timeout");
-                        return Err(Ending::HeartbeatTimeout);
+                () = &mut timer => {
+                    let now = tokio::time::Instant::now();
+                    if now >= duties.ping {
+                        if last_heard.elapsed() > timeout {
+                            tracing::debug!(%username, "heartbeat timeout");
+                            return Err(Ending::HeartbeatTimeout);
+                        }
+                        connection.send(Message::Ping(Default::default())).await?;
+                        duties.ping = now + duties.ping_every;
                     }
-                    connection.send(Message::Ping(Default::default())).await?;
-                }
-                Some(_) = tick(refresh.as_mut()) => {
-                    let ice = ServerEvent::Ice { ice_servers: ice_servers(relay, username) };
-                    connection.send_event(&ice).await?;
-                }
-                () = &mut session_due, if lease.is_some() => {
-                    if let Some(lease) = lease.as_mut() {
+                    if let Some((at, every)) = duties.refresh
+                        && now >= at
+                    {
+                        let ice = ServerEvent::Ice { ice_servers: ice_servers(relay, username) };
+                        connection.send_event(&ice).await?;
+                        duties.refresh = Some((now + every, every));
+                    }
+                    if let Some(lease) = lease.as_mut()
+                        && duties.session.is_some_and(|at| now >= at)
+                    {
                         lease.check(relay, key, id).await?;
-                        session_due.as_mut().reset(lease.next_check(policy));
+                        duties.session = Some(lease.next_check(policy));
                     }
+                    timer.as_mut().reset(duties.earliest());
                 }
                 () = &mut shutdown => return Err(Ending::ShuttingDown),
             }
@@ -651,11 +654,37 @@ impl Peer {
     }
 }
 
-/// The interval's next tick; never, without one.
-async fn tick(interval: Option<&mut tokio::time::Interval>) -> Option<tokio::time::Instant> {
-    match interval {
-        Some(interval) => Some(interval.tick().await),
-        None => std::future::pending().await,
+/// When a connection's timed duties fall due: the heartbeat (ping, and the check that the
+/// client was heard from), fresh TURN credentials at half their lifetime (never without TURN),
+/// and a look at the login session (never for a connection without one).
+struct Duties {
+    ping: tokio::time::Instant,
+    ping_every: Duration,
+    refresh: Option<(tokio::time::Instant, Duration)>,
+    session: Option<tokio::time::Instant>,
+}
+
+impl Duties {
+    fn new(
+        ping_every: Duration,
+        refresh_every: Option<Duration>,
+        session: Option<tokio::time::Instant>,
+    ) -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            ping: now + ping_every,
+            ping_every,
+            refresh: refresh_every.map(|every| (now + every, every)),
+            session,
+        }
+    }
+
+    /// The first duty due.
+    fn earliest(&self) -> tokio::time::Instant {
+        [self.refresh.map(|(at, _)| at), self.session]
+            .into_iter()
+            .flatten()
+            .fold(self.ping, Ord::min)
     }
 }
 
