@@ -40,16 +40,18 @@ async function openReference(user: User) {
   await user.page.evaluate(() => (window as any).ready);
 }
 
-async function referenceCall(c: User, d: User, round: number): Promise<number> {
+async function referenceCall(c: User, d: User, round: number, onStart?: (epochMs: number) => void): Promise<number> {
   const callId = `ref-${round}-${Date.now()}`;
   await c.page.evaluate(([name, id]) => (window as any).dial(name, id), [d.name, callId]);
   await expect.poll(() => d.page.evaluate(() => (window as any).bench.ringing)).toBe(true);
   const frame = firstFrameAt(d.page);
   const started = await d.page.evaluate(() => {
     const now = performance.now();
+    (window as any).__acceptEpoch = Date.now();
     (window as any).accept();
     return now;
   });
+  onStart?.(await d.page.evaluate(() => (window as any).__acceptEpoch));
   const elapsed = (await frame) - started;
   await c.page.evaluate(() => (window as any).hangUp());
   await d.page.evaluate(() => (window as any).hangUp(false));
@@ -102,6 +104,24 @@ test('call set-up time, accept to first remote frame: Duet beside a hand-written
       .filter((m) => m.ms >= 0 && m.ms <= timed + 50);
     console.log(`one Duet call (${Math.round(timed)} ms), from the callee's Accept click:`);
     for (const m of timeline) console.log(`  ${String(m.ms).padStart(6)} ms  ${m.who.padEnd(6)}  ${m.what}`);
+    // The same hooks on the hand-written page, for a side-by-side account of where time goes.
+    for (const user of [c, d]) {
+      await installCallTimeline(user.context);
+      await openReference(user);
+      await clearTimeline(user.page);
+    }
+    let r0 = 0;
+    const referenceTimed = await referenceCall(c, d, ROUNDS, (epoch) => (r0 = epoch));
+    const referenceTimeline = (
+      await mergedTimeline(r0, [
+        { who: 'caller', page: c.page },
+        { who: 'callee', page: d.page },
+      ])
+    )
+      .map((m) => ({ ...m, ms: Math.round(m.ms) }))
+      .filter((m) => m.ms >= 0 && m.ms <= referenceTimed + 50);
+    console.log(`one reference call (${Math.round(referenceTimed)} ms), from its accept:`);
+    for (const m of referenceTimeline) console.log(`  ${String(m.ms).padStart(6)} ms  ${m.who.padEnd(6)}  ${m.what}`);
     const summary = (xs: number[]) => ({
       median_ms: Math.round(median(xs)),
       min_ms: Math.round(Math.min(...xs)),
@@ -114,6 +134,7 @@ test('call set-up time, accept to first remote frame: Duet beside a hand-written
       reference: summary(reference),
       ratio: +(median(duet) / median(reference)).toFixed(2),
       timeline_of_one_duet_call: timeline,
+      timeline_of_one_reference_call: referenceTimeline,
     };
     console.log(`call set-up (accept → first remote frame): ${JSON.stringify(report)}`);
     writeFileSync(test.info().outputPath('setup-time.json'), JSON.stringify(report, null, 2));
