@@ -335,3 +335,34 @@ test('the callee prepares its offer while it rings, sends nothing before Accept,
   expect(frames.indexOf('accept')).toBeGreaterThanOrEqual(0);
   expect(frames.indexOf('offer')).toBeGreaterThan(frames.indexOf('accept'));
 });
+
+test('every change of the call is said in one live region that stays in the page', async ({ users }) => {
+  const [a, b] = await users(2);
+  const region = a.page.getByTestId('call-announcement');
+  await expect(region).toHaveAttribute('role', 'status');
+  const first = await region.elementHandle();
+  const sameNode = () => region.evaluate((node, original) => node === original, first);
+
+  await dial(a, b);
+  await expect(region).toHaveText(`Calling ${b.name}…`);
+  await expect(b.page.getByTestId('call-announcement')).toHaveText(`${a.name} is calling`);
+  await b.page.getByTestId('accept').click();
+  await expect(region).toHaveText('Connected');
+  // One voice: the panes' own status texts are not live regions as well.
+  expect(await livePaneTexts(a.page)).toBe(0);
+  await hangUp(b.page);
+  await expect(region).toHaveText(`${b.name} hung up.`);
+  await expect(b.page.getByTestId('call-announcement')).toHaveText('You hung up.');
+  expect(await livePaneTexts(a.page)).toBe(0);
+  // The same element all along: its text changed, so it was announced each time.
+  expect(await sameNode()).toBe(true);
+});
+
+/** Live regions inside the call's panes (the calling, ringing, ended cards and the call itself). */
+const livePaneTexts = (page: Page) =>
+  page.evaluate(
+    () =>
+      document.querySelectorAll(
+        ':is(.call-card, .in-call):is([role="status"], [aria-live]), :is(.call-card, .in-call) :is([role="status"], [aria-live])',
+      ).length,
+  );

@@ -41,6 +41,25 @@ pub fn CallView() -> impl IntoView {
             CallState::Ended { .. } => Pane::Ended,
         })
     });
+    // Every change of the call said in words, in one live region that stays in the page while
+    // the panes change around it: screen readers announce a change of a region's text, but not
+    // reliably a region that arrives together with its text (as each pane's own status does).
+    let locale = Locale::use_context();
+    let announcement = move || {
+        let t = locale.t();
+        call.with(|state| match state {
+            CallState::Idle => String::new(),
+            CallState::Outgoing { peer, .. } => fill(t.calling_name, peer),
+            CallState::Incoming { peer, .. } => fill(t.incoming_name, peer),
+            CallState::Active(call) => match (call.started_at_ms(), call.is_reconnecting()) {
+                (None, _) => t.connecting,
+                (Some(_), false) => t.connected,
+                (Some(_), true) => t.reconnecting,
+            }
+            .to_owned(),
+            CallState::Ended { peer, reason, .. } => t.end_reason(*reason, peer),
+        })
+    };
     // Chat and files belong to the call: kept through the ended card, forgotten after it.
     let talk = chat::install(phone);
     let in_call = move || pane.get_untracked() == Pane::Active;
@@ -65,6 +84,9 @@ pub fn CallView() -> impl IntoView {
             <Show when=move || matches!(pane.get(), Pane::Active | Pane::Ended)>
                 <ChatDock/>
             </Show>
+            <p class="visually-hidden" role="status" data-testid="call-announcement">
+                {announcement}
+            </p>
         </section>
     }
 }
@@ -112,12 +134,12 @@ fn OutgoingCall() -> impl IntoView {
         Memo::new(move |_| call.with(|s| matches!(s, CallState::Outgoing { ringing: true, .. })));
     let cancel = focused_when_shown();
     view! {
-        <div class="call-card" aria-live="polite">
+        <div class="call-card">
             <div class="pulse">
                 <Avatar name=peer.get_untracked() large=true/>
             </div>
             <h2>{move || fill(locale.t().calling_name, &peer.get())}</h2>
-            <p class="muted" role="status">
+            <p class="muted">
                 {move || if ringing.get() { locale.t().ringing } else { locale.t().waiting }}
             </p>
             // The camera opens while it rings (the call connects sooner): show it, so nobody is
@@ -256,7 +278,7 @@ fn InCall() -> impl IntoView {
                     </div>
                 </Show>
                 <Show when=move || started_at.get().is_none()>
-                    <div class="connecting-cover" role="status">
+                    <div class="connecting-cover">
                         <span class="spinner" aria-hidden="true"></span>
                         {move || locale.t().connecting}
                     </div>
@@ -267,7 +289,7 @@ fn InCall() -> impl IntoView {
                 <span class="timer" title=move || locale.t().call_duration>
                     {elapsed}
                 </span>
-                <span class="link-state" role="status">{status}</span>
+                <span class="link-state">{status}</span>
                 <QualityIndicator report=phone.quality()/>
                 <Show when=move || remote_muted.get()>
                     <span class="badge" data-testid="remote-muted">
@@ -440,7 +462,7 @@ fn CallEnded() -> impl IntoView {
         <div class="call-card ended">
             <Avatar name=peer() large=true/>
             <h2>{move || locale.t().call_ended}</h2>
-            <p class="reason" role="status">{sentence}</p>
+            <p class="reason">{sentence}</p>
             <div class="call-actions wrap">
                 <button
                     type="button"
