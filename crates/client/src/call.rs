@@ -732,8 +732,9 @@ impl Outgoing {
 
 /// A ringing call ends without being answered here: the alert stops and the connection
 /// prepared while ringing goes.
-fn stop_ringing((state, mut effects): (CallState, Vec<Effect>)) -> (CallState, Vec<Effect>) {
-    effects.splice(0..0, [Effect::Ring { from: None }, Effect::Release]);
+fn stop_ringing(transition: (CallState, Vec<Effect>)) -> (CallState, Vec<Effect>) {
+    let (state, mut effects) = released(transition);
+    effects.insert(0, Effect::Ring { from: None });
     (state, effects)
 }
 

@@ -803,13 +803,14 @@ impl Runtime {
                 video,
                 polite,
             } => {
-                let prepared = self.media.as_ref().is_some_and(|m| m.call_id == call_id);
-                if !(polite && prepared) {
+                // The callee keeps the connection it prepared while ringing.
+                let prepared = polite && self.media.as_ref().is_some_and(|m| m.call_id == call_id);
+                if !prepared {
                     self.release();
-                }
-                // The callee offers at once: its devices join the connection when they open.
-                if polite && !prepared && !self.prepare_link(call_id.clone(), video) {
-                    return;
+                    // The callee offers at once: its devices join the connection when they open.
+                    if polite && !self.prepare_link(call_id.clone(), video) {
+                        return;
+                    }
                 }
                 let inputs = self.inputs.clone();
                 wasm_bindgen_futures::spawn_local(async move {

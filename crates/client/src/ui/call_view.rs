@@ -2,7 +2,7 @@ use leptos::html;
 use leptos::prelude::*;
 
 use crate::call::{Active, CallState, EndReason, Event};
-use crate::i18n::fill;
+use crate::i18n::{Strings, fill};
 use crate::phone::{Phone, SharedStream};
 use crate::ui::chat::{self, ChatDock};
 use crate::ui::icons::{CameraIcon, HangUpIcon, MicIcon, PhoneIcon};
@@ -51,12 +51,9 @@ pub fn CallView() -> impl IntoView {
             CallState::Idle => String::new(),
             CallState::Outgoing { peer, .. } => fill(t.calling_name, peer),
             CallState::Incoming { peer, .. } => fill(t.incoming_name, peer),
-            CallState::Active(call) => match (call.started_at_ms(), call.is_reconnecting()) {
-                (None, _) => t.connecting,
-                (Some(_), false) => t.connected,
-                (Some(_), true) => t.reconnecting,
+            CallState::Active(call) => {
+                link_status(t, call.started_at_ms().is_some(), call.is_reconnecting()).to_owned()
             }
-            .to_owned(),
             CallState::Ended { peer, reason, .. } => t.end_reason(*reason, peer),
         })
     };
@@ -88,6 +85,16 @@ pub fn CallView() -> impl IntoView {
                 {announcement}
             </p>
         </section>
+    }
+}
+
+/// The state of a call's link in words: connecting until it first connects, then connected or
+/// reconnecting.
+fn link_status(strings: &'static Strings, connected: bool, reconnecting: bool) -> &'static str {
+    match (connected, reconnecting) {
+        (false, _) => strings.connecting,
+        (true, false) => strings.connected,
+        (true, true) => strings.reconnecting,
     }
 }
 
@@ -231,14 +238,7 @@ fn InCall() -> impl IntoView {
     let mic = focused_when_shown();
     let peer = peer_memo(phone);
 
-    let status = move || {
-        let strings = locale.t();
-        match (started_at.get(), reconnecting.get()) {
-            (Some(_), true) => strings.reconnecting,
-            (Some(_), false) => strings.connected,
-            (None, _) => strings.connecting,
-        }
-    };
+    let status = move || link_status(locale.t(), started_at.get().is_some(), reconnecting.get());
 
     // The call timer ticks only while this pane is shown.
     let now = RwSignal::new(0.0);

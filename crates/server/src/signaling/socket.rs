@@ -560,9 +560,11 @@ impl Peer {
             relay.turn.as_ref().map(|turn| turn.refresh_every()),
             lease.as_ref().map(|lease| lease.next_check(policy)),
         );
-        // One timer for the connection's timed duties (made once, not on every turn of the
-        // loop): a frame relayed wakes the loop, and every timer the loop waits on is polled
-        // again on each wake-up.
+        // One timer for the connection's timed duties: a frame relayed wakes the loop, and every
+        // timer it waits on is polled again on each wake-up. Made once, not on every turn of the
+        // loop, like the shutdown wait below: a frame relayed should not also register a timer
+        // and a waiter on the server-wide shutdown token (whose lock every connection shares)
+        // only to drop them again.
         let timer = tokio::time::sleep_until(duties.earliest());
         tokio::pin!(timer);
         let shutdown = relay.shutdown.cancelled();
