@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::db::{BeginWrite, Pool};
+use crate::sessions::SessionRecords;
+use crate::with_pool;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use protocol::{
     AccountError, check_new_username, normalize_username, username_key, validate_password,
 };
-use sqlx::SqlitePool;
 use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +46,13 @@ impl From<sqlx::Error> for AccountsError {
     }
 }
 
-/// SQLITE_FULL (13): a write found the disk full.
+/// A write found the disk full: SQLITE_FULL (13, in the low byte of SQLite's extended codes) or
+/// PostgreSQL's `disk_full` (SQLSTATE 53100).
 pub fn is_storage_full(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| code & 0xff == 13)
+    let Some(code) = error.as_database_error().and_then(|e| e.code()) else {
+        return false;
+    };
+    code == "53100" || code.parse::<i32>().is_ok_and(|code| code & 0xff == 13)
 }
 
 /// What deleting an account removes before the user row: each statement runs with `$1` bound to
@@ -71,8 +73,8 @@ const OWNED_BY_USER: &[&str] = &[
 ];
 
 /// An update of user `key` found them, or there is no such user.
-fn found(updated: sqlx::sqlite::SqliteQueryResult, key: &str) -> Result<(), AccountsError> {
-    if updated.rows_affected() == 0 {
+fn found(rows_affected: u64, key: &str) -> Result<(), AccountsError> {
+    if rows_affected == 0 {
         return Err(AccountsError::NoSuchUser(key.to_owned()));
     }
     Ok(())
@@ -83,7 +85,7 @@ pub struct NewPassword(String);
 
 #[derive(Clone)]
 pub struct Accounts {
-    pool: SqlitePool,
+    pool: Pool,
     hashing: Arc<Semaphore>,
     /// Requests waiting for a hashing slot, at most `queue_limit`: beyond that a burst gets an
     /// immediate "busy" rather than a queue (and its memory and latency) without end.
@@ -142,7 +144,7 @@ impl Drop for InLine<'_> {
 impl Accounts {
     /// `hash_concurrency` hashes run at once; `queue_limit` more may wait for a turn.
     pub fn new(
-        pool: SqlitePool,
+        pool: Pool,
         hash_concurrency: usize,
         queue_limit: usize,
     ) -> Result<Self, AccountsError> {
@@ -157,7 +159,7 @@ impl Accounts {
     }
 
     /// The database the accounts live in (other stores share it).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
@@ -189,16 +191,17 @@ impl Accounts {
         let key = username_key(&username);
         let password = password.to_owned();
         let hash = self.blocking(move || hash_password(&password)).await??;
-        let inserted = sqlx::query(
-            "INSERT INTO users (username, username_key, password_hash) VALUES (?, ?, ?) \
+        let inserted = with_pool!(&self.pool, pool => sqlx::query(
+            "INSERT INTO users (username, username_key, password_hash) VALUES ($1, $2, $3) \
              ON CONFLICT (username_key) DO NOTHING",
         )
         .bind(&username)
         .bind(&key)
         .bind(&hash)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 0 {
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if inserted == 0 {
             return Err(AccountsError::Taken);
         }
         Ok(username)
@@ -215,12 +218,12 @@ impl Accounts {
             .map(|name| username_key(&name))
             .ok();
         let row: Option<(String, String)> = match &key {
-            Some(key) => {
-                sqlx::query_as("SELECT username, password_hash FROM users WHERE username_key = ?")
+            Some(key) => with_pool!(&self.pool, pool => {
+                sqlx::query_as("SELECT username, password_hash FROM users WHERE username_key = $1")
                     .bind(key)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(pool)
                     .await?
-            }
+            }),
             None => None,
         };
         let (stored_name, hash) = match row {
@@ -258,25 +261,29 @@ impl Accounts {
         hash: &NewPassword,
         since: i64,
     ) -> Result<(), AccountsError> {
-        let updated = sqlx::query(
+        let updated = with_pool!(&self.pool, pool => sqlx::query(
             "UPDATE users SET password_hash = $1, sessions_since = $2 WHERE username_key = $3",
         )
         .bind(&hash.0)
         .bind(since)
         .bind(key)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         found(updated, key)
     }
 
     /// Ends every login of user `key` that started before `since` (Unix milliseconds), as a
     /// password change does, and keeps the password.
     pub async fn end_sessions(&self, key: &str, since: i64) -> Result<(), AccountsError> {
-        let updated = sqlx::query("UPDATE users SET sessions_since = $1 WHERE username_key = $2")
-            .bind(since)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        let updated = with_pool!(&self.pool, pool => {
+            sqlx::query("UPDATE users SET sessions_since = $1 WHERE username_key = $2")
+                .bind(since)
+                .bind(key)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         found(updated, key)
     }
 
@@ -285,39 +292,41 @@ impl Accounts {
     /// (this process's hub); requests with their sessions are refused from the commit on.
     pub async fn delete(&self, username: &str) -> Result<String, AccountsError> {
         let key = username_key(&normalize_username(username)?);
-        let mut tx = crate::db::begin_write(&self.pool).await?;
-        // Finds the row; ending its logins is moot once the row is gone.
-        let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE users SET sessions_since = $1 WHERE username_key = $2 RETURNING id",
-        )
-        .bind(crate::sessions::unix_ms(time::OffsetDateTime::now_utc()))
-        .bind(&key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else {
-            return Err(AccountsError::NoSuchUser(username.to_owned()));
-        };
-        for statement in OWNED_BY_USER {
-            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
-        }
-        crate::sessions::delete_records_of(&mut tx, &key).await?;
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
+        with_pool!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            // Finds the row; ending its logins is moot once the row is gone.
+            let id: Option<i64> = sqlx::query_scalar(
+                "UPDATE users SET sessions_since = $1 WHERE username_key = $2 RETURNING id",
+            )
+            .bind(crate::sessions::unix_ms(time::OffsetDateTime::now_utc()))
+            .bind(&key)
+            .fetch_optional(&mut *tx)
             .await?;
-        tx.commit().await?;
+            let Some(id) = id else {
+                return Err(AccountsError::NoSuchUser(username.to_owned()));
+            };
+            for statement in OWNED_BY_USER {
+                sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+            }
+            tx.delete_records_of(&key).await?;
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
         Ok(key)
     }
 
     /// Logins of user `key` that started before this (Unix milliseconds) are over; `None` when
     /// there is no such user (any login of theirs is over too).
     pub async fn sessions_since(&self, key: &str) -> Result<Option<i64>, AccountsError> {
-        Ok(
+        Ok(with_pool!(&self.pool, pool => {
             sqlx::query_scalar("SELECT sessions_since FROM users WHERE username_key = $1")
                 .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Users whose sessions were ended after `after` (Unix milliseconds), with that time.
@@ -325,13 +334,13 @@ impl Accounts {
         &self,
         after: i64,
     ) -> Result<Vec<(String, i64)>, AccountsError> {
-        Ok(sqlx::query_as(
+        Ok(with_pool!(&self.pool, pool => sqlx::query_as(
             "SELECT username_key, sessions_since FROM users WHERE sessions_since > $1 \
              ORDER BY sessions_since LIMIT 1000",
         )
         .bind(after)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Brings stored names and keys in line with today's [`normalize_username`] (names registered
@@ -339,10 +348,11 @@ impl Accounts {
     /// under the key their name now has. A name whose new key is taken keeps its old one (and
     /// is logged): nobody loses an account to this.
     pub async fn rekey(&self) -> Result<usize, AccountsError> {
-        let users: Vec<(i64, String, String)> =
+        let users: Vec<(i64, String, String)> = with_pool!(&self.pool, pool => {
             sqlx::query_as("SELECT id, username, username_key FROM users")
-                .fetch_all(&self.pool)
-                .await?;
+                .fetch_all(pool)
+                .await?
+        });
         let mut changed = 0;
         for (id, name, key) in users {
             if name.is_ascii() {
@@ -355,16 +365,17 @@ impl Accounts {
             if new_key == key && new_name == name {
                 continue;
             }
-            let updated = sqlx::query(
+            let updated = with_pool!(&self.pool, pool => sqlx::query(
                 "UPDATE users SET username = $1, username_key = $2 WHERE id = $3 AND NOT EXISTS \
                  (SELECT 1 FROM users WHERE username_key = $2 AND id <> $3)",
             )
             .bind(&new_name)
             .bind(&new_key)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
-            if updated.rows_affected() == 1 {
+            .execute(pool)
+            .await?
+            .rows_affected());
+            if updated == 1 {
                 changed += 1;
             } else {
                 tracing::warn!(%name, %new_key, "cannot re-key a username: the new key is taken");
@@ -374,10 +385,10 @@ impl Accounts {
     }
 
     pub async fn list(&self) -> Result<Vec<(String, String)>, AccountsError> {
-        Ok(
+        Ok(with_pool!(&self.pool, pool => {
             sqlx::query_as("SELECT username, created_at FROM users ORDER BY username_key")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+                .fetch_all(pool)
+                .await?
+        }))
     }
 }

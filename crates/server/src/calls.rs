@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::db::{BeginWrite, Pool};
+use crate::with_pool;
 use protocol::{CallHistory, CallOutcome, CallRecord, PeerKind};
-use sqlx::SqlitePool;
 
 use crate::accounts::AccountsError;
 
@@ -186,39 +187,41 @@ fn ended(
 /// Call records in the database.
 #[derive(Clone)]
 pub struct CallStore {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl CallStore {
-    pub fn new(pool: SqlitePool) -> Self {
+    pub fn new(pool: Pool) -> Self {
         Self { pool }
     }
 
     /// Writes an ended call for both users (one transaction).
     pub async fn write(&self, call: &EndedCall) -> Result<(), AccountsError> {
-        let mut tx = crate::db::begin_write(&self.pool).await?;
-        for (me, peer, outgoing, outcome) in [
-            (&call.caller, &call.callee, true, call.caller_sees),
-            (&call.callee, &call.caller, false, call.callee_sees),
-        ] {
-            sqlx::query(
-                "INSERT INTO call_records (user_id, call_id, peer_name, outgoing, outcome, \
-                 started_at, answered_at, ended_at) \
-                 SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM users WHERE username_key = $1 \
-                 ON CONFLICT (user_id, call_id) DO NOTHING",
-            )
-            .bind(&me.key)
-            .bind(&call.call_id)
-            .bind(&peer.name)
-            .bind(outgoing)
-            .bind(outcome.as_str())
-            .bind(call.started_at)
-            .bind(call.answered_at)
-            .bind(call.ended_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
+        with_pool!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            for (me, peer, outgoing, outcome) in [
+                (&call.caller, &call.callee, true, call.caller_sees),
+                (&call.callee, &call.caller, false, call.callee_sees),
+            ] {
+                sqlx::query(
+                    "INSERT INTO call_records (user_id, call_id, peer_name, outgoing, outcome, \
+                     started_at, answered_at, ended_at) \
+                     SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM users WHERE username_key = $1 \
+                     ON CONFLICT (user_id, call_id) DO NOTHING",
+                )
+                .bind(&me.key)
+                .bind(&call.call_id)
+                .bind(&peer.name)
+                .bind(outgoing)
+                .bind(outcome.as_str())
+                .bind(call.started_at)
+                .bind(call.answered_at)
+                .bind(call.ended_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -231,26 +234,30 @@ impl CallStore {
     ) -> Result<CallHistory, AccountsError> {
         let key = protocol::username_key(username);
         let limit = limit.clamp(1, MAX_PAGE);
-        let mut db = self.pool.acquire().await?;
         type Row = (String, String, bool, String, i64, Option<i64>, i64);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT c.call_id, c.peer_name, c.outgoing, c.outcome, c.started_at, c.answered_at, \
-             c.ended_at FROM call_records c JOIN users u ON u.id = c.user_id \
-             WHERE u.username_key = $1 AND c.started_at < $2 \
-             ORDER BY c.started_at DESC, c.call_id DESC LIMIT $3",
-        )
-        .bind(&key)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(limit + 1)
-        .fetch_all(&mut *db)
-        .await?;
-        let missed_unseen: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM call_records c JOIN users u ON u.id = c.user_id \
-             WHERE u.username_key = $1 AND c.outcome = 'missed' AND c.started_at > u.calls_seen_at",
-        )
-        .bind(&key)
-        .fetch_one(&mut *db)
-        .await?;
+        let (rows, missed_unseen): (Vec<Row>, i64) = with_pool!(&self.pool, pool => {
+            let mut db = pool.acquire().await?;
+            let rows = sqlx::query_as(
+                "SELECT c.call_id, c.peer_name, c.outgoing, c.outcome, c.started_at, \
+                 c.answered_at, c.ended_at FROM call_records c JOIN users u ON u.id = c.user_id \
+                 WHERE u.username_key = $1 AND c.started_at < $2 \
+                 ORDER BY c.started_at DESC, c.call_id DESC LIMIT $3",
+            )
+            .bind(&key)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit + 1)
+            .fetch_all(&mut *db)
+            .await?;
+            let missed_unseen = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM call_records c JOIN users u ON u.id = c.user_id \
+                 WHERE u.username_key = $1 AND c.outcome = 'missed' \
+                 AND c.started_at > u.calls_seen_at",
+            )
+            .bind(&key)
+            .fetch_one(&mut *db)
+            .await?;
+            (rows, missed_unseen)
+        });
         let more = rows.len() as i64 > limit;
         let calls: Vec<CallRecord> = rows
             .into_iter()
@@ -277,25 +284,28 @@ impl CallStore {
 
     /// Every missed call so far counts as seen.
     pub async fn seen(&self, username: &str) -> Result<(), AccountsError> {
-        sqlx::query("UPDATE users SET calls_seen_at = $1 WHERE username_key = $2")
-            .bind(now_ms())
-            .bind(protocol::username_key(username))
-            .execute(&self.pool)
-            .await?;
+        with_pool!(&self.pool, pool => {
+            sqlx::query("UPDATE users SET calls_seen_at = $1 WHERE username_key = $2")
+                .bind(now_ms())
+                .bind(protocol::username_key(username))
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Deletes one record of `username`'s (the other user keeps theirs); whether there was one.
     pub async fn forget(&self, username: &str, call_id: &str) -> Result<bool, AccountsError> {
-        let removed = sqlx::query(
+        let removed = with_pool!(&self.pool, pool => sqlx::query(
             "DELETE FROM call_records WHERE call_id = $2 AND user_id = \
              (SELECT id FROM users WHERE username_key = $1)",
         )
         .bind(protocol::username_key(username))
         .bind(call_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(removed.rows_affected() > 0)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(removed > 0)
     }
 }
 

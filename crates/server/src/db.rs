@@ -1,10 +1,62 @@
-//! The database: one SQLite file by default, created on first start, schema migrated at start-up.
+//! The database: one SQLite file by default, created on first start, or PostgreSQL for several
+//! instances that share one; the schema migrated at start-up either way.
+//!
+//! Each backend keeps its own typed pool, and code that queries runs once per backend (see
+//! [`with_pool!`]): every query is compiled against each backend's own parameter and row types,
+//! and SQLite keeps the tuning that only it needs (WAL, page cache, `BEGIN IMMEDIATE`).
 
 use std::path::Path;
 use std::str::FromStr;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+/// A pool of connections to the one database Duet runs on.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    /// Does the database answer a query within `limit`?
+    pub async fn check(&self, limit: std::time::Duration) -> Result<(), DbError> {
+        let ask = async {
+            crate::with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
+        };
+        match tokio::time::timeout(limit, ask).await {
+            Ok(answer) => answer.map_err(DbError::Connect),
+            Err(_) => Err(DbError::Unanswered(limit)),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the backend's own pool (`&SqlitePool` or `&PgPool`): the
+/// body is compiled once for each, so one piece of portable SQL serves both with their own types.
+#[macro_export]
+macro_rules! with_pool {
+    ($pool:expr, $name:ident => $body:expr) => {
+        match $pool {
+            $crate::db::Pool::Sqlite($name) => $body,
+            $crate::db::Pool::Postgres($name) => $body,
+        }
+    };
+}
+
+/// Which backend a database URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -12,8 +64,9 @@ pub enum DbError {
     Url { url: String, source: sqlx::Error },
     /// Said without the rest of the URL, which may hold a password.
     #[error(
-        "the database URL's scheme {scheme:?} is not one Duet can use: this build runs on SQLite \
-         (sqlite://<path to file>, created if missing; or leave --database-url unset)"
+        "the database URL's scheme {scheme:?} is not one Duet can use: sqlite://<path to file> \
+         (created if missing; the default when --database-url is unset) or \
+         postgres://<user>@<host>/<database>"
     )]
     UnsupportedScheme { scheme: String },
     #[error("cannot create the data directory {path}: {source}")]
@@ -28,6 +81,8 @@ pub enum DbError {
     },
     #[error("cannot open the database: {0}")]
     Connect(sqlx::Error),
+    #[error("the database did not answer within {0:?}")]
+    Unanswered(std::time::Duration),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -76,13 +131,16 @@ fn private_file(path: &Path) -> Result<(), DbError> {
     }
 }
 
-/// Refuses a URL that is not SQLite's before sqlx sees it: sqlx takes any string without its
-/// `sqlite:` prefix for a file name, so `postgres://db/duet` would quietly start on a new SQLite
-/// file of that name in the working directory.
-pub fn check_url(url: &str) -> Result<(), DbError> {
+/// Tells which backend a URL is for, and refuses any other before sqlx sees it: sqlx takes any
+/// string without its `sqlite:` prefix for a file name, so `mysql://db/duet` would quietly start
+/// on a new SQLite file of that name in the working directory.
+pub fn check_url(url: &str) -> Result<Backend, DbError> {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     if scheme.eq_ignore_ascii_case("sqlite") {
-        return Ok(());
+        return Ok(Backend::Sqlite);
+    }
+    if scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql") {
+        return Ok(Backend::Postgres);
     }
     Err(DbError::UnsupportedScheme {
         scheme: if scheme.contains('/') || scheme.is_empty() {
@@ -93,8 +151,47 @@ pub fn check_url(url: &str) -> Result<(), DbError> {
     })
 }
 
-pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
-    check_url(url)?;
+/// Opens the database `url` names and brings its schema up to date.
+pub async fn connect(url: &str) -> Result<Pool, DbError> {
+    Ok(match check_url(url)? {
+        Backend::Sqlite => Pool::Sqlite(connect_sqlite(url).await?),
+        Backend::Postgres => Pool::Postgres(connect_postgres(url).await?),
+    })
+}
+
+async fn connect_postgres(url: &str) -> Result<PgPool, DbError> {
+    // Parsed here so that a malformed URL is said as such, without its password.
+    let options = PgConnectOptions::from_str(url).map_err(|source| DbError::Url {
+        url: redact_password(url),
+        source,
+    })?;
+    let pool = PgPoolOptions::new()
+        // A server process per connection on the database's side: a few per instance is what
+        // look-ups of microseconds need, and leaves room for several instances.
+        .max_connections(8)
+        // A database starting beside Duet gets this long to answer (refused connections are
+        // tried again until then); so does every later request waiting for a connection.
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(DbError::Connect)?;
+    sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+    Ok(pool)
+}
+
+/// `url` with its password (if any) replaced, fit for an error message or a log line.
+fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(unreadable URL)".to_owned(),
+    }
+}
+
+async fn connect_sqlite(url: &str) -> Result<SqlitePool, DbError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|source| DbError::Url {
             url: url.to_owned(),
@@ -141,7 +238,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
         .connect_with(options)
         .await
         .map_err(DbError::Connect)?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
     Ok(pool)
 }
 
@@ -150,8 +247,26 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
 /// between, that upgrade fails at once with "database is locked" (the busy timeout cannot help:
 /// the reader's snapshot is already stale). Two people adding contacts at the same moment got a
 /// 500 that way. `BEGIN IMMEDIATE` takes the write lock first, waiting (busy timeout) for it.
-pub async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
+/// PostgreSQL's transactions need no such care: rows are locked as they are written.
+pub trait BeginWrite {
+    type Database: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Database>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = Sqlite;
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.begin().await
+    }
 }
 
 #[cfg(test)]
@@ -159,18 +274,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_sqlite_urls_are_taken() {
+    fn sqlite_and_postgres_urls_are_taken_and_nothing_else() {
         for url in [
             "sqlite://data/duet.db",
             "sqlite::memory:",
             "SQLite:///tmp/x.db",
         ] {
-            assert!(check_url(url).is_ok(), "{url}");
+            assert_eq!(check_url(url).expect(url), Backend::Sqlite, "{url}");
+        }
+        for url in ["postgres://duet:secret@db/duet", "postgresql://db/duet"] {
+            assert_eq!(check_url(url).expect(url), Backend::Postgres, "{url}");
         }
         for (url, scheme) in [
-            ("postgres://duet:secret@db/duet", "postgres"),
-            ("postgresql://db/duet", "postgresql"),
-            ("mysql://db/duet", "mysql"),
+            ("mysql://duet:secret@db/duet", "mysql"),
             ("data/duet.db", "(none)"),
             ("", "(none)"),
         ] {
@@ -181,5 +297,32 @@ mod tests {
                 "the password is not repeated: {error}"
             );
         }
+    }
+
+    #[test]
+    fn a_password_is_never_said() {
+        assert_eq!(
+            redact_password("postgres://duet:secret@db:5432/duet"),
+            "postgres://duet:****@db:5432/duet"
+        );
+        assert_eq!(redact_password("postgres://db/duet"), "postgres://db/duet");
+        assert!(!redact_password("postgres://duet:secret@[::1/duet").contains("secret"));
+    }
+
+    /// The two sets of migrations move in step: each change exists for both backends.
+    #[test]
+    fn each_migration_exists_for_both_backends() {
+        let names = |dir: &str| {
+            let mut names: Vec<String> =
+                std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+                    .expect(dir)
+                    .map(|entry| entry.expect(dir).file_name().to_string_lossy().into_owned())
+                    .collect();
+            names.sort();
+            names
+        };
+        let sqlite = names("migrations/sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, names("migrations/postgres"));
     }
 }

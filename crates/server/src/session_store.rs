@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use crate::auth::AuthError;
 
@@ -22,14 +22,53 @@ tokio::task_local! {
     static STORAGE_FULL: Cell<bool>;
 }
 
+/// The sessions, in the same database as the accounts.
 #[derive(Debug, Clone)]
-pub struct Store(pub SqliteStore);
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Runs `$call` on whichever store this is.
+macro_rules! on_store {
+    ($store:expr, $inner:ident => $call:expr) => {
+        match $store {
+            Store::Sqlite($inner) => $call,
+            Store::Postgres($inner) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// The store for `pool`, its table made if missing.
+    pub async fn open(pool: &crate::db::Pool) -> Result<Self, sqlx::Error> {
+        Ok(match pool {
+            crate::db::Pool::Sqlite(pool) => {
+                let store = SqliteStore::new(pool.clone());
+                store.migrate().await?;
+                Self::Sqlite(store)
+            }
+            crate::db::Pool::Postgres(pool) => {
+                let store = PostgresStore::new(pool.clone());
+                store.migrate().await?;
+                Self::Postgres(store)
+            }
+        })
+    }
+
+    /// Deletes the sessions whose expiry has passed.
+    pub async fn delete_expired(&self) -> session_store::Result<()> {
+        use tower_sessions::ExpiredDeletion;
+        on_store!(self, store => store.delete_expired().await)
+    }
+}
 
 /// The session store flattens sqlx's error into text: SQLITE_FULL reads "(code: 13) database or
-/// disk is full".
+/// disk is full", PostgreSQL's `disk_full` "could not extend file …: No space left on device".
 fn note_storage_full<T>(result: session_store::Result<T>) -> session_store::Result<T> {
     if let Err(error) = &result
-        && error.to_string().contains("(code: 13)")
+        && let text = error.to_string()
+        && (text.contains("(code: 13)") || text.contains("No space left on device"))
     {
         let _ = STORAGE_FULL.try_with(|full| full.set(true));
     }
@@ -39,19 +78,19 @@ fn note_storage_full<T>(result: session_store::Result<T>) -> session_store::Resu
 #[async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        note_storage_full(self.0.create(record).await)
+        note_storage_full(on_store!(self, store => store.create(record).await))
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        note_storage_full(self.0.save(record).await)
+        note_storage_full(on_store!(self, store => store.save(record).await))
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        self.0.load(id).await
+        on_store!(self, store => store.load(id).await)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        note_storage_full(self.0.delete(id).await)
+        note_storage_full(on_store!(self, store => store.delete(id).await))
     }
 }
 

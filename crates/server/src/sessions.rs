@@ -193,46 +193,62 @@ pub fn started_of(record: &tower_sessions::session::Record) -> Option<OffsetDate
         .map(from_unix_ms)
 }
 
-/// The session store's table (tower-sessions-sqlx-store's default, as `startup` makes it).
-const SESSION_TABLE_ROWS: &str =
-    "SELECT id, data FROM tower_sessions WHERE id > $1 ORDER BY id LIMIT $2";
-
 /// Deletes every stored session of user `key` (an account being deleted), inside the caller's
 /// transaction; how many. The store keeps each record as one MessagePack blob, so the user is
 /// found by reading the records, a page at a time.
-pub async fn delete_records_of(
-    db: &mut sqlx::SqliteConnection,
-    key: &str,
-) -> Result<usize, sqlx::Error> {
-    const PAGE: i64 = 500;
-    let mut after = String::new();
-    let mut theirs = Vec::new();
-    loop {
-        let page: Vec<(String, Vec<u8>)> = sqlx::query_as(SESSION_TABLE_ROWS)
-            .bind(&after)
-            .bind(PAGE)
-            .fetch_all(&mut *db)
-            .await?;
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        after = last.clone();
-        theirs.extend(
-            page.into_iter()
-                .filter(|(_, data)| {
-                    user_of(data).is_some_and(|user| protocol::username_key(&user) == key)
-                })
-                .map(|(id, _)| id),
-        );
-    }
-    for id in &theirs {
-        sqlx::query("DELETE FROM tower_sessions WHERE id = $1")
-            .bind(id)
-            .execute(&mut *db)
-            .await?;
-    }
-    Ok(theirs.len())
+pub trait SessionRecords {
+    fn delete_records_of(
+        &mut self,
+        key: &str,
+    ) -> impl Future<Output = Result<usize, sqlx::Error>> + Send;
 }
+
+/// One body per backend: the store's table is named differently in each (tower-sessions-sqlx-store's
+/// defaults, as `startup` makes them).
+macro_rules! session_records {
+    ($connection:ty, $table:literal) => {
+        impl SessionRecords for $connection {
+            async fn delete_records_of(&mut self, key: &str) -> Result<usize, sqlx::Error> {
+                const PAGE: i64 = 500;
+                let mut after = String::new();
+                let mut theirs = Vec::new();
+                loop {
+                    let page: Vec<(String, Vec<u8>)> = sqlx::query_as(concat!(
+                        "SELECT id, data FROM ",
+                        $table,
+                        " WHERE id > $1 ORDER BY id LIMIT $2"
+                    ))
+                    .bind(&after)
+                    .bind(PAGE)
+                    .fetch_all(&mut *self)
+                    .await?;
+                    let Some((last, _)) = page.last() else {
+                        break;
+                    };
+                    after = last.clone();
+                    theirs.extend(
+                        page.into_iter()
+                            .filter(|(_, data)| {
+                                user_of(data)
+                                    .is_some_and(|user| protocol::username_key(&user) == key)
+                            })
+                            .map(|(id, _)| id),
+                    );
+                }
+                for id in &theirs {
+                    sqlx::query(concat!("DELETE FROM ", $table, " WHERE id = $1"))
+                        .bind(id)
+                        .execute(&mut *self)
+                        .await?;
+                }
+                Ok(theirs.len())
+            }
+        }
+    };
+}
+
+session_records!(sqlx::SqliteConnection, "tower_sessions");
+session_records!(sqlx::PgConnection, "tower_sessions.session");
 
 /// The user a stored session record is logged in as (`None` for an anonymous or unreadable one).
 fn user_of(data: &[u8]) -> Option<String> {

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_server::tls_rustls::RustlsConfig;
 use leptos::prelude::LeptosOptions;
@@ -20,8 +20,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::accounts::{Accounts, AccountsError};
 use crate::calls::{CallLog, CallStore};
@@ -88,8 +87,9 @@ impl Application {
         db::check_url(&settings.database_url())?;
         db::private_dir(&settings.data_dir)?;
         let pool = db::connect(&settings.database_url()).await?;
-        let sessions = SqliteStore::new(pool.clone());
-        sessions.migrate().await.map_err(StartupError::Sessions)?;
+        let sessions = crate::session_store::Store::open(&pool)
+            .await
+            .map_err(StartupError::Sessions)?;
         let metrics = Metrics::new();
         let listener =
             TcpListener::bind(settings.addr)
@@ -180,7 +180,7 @@ impl Application {
             }
         });
         spawn_password_change_watch(&state);
-        let session_layer = SessionManagerLayer::new(crate::session_store::Store(sessions))
+        let session_layer = SessionManagerLayer::new(sessions)
             .with_name("duet_session")
             .with_http_only(true)
             .with_same_site(tower_sessions::cookie::SameSite::Lax)
@@ -387,7 +387,8 @@ fn router(state: AppState) -> Router {
     }
     .layer(middleware::from_fn(cache_by_name));
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
+        .route("/livez", get(|| async { "ok" }))
         .route("/video", get(signaling::socket::upgrade))
         .merge(crate::auth::routes(state.clone()))
         .nest("/pkg", pkg)
@@ -400,6 +401,23 @@ fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Ready to serve: the database answers. A load balancer stops sending users to an instance
+/// that cannot reach it (`/livez` says only that the process runs).
+async fn healthz(State(state): State<AppState>) -> Response {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+    match state.accounts.pool().check(LIMIT).await {
+        Ok(()) => "ok".into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready: the database does not answer");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database does not answer",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// `/metrics` on its own listener: what Duet counts (logins, connections, errors) is for the

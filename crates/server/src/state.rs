@@ -31,7 +31,7 @@ pub struct AppState {
     /// The site is served from the binary (no site root on disk).
     pub embedded_site: bool,
     /// Login sessions, also read by open sockets to see that theirs still holds.
-    pub sessions: tower_sessions_sqlx_store::SqliteStore,
+    pub sessions: crate::session_store::Store,
     /// Cancelled when the server shuts down: every open WebSocket closes with 1001.
     pub shutdown: CancellationToken,
     /// The part of this state every signaling connection holds, shared by all of them.

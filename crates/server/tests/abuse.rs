@@ -325,7 +325,12 @@ async fn headers_sent_a_byte_at_a_time_are_cut_off() {
 #[tokio::test]
 async fn the_data_directory_and_database_are_private() {
     use std::os::unix::fs::PermissionsExt;
-    let app = spawn_app_with(|s| s.data_dir = s.data_dir.join("fresh")).await;
+    // About the SQLite file Duet makes: on SQLite whatever the test run's database.
+    let app = spawn_app_with(|s| {
+        s.data_dir = s.data_dir.join("fresh");
+        s.database_url = None;
+    })
+    .await;
     app.user("pat").await;
     let mode = |path: &std::path::Path| {
         std::fs::metadata(path)
@@ -380,7 +385,8 @@ async fn look_alike_usernames_cannot_pass_for_an_existing_one() {
 
 #[tokio::test]
 async fn names_stored_before_width_mapping_are_re_keyed_and_still_log_in() {
-    let app = spawn_app_with(|_| {}).await;
+    // Old rows are written into the SQLite file directly, as an earlier Duet left them.
+    let app = spawn_app_with(|s| s.database_url = None).await;
     app.user("bob").await;
     let dir = app.stop().await.expect("data dir");
     // As an earlier Duet stored it: the fullwidth name, its key only lower-cased.
@@ -404,7 +410,7 @@ async fn names_stored_before_width_mapping_are_re_keyed_and_still_log_in() {
             .expect("old row");
     }
     pool.close().await;
-    let app = common::start(common::test_settings(dir.path())).await;
+    let app = common::start(common::sqlite_settings(dir.path())).await;
     let browser = app.browser();
     for name in ["carl", "ｃａｒｌ"] {
         let login = browser

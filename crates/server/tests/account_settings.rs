@@ -184,10 +184,7 @@ async fn deleting_the_account_removes_it_and_everything_of_theirs() {
     common::befriend(&laptop, "frank", &grace, "grace").await;
     let mut grace_tab = grace.socket().await.ready().await;
     let phone_cookie = phone.cookie().expect("a session cookie");
-    assert_eq!(
-        app.db_number("SELECT COUNT(*) FROM tower_sessions").await,
-        3
-    );
+    assert_eq!(app.db_number("SELECT COUNT(*) FROM {sessions}").await, 3);
 
     let (status, wrong) = post(
         &laptop,
@@ -210,10 +207,7 @@ async fn deleting_the_account_removes_it_and_everything_of_theirs() {
     assert_eq!(me_status(&phone).await, 401);
     // Nothing of theirs is left: no user row, no stored session; grace keeps hers.
     assert_eq!(app.db_number("SELECT COUNT(*) FROM users").await, 1);
-    assert_eq!(
-        app.db_number("SELECT COUNT(*) FROM tower_sessions").await,
-        1
-    );
+    assert_eq!(app.db_number("SELECT COUNT(*) FROM {sessions}").await, 1);
     assert_eq!(me_status(&grace).await, 200);
     let login = app
         .browser()

@@ -69,32 +69,56 @@ async fn a_password_change_from_the_shell_ends_every_login_of_the_old_one() {
     assert_eq!(again, json!({"flag": true}));
 }
 
+/// Starts `duet` with `url` as its database in a fresh directory; what it said, and what it left
+/// in that directory.
+fn start_on(url: &str) -> (std::process::Output, Vec<std::ffi::OsString>) {
+    let dir = tempfile::tempdir().unwrap();
+    let started = common::binary::command()
+        .args(["--addr", "127.0.0.1:0"])
+        .env("DUET_DATA_DIR", dir.path().join("data"))
+        .env("DUET_DATABASE_URL", url)
+        .current_dir(dir.path())
+        .output()
+        .expect("duet runs");
+    let left = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    (started, left)
+}
+
 /// A database URL Duet cannot use stops it at start with a clear error, instead of a new SQLite
 /// file named after the URL (sqlx reads any string without `sqlite:` as a file name).
 #[test]
 fn a_database_url_duet_cannot_use_stops_it_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let started = std::process::Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["--addr", "127.0.0.1:0"])
-        .env("DUET_DATA_DIR", dir.path().join("data"))
-        .env(
-            "DUET_DATABASE_URL",
-            "postgres://duet:secret@127.0.0.1:1/duet",
-        )
-        .current_dir(dir.path())
-        .output()
-        .expect("duet runs");
+    let (started, left) = start_on("mysql://duet:secret@127.0.0.1:1/duet");
     let said = String::from_utf8_lossy(&started.stderr);
     assert!(!started.status.success(), "it must not start: {said}");
-    assert!(said.contains("\"postgres\""), "names the scheme: {said}");
-    assert!(said.contains("sqlite://"), "says what works: {said}");
+    assert!(said.contains("\"mysql\""), "names the scheme: {said}");
+    assert!(
+        said.contains("sqlite://") && said.contains("postgres://"),
+        "says what works: {said}"
+    );
     assert!(
         !said.contains("secret"),
         "does not repeat the password: {said}"
     );
-    let left: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name())
-        .collect();
     assert!(left.is_empty(), "nothing created: {left:?}");
+}
+
+/// A PostgreSQL that does not answer stops Duet at start, said as such (and nothing is made on
+/// disk in its place).
+#[test]
+fn a_postgres_server_that_does_not_answer_stops_it_at_start() {
+    let (started, left) = start_on("postgres://duet:secret@127.0.0.1:1/duet");
+    let said = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success(), "it must not start: {said}");
+    assert!(said.contains("cannot open the database"), "{said}");
+    assert!(
+        !said.contains("secret"),
+        "does not repeat the password: {said}"
+    );
+    // Its data directory (TLS keys and the like live there with any database), and no file in
+    // the working directory named after the URL.
+    assert_eq!(left, ["data"], "nothing but the data directory: {left:?}");
 }

@@ -34,9 +34,14 @@ async fn logging_out_closes_that_sessions_sockets_and_no_other() {
     assert_eq!(offer["from"], "alice");
 }
 
+/// The latest session expiry in the store, in Unix seconds (each backend keeps its own type).
 async fn session_expiry(app: &common::TestApp) -> i64 {
-    app.db_number("SELECT MAX(CAST(strftime('%s', expiry_date) AS INTEGER)) FROM tower_sessions")
-        .await
+    let query = if app.database_url.is_some() {
+        "SELECT MAX(EXTRACT(EPOCH FROM expiry_date))::BIGINT FROM {sessions}"
+    } else {
+        "SELECT MAX(CAST(strftime('%s', expiry_date) AS INTEGER)) FROM {sessions}"
+    };
+    app.db_number(query).await
 }
 
 #[tokio::test]

@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_sessions::SessionStore;
 use tower_sessions::session::Id as SessionId;
-use tower_sessions_sqlx_store::SqliteStore;
 
 use super::hub::{ConnectionId, Delivery, Hub, Inbox, Kick, LoginTag, Membership, Waiting};
 use crate::auth::CurrentUser;
@@ -282,7 +281,7 @@ pub struct Relay {
     pub hub: Arc<Hub>,
     pub metrics: Metrics,
     pub turn: Option<Arc<Turn>>,
-    pub sessions: SqliteStore,
+    pub sessions: crate::session_store::Store,
     pub shutdown: CancellationToken,
     /// Every open connection: a server shutting down waits for each to finish its closing
     /// handshake (the HTTP server's own graceful shutdown lets go of a connection once upgraded).

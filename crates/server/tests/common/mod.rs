@@ -1,5 +1,9 @@
-//! Starts a real Duet on 127.0.0.1:0 with its own SQLite file, and talks to it over real HTTP and
+//! Starts a real Duet on 127.0.0.1:0 with its own database, and talks to it over real HTTP and
 //! WebSocket connections.
+//!
+//! The database is a SQLite file in the test's data directory, or, when the test command started a
+//! private PostgreSQL and named it in `DUET_TEST_POSTGRES_URL`, a database of its own on that
+//! server (one per data directory, so a restart on the same directory finds its data again).
 #![allow(dead_code)]
 
 pub mod binary;
@@ -28,9 +32,72 @@ pub struct TestApp {
     /// Where `/metrics` is served (tests listen on a free loopback port).
     pub metrics_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
+    /// The server's database when it is not the SQLite file in `data_dir`.
+    pub database_url: Option<String>,
     _dir: Option<tempfile::TempDir>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// The PostgreSQL server the test command started for these tests, if any (an admin URL).
+fn postgres_server() -> Option<String> {
+    std::env::var("DUET_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// The database of the tests that use `data_dir`: `None` for the SQLite file in it; on the test
+/// PostgreSQL server, a database named after the directory, created on first use.
+pub fn database_url_for(data_dir: &std::path::Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let server = postgres_server()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut hasher);
+    let name = format!("duet_test_{:016x}", hasher.finish());
+    let mut url = reqwest::Url::parse(&server).expect("DUET_TEST_POSTGRES_URL is a URL");
+    url.set_path(&name);
+    // Its own runtime on its own thread: callers may be inside a test's runtime or not.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime")
+                    .block_on(create_database(&server, &name))
+            })
+            .join()
+            .expect("the database is made")
+    });
+    Some(url.to_string())
+}
+
+async fn create_database(server: &str, name: &str) {
+    use sqlx::{Connection, Executor};
+    let mut admin = sqlx::PgConnection::connect(server)
+        .await
+        .expect("the test PostgreSQL server answers");
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut admin)
+        .await
+        .expect("pg_database");
+    if exists.is_none() {
+        // `name` is made of hex digits: nothing to quote.
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("CREATE DATABASE");
+    }
+    let _ = admin.close().await;
+}
+
+/// Settings for a test that is about the SQLite file itself (its modes, a crash, a full disk):
+/// never on the test PostgreSQL server.
+pub fn sqlite_settings(data_dir: &std::path::Path) -> Settings {
+    let mut settings = test_settings(data_dir);
+    settings.database_url = None;
+    settings
 }
 
 pub fn test_settings(data_dir: &std::path::Path) -> Settings {
@@ -40,7 +107,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
     let mut settings = Settings::defaults();
     settings.addr = "127.0.0.1:0".parse().expect("valid address");
     settings.data_dir = data_dir.to_path_buf();
-    settings.database_url = None;
+    settings.database_url = database_url_for(data_dir);
     settings.site_root = data_dir.join("site");
     // Every test registers its users and opens its sockets from 127.0.0.1.
     settings.register_limit = 100_000;
@@ -64,6 +131,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 pub async fn start(settings: Settings) -> TestApp {
     let data_dir = settings.data_dir.clone();
+    let database_url = settings.database_url.clone();
     let app = Application::build(settings).await.expect("app builds");
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
@@ -73,6 +141,7 @@ pub async fn start(settings: Settings) -> TestApp {
         addr,
         metrics_addr,
         data_dir,
+        database_url,
         _dir: None,
         shutdown,
         server,
@@ -107,19 +176,31 @@ impl TestApp {
     }
 
     /// One number from the server's database, read over a connection of the test's own.
+    /// `{sessions}` in `query` stands for the session store's table (named per backend).
     pub async fn db_number(&self, query: &str) -> i64 {
-        let url = format!("sqlite://{}", self.data_dir.join("duet.db").display());
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .expect("the server's database");
-        let value = sqlx::query_scalar(query)
-            .fetch_one(&pool)
-            .await
-            .expect("a number");
-        pool.close().await;
-        value
+        use sqlx::Connection;
+        /// The same steps on either backend's own connection type.
+        macro_rules! read_one {
+            ($connection:ty, $url:expr, $table:literal) => {{
+                let query = query.replace("{sessions}", $table);
+                let mut db = <$connection>::connect($url)
+                    .await
+                    .expect("the server's database");
+                let value = sqlx::query_scalar(&query)
+                    .fetch_one(&mut db)
+                    .await
+                    .expect("a number");
+                let _ = db.close().await;
+                value
+            }};
+        }
+        match &self.database_url {
+            Some(url) => read_one!(sqlx::PgConnection, url, "tower_sessions.session"),
+            None => {
+                let url = format!("sqlite://{}", self.data_dir.join("duet.db").display());
+                read_one!(sqlx::SqliteConnection, &url, "tower_sessions")
+            }
+        }
     }
 
     /// A fresh HTTP client with its own cookie jar (one browser, in effect).
@@ -333,10 +414,14 @@ pub async fn json_answer(request: reqwest::RequestBuilder) -> (reqwest::StatusCo
 
 /// Runs `duet ARGS` (the operator's shell) on the database in `data_dir`, `stdin` as its input.
 pub fn duet(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_duet"));
+    match database_url_for(data_dir) {
+        Some(url) => command.env("DUET_DATABASE_URL", url),
+        None => command.env_remove("DUET_DATABASE_URL"),
+    };
+    let mut child = command
         .args(args)
         .env("DUET_DATA_DIR", data_dir)
-        .env_remove("DUET_DATABASE_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

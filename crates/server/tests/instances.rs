@@ -1,0 +1,175 @@
+//! Several Duet instances on one database (issue #17): what one instance writes, the others
+//! honour. Two real servers on loopback ports share the test run's database (the SQLite file of
+//! one data directory, or one PostgreSQL database when the test command started a server).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Browser, TestApp, json_answer, start, test_settings};
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse";
+
+/// Two instances on one database.
+async fn two_instances(dir: &std::path::Path) -> (TestApp, TestApp) {
+    let first = start(test_settings(dir)).await;
+    let second = start(test_settings(dir)).await;
+    (first, second)
+}
+
+/// `name` logs in through `app`.
+async fn log_in(app: &TestApp, name: &str, password: &str) -> Browser {
+    let browser = app.browser();
+    let answer = browser.post_json("/user/login", name, password).await;
+    assert_eq!(answer, json!({"flag": true}), "{name} logs in");
+    browser
+}
+
+#[tokio::test]
+async fn an_account_made_on_one_instance_logs_in_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = two_instances(dir.path()).await;
+    first.user("ines").await;
+    let on_second = log_in(&second, "ines", PASSWORD).await;
+    let (status, me) = json_answer(on_second.get("/user/me")).await;
+    assert_eq!(status, 200, "{me}");
+    // The name is taken everywhere.
+    let taken = second
+        .browser()
+        .post_json("/user/register", "INES", PASSWORD)
+        .await;
+    assert_eq!(taken["code"], "username_taken", "{taken}");
+}
+
+#[tokio::test]
+async fn a_password_changed_on_one_instance_closes_the_sockets_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = two_instances(dir.path()).await;
+    let laptop = first.user("jonas").await;
+    let phone = log_in(&second, "jonas", PASSWORD).await;
+    let mut phone_tab = phone.socket().await.ready().await;
+
+    let (status, answer) = json_answer(
+        laptop
+            .post("/user/password")
+            .json(&json!({"current": PASSWORD, "new": "a brand new password"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    // The other instance learns it from the database (it looks every 2 s).
+    let closed = tokio::time::timeout(Duration::from_secs(10), phone_tab.expect_close())
+        .await
+        .expect("the socket on the other instance closes");
+    assert_eq!(closed, 4001, "session ended");
+    let (status, _) = json_answer(phone.get("/user/me")).await;
+    assert_eq!(status, 401, "the other instance's login is over too");
+    log_in(&second, "jonas", "a brand new password").await;
+}
+
+#[tokio::test]
+async fn contacts_made_on_one_instance_are_the_book_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = two_instances(dir.path()).await;
+    let kim = first.user("kim").await;
+    let lou = second.user("lou").await;
+    common::befriend(&kim, "kim", &lou, "lou").await;
+    let kim_there = log_in(&second, "kim", PASSWORD).await;
+    let (status, book) = json_answer(kim_there.get("/contacts")).await;
+    assert_eq!(status, 200, "{book}");
+    assert_eq!(
+        book["contacts"],
+        json!([{"username": "lou", "state": "mutual"}]),
+        "{book}"
+    );
+}
+
+/// A TCP forwarder on a loopback port that the test can cut (every connection through it
+/// dropped, new ones closed at once) and mend: a database that becomes unreachable and comes back.
+struct Cable {
+    addr: std::net::SocketAddr,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Cable {
+    async fn to(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                if !*watch.borrow() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|open| !open) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, open }
+    }
+
+    fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    fn mend(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+async fn healthz(app: &TestApp) -> u16 {
+    reqwest::get(app.url("/healthz"))
+        .await
+        .expect("an answer")
+        .status()
+        .as_u16()
+}
+
+/// `/healthz` tells a load balancer the truth: 503 while the database cannot be reached, 200 again
+/// once it can; `/livez` says only that the process runs. Needs a database behind a network
+/// connection to cut: the run on PostgreSQL (`scripts/with-postgres`, part of the test command).
+#[tokio::test]
+async fn healthz_answers_503_while_the_database_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    let Some(url) = settings.database_url.clone() else {
+        eprintln!("on SQLite there is no connection to cut: this test runs on PostgreSQL");
+        return;
+    };
+    let mut url = reqwest::Url::parse(&url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+        .parse()
+        .unwrap();
+    let cable = Cable::to(target).await;
+    url.set_port(Some(cable.addr.port())).unwrap();
+    settings.database_url = Some(url.to_string());
+    let app = start(settings).await;
+    app.user("mo").await;
+    assert_eq!(healthz(&app).await, 200);
+
+    cable.cut();
+    assert_eq!(healthz(&app).await, 503, "the database is unreachable");
+    let live = reqwest::get(app.url("/livez")).await.unwrap();
+    assert_eq!(live.status(), 200, "the process still runs");
+
+    cable.mend();
+    // The pool opens a new connection on the next request.
+    let mut status = healthz(&app).await;
+    for _ in 0..20 {
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        status = healthz(&app).await;
+    }
+    assert_eq!(status, 200, "ready again once the database answers");
+    log_in(&app, "mo", PASSWORD).await;
+}
