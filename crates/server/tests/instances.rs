@@ -84,47 +84,6 @@ async fn contacts_made_on_one_instance_are_the_book_on_the_other() {
     );
 }
 
-/// A TCP forwarder on a loopback port that the test can cut (every connection through it
-/// dropped, new ones closed at once) and mend: a database that becomes unreachable and comes back.
-struct Cable {
-    addr: std::net::SocketAddr,
-    open: tokio::sync::watch::Sender<bool>,
-}
-
-impl Cable {
-    async fn to(target: std::net::SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (open, watch) = tokio::sync::watch::channel(true);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut watch = watch.clone();
-                if !*watch.borrow() {
-                    continue;
-                }
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = watch.wait_for(|open| !open) => {}
-                    }
-                });
-            }
-        });
-        Self { addr, open }
-    }
-
-    fn cut(&self) {
-        self.open.send_replace(false);
-    }
-
-    fn mend(&self) {
-        self.open.send_replace(true);
-    }
-}
-
 async fn healthz(app: &TestApp) -> u16 {
     reqwest::get(app.url("/healthz"))
         .await
@@ -140,17 +99,10 @@ async fn healthz(app: &TestApp) -> u16 {
 async fn healthz_answers_503_while_the_database_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
-    let Some(url) = settings.database_url.clone() else {
+    let Some(cable) = common::cable::through_cable(&mut settings).await else {
         eprintln!("on SQLite there is no connection to cut: this test runs on PostgreSQL");
         return;
     };
-    let mut url = reqwest::Url::parse(&url).unwrap();
-    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
-        .parse()
-        .unwrap();
-    let cable = Cable::to(target).await;
-    url.set_port(Some(cable.addr.port())).unwrap();
-    settings.database_url = Some(url.to_string());
     let app = start(settings).await;
     app.user("mo").await;
     assert_eq!(healthz(&app).await, 200);

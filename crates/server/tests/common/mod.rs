@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod cable;
 
 use std::io::Write;
 use std::net::SocketAddr;
