@@ -315,6 +315,7 @@ async fn register(
     let slot = state
         .registrations
         .take(&keys)
+        .await
         .map_err(AuthError::TooManyRegistrations)?;
     let registered = state
         .accounts
@@ -324,7 +325,7 @@ async fn register(
         Ok(username) => username,
         // Nothing was stored: the attempt does not count against the address.
         Err(error @ (AccountsError::Busy | AccountsError::StorageFull)) => {
-            state.registrations.give_back(&keys, slot);
+            state.registrations.give_back(&keys, slot).await;
             return Err(error.into());
         }
         Err(error) => return Err(error.into()),
@@ -371,27 +372,27 @@ pub(crate) async fn check_password(
         state.metrics.login("throttled");
         AuthError::Throttled(wait)
     };
-    state.logins.check(&address).map_err(throttled)?;
+    state.logins.check(&address).await.map_err(throttled)?;
     // The account's slot counts as a failure from now on, so concurrent guesses at one account
     // cannot all slip through before the first is counted; a correct password gives it back.
     // The address counts failures once checked: an office's people logging in at once behind
     // one NAT must not take each other's places.
-    let slot = state.logins.take(&account).map_err(throttled)?;
+    let slot = state.logins.take(&account).await.map_err(throttled)?;
     let checked = state.accounts.authenticate(username, password).await;
     match checked {
         Ok(Some(username)) => {
             state.metrics.login("succeeded");
-            state.logins.clear(&account[0]);
+            state.logins.clear(&account[0]).await;
             Ok(Some(username))
         }
         Ok(None) => {
             state.metrics.login("failed");
-            let _ = state.logins.record(&address);
+            let _ = state.logins.record(&address).await;
             Ok(None)
         }
         Err(error) => {
             // Not checked at all (busy, or the database failed): not a guess either.
-            state.logins.give_back(&account, slot);
+            state.logins.give_back(&account, slot).await;
             Err(error.into())
         }
     }

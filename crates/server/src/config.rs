@@ -57,6 +57,11 @@ pub struct Settings {
     #[arg(long, env = "DUET_DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Redis URL (`redis://[:password@]host:port/`) for what several instances share: the
+    /// login and registration throttles (docs/scale-out.md). Unset: each instance counts alone.
+    #[arg(long, env = "DUET_REDIS_URL")]
+    pub redis_url: Option<String>,
+
     /// ICE servers handed to browsers, as a JSON array of RTCIceServer objects.
     #[arg(long, env = "DUET_ICE_SERVERS", default_value = "[]", value_parser = parse_ice_servers)]
     pub ice_servers: serde_json::Value,

@@ -1,10 +1,12 @@
-//! Duet's server: accounts and sessions over SQLite, the signaling relay, and the app's pages.
+//! Duet's server: accounts and sessions over SQLite or PostgreSQL, the signaling relay, and the
+//! app's pages.
 
 pub mod account_api;
 pub mod accounts;
 pub mod auth;
 pub mod calls;
 pub mod calls_api;
+pub mod cluster;
 pub mod config;
 pub mod contacts;
 pub mod contacts_api;

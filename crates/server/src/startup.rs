@@ -30,7 +30,7 @@ use crate::db::{self, DbError};
 use crate::metrics::Metrics;
 use crate::signaling::{self, Hub, Relay};
 use crate::state::AppState;
-use crate::throttle::Throttle;
+use crate::throttle::Limiter;
 use crate::turn::TurnError;
 use protocol::IceTransportPolicy;
 
@@ -51,6 +51,8 @@ pub enum StartupError {
     RelayWithoutTurn,
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Redis(#[from] crate::cluster::ClusterError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -90,6 +92,10 @@ impl Application {
         let sessions = crate::session_store::Store::open(&pool)
             .await
             .map_err(StartupError::Sessions)?;
+        let redis = match &settings.redis_url {
+            Some(url) => Some(crate::cluster::Redis::connect(url).await?),
+            None => None,
+        };
         let metrics = Metrics::new();
         let listener =
             TcpListener::bind(settings.addr)
@@ -145,14 +151,19 @@ impl Application {
             contacts: Contacts::new(accounts.pool().clone()),
             accounts,
             hub,
-            logins: Arc::new(Throttle::new(
+            logins: Arc::new(Limiter::new(
+                "login",
                 settings.login_failures,
                 settings.login_window(),
+                redis.clone(),
             )),
-            registrations: Arc::new(Throttle::new(
+            registrations: Arc::new(Limiter::new(
+                "register",
                 settings.register_limit,
                 std::time::Duration::from_secs(3600),
+                redis.clone(),
             )),
+            redis,
             metrics,
             leptos,
             turn,
@@ -403,21 +414,29 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Ready to serve: the database answers. A load balancer stops sending users to an instance
-/// that cannot reach it (`/livez` says only that the process runs).
+/// Ready to serve: the database answers, and so does Redis when one is configured. A load
+/// balancer stops sending users to an instance that cannot reach them (`/livez` says only that
+/// the process runs).
 async fn healthz(State(state): State<AppState>) -> Response {
     const LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
-    match state.accounts.pool().check(LIMIT).await {
-        Ok(()) => "ok".into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "not ready: the database does not answer");
-            (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: the database does not answer",
-            )
-                .into_response()
-        }
+    let not_ready = |what: &'static str| {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {what} does not answer"),
+        )
+            .into_response()
+    };
+    if let Err(error) = state.accounts.pool().check(LIMIT).await {
+        tracing::warn!(%error, "not ready: the database does not answer");
+        return not_ready("the database");
     }
+    if let Some(redis) = &state.redis
+        && let Err(error) = redis.check(LIMIT).await
+    {
+        tracing::warn!(%error, "not ready: Redis does not answer");
+        return not_ready("Redis");
+    }
+    "ok".into_response()
 }
 
 /// `/metrics` on its own listener: what Duet counts (logins, connections, errors) is for the

@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::contacts::Contacts;
 use crate::metrics::Metrics;
 use crate::signaling::{Hub, Relay};
-use crate::throttle::{Throttle, ThrottleKey};
+use crate::throttle::Limiter;
 use crate::turn::Turn;
 
 #[derive(Clone)]
@@ -22,12 +22,14 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub metrics: Metrics,
     /// Failed logins, per account and per client address.
-    pub logins: Arc<Throttle<ThrottleKey>>,
+    pub logins: Arc<Limiter>,
     /// New accounts, per client address.
-    pub registrations: Arc<Throttle<ThrottleKey>>,
+    pub registrations: Arc<Limiter>,
     pub leptos: LeptosOptions,
     /// Mints TURN credentials per connection, when TURN is configured.
     pub turn: Option<Arc<Turn>>,
+    /// What this instance shares with others, when `--redis-url` is set.
+    pub redis: Option<crate::cluster::Redis>,
     /// The site is served from the binary (no site root on disk).
     pub embedded_site: bool,
     /// Login sessions, also read by open sockets to see that theirs still holds.

@@ -151,6 +151,224 @@ fn record_in<K: Clone + Eq + Hash>(
 #[must_use = "a slot is kept (the event counts) unless given back"]
 pub struct Slot(Instant);
 
+impl std::fmt::Display for ThrottleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Account(key) => write!(f, "account:{key}"),
+            Self::Address(ip) => write!(f, "address:{ip}"),
+        }
+    }
+}
+
+/// One of the throttles of [`crate::state::AppState`]: shared by every instance through Redis
+/// when one is configured, otherwise this instance's own [`Throttle`].
+///
+/// The local count is kept either way, so that while Redis cannot be reached the limits still
+/// hold (per instance) and nothing waits on it for longer than its response timeout.
+pub struct Limiter {
+    local: Throttle<ThrottleKey>,
+    shared: Option<SharedWindow>,
+}
+
+/// The same sliding window kept in Redis: a sorted set per key, scored by Redis's own clock
+/// (instances' clocks may differ), members unique per event so one can be given back.
+struct SharedWindow {
+    redis: crate::cluster::Redis,
+    /// `duet:throttle:<name>:`, before each key.
+    prefix: String,
+    limit: usize,
+    window: Duration,
+}
+
+/// A slot taken or recorded: here, and in Redis under `member`.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a slot is kept (the event counts) unless given back"]
+pub struct Ticket {
+    local: Slot,
+    member: u64,
+}
+
+/// What one call to the window script does with the keys it is given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Is any key full? Counts nothing.
+    Check,
+    /// Counts one event on every key unless one is full.
+    Take,
+    /// Counts one event on every key, full or not.
+    Record,
+}
+
+/// KEYS: the sets; ARGV: limit, window (ms), mode, member. Returns 0 (counted, or nothing to
+/// count) or the milliseconds until the fullest key has room. One script, so that checking and
+/// counting are one step for every instance.
+const WINDOW_SCRIPT: &str = r"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local mode = ARGV[3]
+local wait = 0
+for _, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if mode ~= 'record' and redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    wait = math.max(wait, tonumber(oldest[2]) + window - now)
+  end
+end
+if wait > 0 then
+  return wait
+end
+if mode ~= 'check' then
+  for _, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, ARGV[4])
+    redis.call('PEXPIRE', key, window)
+  end
+end
+return 0
+";
+
+impl SharedWindow {
+    fn key(&self, key: &ThrottleKey) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Runs the window script; `None` when Redis could not answer (said in the log).
+    async fn run(&self, keys: &[ThrottleKey], mode: Mode, member: u64) -> Option<Duration> {
+        let mode_name = match mode {
+            Mode::Check => "check",
+            Mode::Take => "take",
+            Mode::Record => "record",
+        };
+        let script = redis::Script::new(WINDOW_SCRIPT);
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(self.key(key));
+        }
+        invocation
+            .arg(self.limit)
+            .arg(u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX))
+            .arg(mode_name)
+            .arg(member);
+        match invocation
+            .invoke_async::<u64>(&mut self.redis.connection())
+            .await
+        {
+            Ok(wait_ms) => Some(Duration::from_millis(wait_ms)),
+            Err(error) => {
+                tracing::warn!(%error, "throttle: Redis does not answer; counting here only");
+                None
+            }
+        }
+    }
+
+    async fn forget(&self, keys: &[ThrottleKey], member: Option<u64>) {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            match member {
+                Some(member) => pipe.zrem(self.key(key), member).ignore(),
+                None => pipe.del(self.key(key)).ignore(),
+            };
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut self.redis.connection()).await {
+            tracing::warn!(%error, "throttle: Redis does not answer; counting here only");
+        }
+    }
+}
+
+impl Limiter {
+    /// At most `limit` events per key within `window`; `name` tells this throttle's keys apart
+    /// from the others' in Redis.
+    pub fn new(
+        name: &str,
+        limit: u32,
+        window: Duration,
+        redis: Option<crate::cluster::Redis>,
+    ) -> Self {
+        let local = Throttle::new(limit, window);
+        let shared = redis.map(|redis| SharedWindow {
+            redis,
+            prefix: format!("duet:throttle:{name}:"),
+            limit: local.limit,
+            window,
+        });
+        Self { local, shared }
+    }
+
+    /// Shared verdict when Redis answered, else the local one.
+    fn verdict(shared: Option<Duration>, local: Result<(), Duration>) -> Result<(), Duration> {
+        match shared {
+            Some(wait) if wait.is_zero() => Ok(()),
+            Some(wait) => Err(wait.max(Duration::from_secs(1))),
+            None => local,
+        }
+    }
+
+    /// Is any of `keys` at its limit? `Err` carries how long until it is not.
+    pub async fn check(&self, keys: &[ThrottleKey]) -> Result<(), Duration> {
+        let local = self.local.check(keys);
+        let Some(shared) = &self.shared else {
+            return local;
+        };
+        Self::verdict(shared.run(keys, Mode::Check, 0).await, local)
+    }
+
+    /// Counts one event against every key, unless one of them is at its limit.
+    pub async fn take(&self, keys: &[ThrottleKey]) -> Result<Ticket, Duration> {
+        let Some(shared) = &self.shared else {
+            let local = self.local.take(keys)?;
+            return Ok(Ticket { local, member: 0 });
+        };
+        let member = fresh_member();
+        let verdict = shared.run(keys, Mode::Take, member).await;
+        match Self::verdict(verdict, self.local.check(keys)) {
+            Ok(()) => Ok(Ticket {
+                local: self.local.record(keys),
+                member,
+            }),
+            Err(wait) => Err(wait),
+        }
+    }
+
+    /// Counts one event against every key, whatever their count.
+    pub async fn record(&self, keys: &[ThrottleKey]) -> Ticket {
+        let member = fresh_member();
+        if let Some(shared) = &self.shared {
+            let _ = shared.run(keys, Mode::Record, member).await;
+        }
+        Ticket {
+            local: self.local.record(keys),
+            member,
+        }
+    }
+
+    /// Uncounts an event taken with [`Limiter::take`].
+    pub async fn give_back(&self, keys: &[ThrottleKey], ticket: Ticket) {
+        self.local.give_back(keys, ticket.local);
+        if let Some(shared) = &self.shared {
+            shared.forget(keys, Some(ticket.member)).await;
+        }
+    }
+
+    /// Forgets every event of `key` (a correct password ends the count of failures).
+    pub async fn clear(&self, key: &ThrottleKey) {
+        self.local.clear(key);
+        if let Some(shared) = &self.shared {
+            shared.forget(std::slice::from_ref(key), None).await;
+        }
+    }
+}
+
+/// A member no other instance will pick for its own event.
+fn fresh_member() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    // A random per-process seed (std's hasher keys) mixed with a count: unique here, and
+    // across instances short of a 64-bit collision.
+    RandomState::new().hash_one(COUNT.fetch_add(1, Ordering::Relaxed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

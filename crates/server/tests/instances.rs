@@ -125,3 +125,102 @@ async fn healthz_answers_503_while_the_database_is_unreachable() {
     assert_eq!(status, 200, "ready again once the database answers");
     log_in(&app, "mo", PASSWORD).await;
 }
+
+/// Two instances on one database that share their throttles through `redis`, each with
+/// `configure` applied.
+async fn two_instances_on_redis(
+    dir: &std::path::Path,
+    redis: &common::redis::RedisServer,
+    configure: impl Fn(&mut server::config::Settings),
+) -> (TestApp, TestApp) {
+    let instance = || {
+        let mut settings = test_settings(dir);
+        settings.redis_url = Some(redis.url());
+        configure(&mut settings);
+        start(settings)
+    };
+    let first = instance().await;
+    let second = instance().await;
+    (first, second)
+}
+
+/// A login's status code through `app`.
+async fn login_status(app: &TestApp, name: &str, password: &str) -> u16 {
+    let (status, _) = json_answer(app.browser().post("/user/login").json(&json!({
+        "username": name,
+        "password": password,
+    })))
+    .await;
+    status.as_u16()
+}
+
+/// Guessing a password on one instance counts on the other: the limit is the service's, not
+/// each instance's (an attacker behind a balancer would otherwise get N times the guesses).
+#[tokio::test]
+async fn failed_logins_count_across_instances_through_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = common::redis::RedisServer::start().await;
+    let (first, second) =
+        two_instances_on_redis(dir.path(), &redis, |s| s.login_failures = 3).await;
+    first.user("pia").await;
+    for _ in 0..2 {
+        assert_eq!(login_status(&first, "pia", "wrong guess").await, 200);
+    }
+    assert_eq!(login_status(&second, "pia", "wrong guess").await, 200);
+    // Three failures in all: both instances refuse the fourth, even with the right password.
+    assert_eq!(login_status(&second, "pia", PASSWORD).await, 429);
+    assert_eq!(login_status(&first, "pia", "wrong guess").await, 429);
+}
+
+/// Registrations per address count across instances too.
+#[tokio::test]
+async fn registrations_per_address_count_across_instances_through_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = common::redis::RedisServer::start().await;
+    let (first, second) =
+        two_instances_on_redis(dir.path(), &redis, |s| s.register_limit = 2).await;
+    first.user("quinn").await;
+    second.user("rosa").await;
+    let third = first
+        .browser()
+        .post_json("/user/register", "sami", PASSWORD)
+        .await;
+    assert_eq!(third["code"], "too_many_registrations", "{third}");
+}
+
+/// While Redis is away the instance is not ready (`/healthz` 503, so a balancer sends users
+/// elsewhere), logins still work and its own count of failures still holds; once Redis is back,
+/// it is ready again and shares its counts again.
+#[tokio::test]
+async fn without_redis_an_instance_says_so_and_keeps_counting_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = common::redis::RedisServer::start().await;
+    let (first, _second) =
+        two_instances_on_redis(dir.path(), &redis, |s| s.login_failures = 2).await;
+    first.user("tao").await;
+    assert_eq!(healthz(&first).await, 200);
+
+    redis.stop();
+    assert_eq!(healthz(&first).await, 503, "Redis is away");
+    assert_eq!(login_status(&first, "tao", PASSWORD).await, 200);
+    for _ in 0..2 {
+        assert_eq!(login_status(&first, "tao", "wrong guess").await, 200);
+    }
+    assert_eq!(
+        login_status(&first, "tao", PASSWORD).await,
+        429,
+        "the local count holds"
+    );
+
+    redis.restart().await;
+    // The connection comes back on the next command (a bounded wait on the real condition).
+    let mut status = healthz(&first).await;
+    for _ in 0..40 {
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        status = healthz(&first).await;
+    }
+    assert_eq!(status, 200, "ready again once Redis answers");
+}

@@ -122,3 +122,31 @@ fn a_postgres_server_that_does_not_answer_stops_it_at_start() {
     // the working directory named after the URL.
     assert_eq!(left, ["data"], "nothing but the data directory: {left:?}");
 }
+
+/// An instance told to share its state through a Redis it cannot reach stops at start, said as
+/// such, without repeating the password; so does a Redis URL it cannot read.
+#[test]
+fn a_redis_that_does_not_answer_stops_it_at_start() {
+    for (url, said_what) in [
+        (
+            "redis://:secret@127.0.0.1:1/",
+            "cannot reach Redis at 127.0.0.1:1",
+        ),
+        ("rediss-nope://:secret@127.0.0.1:1/", "invalid Redis URL"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let started = common::binary::command()
+            .args(["--addr", "127.0.0.1:0"])
+            .env("DUET_DATA_DIR", dir.path().join("data"))
+            .env("DUET_REDIS_URL", url)
+            .output()
+            .expect("duet runs");
+        let said = String::from_utf8_lossy(&started.stderr);
+        assert!(!started.status.success(), "it must not start: {said}");
+        assert!(said.contains(said_what), "{url}: {said}");
+        assert!(
+            !said.contains("secret"),
+            "does not repeat the password: {said}"
+        );
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod binary;
 pub mod cable;
+pub mod redis;
 
 use std::io::Write;
 use std::net::SocketAddr;
