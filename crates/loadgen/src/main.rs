@@ -11,12 +11,14 @@
 
 #![recursion_limit = "256"]
 
+mod cli;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -30,121 +32,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
+use cli::{Args, Envelope, Flavour, Mode, check_loopback};
+
 type Ws = WebSocketStream<TcpStream>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Flavour {
-    /// Duet: register over HTTP, `GET /video` with the session cookie, `name`/`from` envelope.
-    Duet,
-    /// The minimal reference relay (`minimal-relay`): `/?name=ID`, routes by `name`.
-    Minimal,
-    /// PeerServer (npm `peer`): `/peerjs?key=peerjs&id=ID&token=T`, `dst`/`src` envelope.
-    Peerjs,
-}
-
-/// How a Duet or minimal-relay frame is shaped (PeerServer has its own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Envelope {
-    /// Duet's client: `type`, `name`, `sdp`, `call_id`, no `from`.
-    Duet,
-    /// The seed's pages: `type`, `sdp`, `name` and the sender's own `from`, no `call_id`.
-    Seed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    /// Hold the connections, send nothing; report memory.
-    Idle,
-    /// Each pair keeps `--window` messages in flight per direction, as fast as they come back.
-    Closed,
-    /// A fixed total rate (`--rate` messages/s) spread evenly over all senders.
-    Open,
-}
-
-#[derive(Debug, Parser)]
-#[command(name = "loadgen", about = "Signaling load generator (loopback only)")]
-struct Args {
-    /// Protocol spoken by the server under test.
-    #[arg(long, value_enum, default_value = "duet")]
-    flavour: Flavour,
-    /// Server address; must be in 127.0.0.0/8.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    target: SocketAddr,
-    #[arg(long, value_enum, default_value = "closed")]
-    mode: Mode,
-    /// Frame shape for Duet and the minimal relay.
-    #[arg(long, value_enum, default_value = "duet")]
-    envelope: Envelope,
-    /// Connections to open.
-    #[arg(long, default_value_t = 1000)]
-    conns: usize,
-    /// Connections that take part in the relay load (paired 0-1, 2-3, …); the rest stay idle.
-    /// Default: all of them (idle mode: none).
-    #[arg(long)]
-    active: Option<usize>,
-    /// Distinct users shared by the idle connections (Duet only; every active connection gets a
-    /// user of its own). Default: one user per connection.
-    #[arg(long)]
-    idle_users: Option<usize>,
-    /// Duet only: make each user a mutual contact of its K nearest users on a ring (K/2 each
-    /// side) before connecting, so that presence scoped to contacts has contacts to scope to.
-    #[arg(long, default_value_t = 0)]
-    contacts: usize,
-    /// Contact requests (and acceptances) in flight at once while setting up `--contacts`.
-    #[arg(long, default_value_t = 32)]
-    contact_concurrency: usize,
-    /// Total messages per second in open loop.
-    #[arg(long, default_value_t = 10_000)]
-    rate: u64,
-    /// Messages in flight per direction of a pair in closed loop.
-    #[arg(long, default_value_t = 4)]
-    window: usize,
-    /// Seconds of measured load (after the warm-up).
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
-    /// Seconds of load before measuring.
-    #[arg(long, default_value_t = 2)]
-    warmup: u64,
-    /// Seconds to wait after the load for messages still in flight.
-    #[arg(long, default_value_t = 2)]
-    drain: u64,
-    /// Seconds to hold idle connections before reading the server's memory.
-    #[arg(long, default_value_t = 3)]
-    settle: u64,
-    /// Source addresses 127.0.0.1 ..= 127.0.0.K; default: enough for 20,000 connections each.
-    #[arg(long)]
-    sources: Option<u8>,
-    /// Connections being opened at once.
-    #[arg(long, default_value_t = 256)]
-    connect_concurrency: usize,
-    /// Registrations in flight at once (Duet hashes two passwords at a time by default).
-    #[arg(long, default_value_t = 8)]
-    register_concurrency: usize,
-    /// Overall deadline in seconds for setup (registering and connecting).
-    #[arg(long, default_value_t = 600)]
-    setup_timeout: u64,
-    /// Server process id, to report its resident memory (VmRSS) before and after connecting.
-    #[arg(long)]
-    server_pid: Option<u32>,
-    /// Duet only: this many logins, all at once, `--burst-at` seconds into the measured load;
-    /// latency is reported separately for messages sent while they run.
-    #[arg(long, default_value_t = 0)]
-    login_burst: usize,
-    #[arg(long, default_value_t = 3)]
-    burst_at: u64,
-    /// Prefix for user names (so repeated runs against one server do not collide).
-    #[arg(long, default_value = "lg")]
-    prefix: String,
-    /// Worker threads of the generator's runtime (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Also write the report as JSON to this file.
-    #[arg(long)]
-    json_out: Option<std::path::PathBuf>,
-    /// A label copied into the report.
-    #[arg(long, default_value = "")]
-    label: String,
-}
 
 const TIMELINE_SECS: usize = 600;
 
@@ -191,15 +81,6 @@ fn main() {
     // Connections still open are torn down with the process.
     runtime.shutdown_timeout(Duration::from_secs(1));
     std::process::exit(code);
-}
-
-fn check_loopback(target: &SocketAddr) -> Result<(), String> {
-    match target.ip() {
-        IpAddr::V4(ip) if ip.is_loopback() => Ok(()),
-        other => Err(format!(
-            "refusing target {other}: only 127.0.0.0/8 is allowed"
-        )),
-    }
 }
 
 /// Raises RLIMIT_NOFILE (soft, and hard when permitted) to at least `want`.
@@ -1155,15 +1036,6 @@ async fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_loopback_targets() {
-        assert!(check_loopback(&"127.0.0.1:8080".parse().unwrap()).is_ok());
-        assert!(check_loopback(&"127.3.2.1:80".parse().unwrap()).is_ok());
-        assert!(check_loopback(&"10.0.0.1:8080".parse().unwrap()).is_err());
-        assert!(check_loopback(&"0.0.0.0:8080".parse().unwrap()).is_err());
-        assert!(check_loopback(&"[::1]:8080".parse().unwrap()).is_err());
-    }
 
     #[test]
     fn duet_frame_is_a_valid_candidate_and_keeps_its_stamp() {
