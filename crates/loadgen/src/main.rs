@@ -12,6 +12,8 @@
 #![recursion_limit = "256"]
 
 mod cli;
+mod report;
+mod shared;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -33,19 +35,15 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 use cli::{Args, Envelope, Flavour, Mode, check_loopback};
+use report::{
+    ALL, BURST, OUTSIDE_BURST, SEND_LAG, cpu_secs, loadavg, merged_histograms, own_rss, record,
+    round2, rss_bytes,
+};
+use shared::{Counters, EPOCH, Shared, TIMELINE_SECS, now_ns};
 
 type Ws = WebSocketStream<TcpStream>;
 
-const TIMELINE_SECS: usize = 600;
-
 const PASSWORD: &str = "loadgen-password-1";
-
-/// The shared clock: message timestamps are nanoseconds since this instant.
-static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-
-fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
 
 fn main() {
     let args = Args::parse();
@@ -110,129 +108,6 @@ fn raise_nofile(want: u64) -> u64 {
         };
         libc::setrlimit(libc::RLIMIT_NOFILE, &soft);
         limit.rlim_max
-    }
-}
-
-/// VmRSS of a process in bytes.
-fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// CPU time (user + system) a process has used, in seconds.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at state, field 3.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Some((utime + stime) as f64 / hz)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn own_rss() -> Option<u64> {
-    rss_bytes(std::process::id())
-}
-
-/// Counters shared by every task.
-#[derive(Default)]
-struct Counters {
-    sent: AtomicU64,
-    received: AtomicU64,
-    /// Received messages that were sent inside the measured window.
-    measured: AtomicU64,
-    duplicated: AtomicU64,
-    misrouted: AtomicU64,
-    /// Messages that arrived after a gap in their flow's sequence (later counted as lost).
-    out_of_order: AtomicU64,
-    errors: AtomicU64,
-    /// Frames from the server that are not relayed messages (hello, presence, online, …).
-    server_frames: AtomicU64,
-    server_bytes: AtomicU64,
-    error_frames: AtomicU64,
-    closed_early: AtomicU64,
-}
-
-struct Shared {
-    args: Args,
-    counters: Counters,
-    /// Stop sending (the load is over).
-    stop_sending: AtomicBool,
-    /// Stop reading (drain is over).
-    stop_reading: AtomicBool,
-    measure_from: AtomicU64,
-    measure_to: AtomicU64,
-    burst_from: AtomicU64,
-    burst_to: AtomicU64,
-    /// Per second of send time since the load began: worst latency (ns) and messages over 1 ms.
-    timeline_max: Vec<AtomicU64>,
-    timeline_slow: Vec<AtomicU64>,
-    load_from: AtomicU64,
-    first_error: std::sync::Mutex<Option<String>>,
-}
-
-/// Latency histograms live per worker thread: recording is an uncontended lock and a counter
-/// increment, with no per-connection allocation and no periodic merging while the load runs.
-const ALL: usize = 0;
-const BURST: usize = 1;
-const OUTSIDE_BURST: usize = 2;
-const SEND_LAG: usize = 3;
-type ThreadHistograms = Arc<std::sync::Mutex<[Histogram<u64>; 4]>>;
-static THREAD_HISTOGRAMS: std::sync::Mutex<Vec<ThreadHistograms>> =
-    std::sync::Mutex::new(Vec::new());
-
-thread_local! {
-    static LOCAL_HISTOGRAMS: ThreadHistograms = {
-        let own = Arc::new(std::sync::Mutex::new([histogram(), histogram(), histogram(), histogram()]));
-        THREAD_HISTOGRAMS.lock().unwrap_or_else(|e| e.into_inner()).push(own.clone());
-        own
-    };
-}
-
-fn record(which: usize, nanos: u64) {
-    LOCAL_HISTOGRAMS.with(|h| {
-        let _ = h.lock().unwrap_or_else(|e| e.into_inner())[which].record(nanos.max(1_000));
-    });
-}
-
-/// All threads' histograms merged.
-fn merged_histograms() -> [Histogram<u64>; 4] {
-    let mut total = [histogram(), histogram(), histogram(), histogram()];
-    for h in THREAD_HISTOGRAMS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-    {
-        let h = h.lock().unwrap_or_else(|e| e.into_inner());
-        for (t, h) in total.iter_mut().zip(h.iter()) {
-            let _ = t.add(h);
-        }
-    }
-    total
-}
-
-fn histogram() -> Histogram<u64> {
-    // 1 µs .. 100 s, 3 significant figures; values are in nanoseconds.
-    Histogram::new_with_bounds(1_000, 100_000_000_000, 3).expect("valid bounds")
-}
-
-impl Shared {
-    fn error(&self, what: String) {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
-        if first.is_none() {
-            *first = Some(what);
-        }
     }
 }
 
@@ -608,10 +483,6 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         reader.abort();
     }
     Ok(report)
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
 
 fn session_cookie(response: &reqwest::Response) -> Option<HeaderValue> {
