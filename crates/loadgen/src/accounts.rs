@@ -3,18 +3,53 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::cli::Args;
+use crate::cli::{Args, Flavour};
 use crate::shared::{Shared, now_ns};
 
 const PASSWORD: &str = "loadgen-password-1";
 
 pub fn user_name(prefix: &str, index: usize) -> String {
     format!("{prefix}{index}")
+}
+
+/// The HTTP client and each user's session cookie (none but for Duet), and what setting them
+/// up took.
+pub struct Accounts {
+    pub http: reqwest::Client,
+    pub cookies: Vec<Option<HeaderValue>>,
+    pub register_secs: f64,
+    pub contacts_secs: f64,
+}
+
+/// Registers `users` users and, with `--contacts`, makes them contacts (Duet only).
+pub async fn set_up(args: &Args, users: usize, deadline: Instant) -> Result<Accounts, String> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.register_concurrency)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut cookies: Vec<Option<HeaderValue>> = vec![None; users];
+    let register_started = Instant::now();
+    if args.flavour == Flavour::Duet {
+        cookies = register_all(&http, args, users, deadline).await?;
+    }
+    let register_secs = register_started.elapsed().as_secs_f64();
+    let contacts_started = Instant::now();
+    if args.contacts > 0 {
+        befriend_ring(&http, args, &cookies, deadline).await?;
+    }
+    let contacts_secs = contacts_started.elapsed().as_secs_f64();
+    Ok(Accounts {
+        http,
+        cookies,
+        register_secs,
+        contacts_secs,
+    })
 }
 
 fn session_cookie(response: &reqwest::Response) -> Option<HeaderValue> {
@@ -51,7 +86,7 @@ async fn account_request(
     cookie.ok_or_else(|| format!("{path} {user}: no duet_session cookie"))
 }
 
-pub async fn register_all(
+async fn register_all(
     http: &reqwest::Client,
     args: &Args,
     users: usize,
@@ -90,7 +125,7 @@ pub async fn register_all(
 
 /// Makes user i and user i+d (mod the number of users) mutual contacts for d in 1..=K/2: i
 /// asks, the other accepts. Every user ends with K contacts (fewer when there are few users).
-pub async fn befriend_ring(
+async fn befriend_ring(
     http: &reqwest::Client,
     args: &Args,
     cookies: &[Option<HeaderValue>],

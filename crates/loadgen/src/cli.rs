@@ -127,6 +127,70 @@ pub fn check_loopback(target: &SocketAddr) -> Result<(), String> {
     }
 }
 
+/// What the arguments come to: which connections carry load, and who each connection is.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Connections that take part in the relay load: an even number, paired 0-1, 2-3, …
+    pub active: usize,
+    idle_users: usize,
+    /// Distinct users behind the connections.
+    pub users: usize,
+    /// Source addresses 127.0.0.1 ..= 127.0.0.sources.
+    pub sources: u8,
+}
+
+impl Plan {
+    pub fn new(args: &Args) -> Result<Plan, String> {
+        let active = match args.mode {
+            Mode::Idle => args.active.unwrap_or(0),
+            _ => args.active.unwrap_or(args.conns),
+        }
+        .min(args.conns)
+            / 2
+            * 2;
+        if args.mode != Mode::Idle && active < 2 {
+            return Err("need at least two active connections".into());
+        }
+        if args.login_burst > 0 && args.flavour != Flavour::Duet {
+            return Err("--login-burst needs --flavour duet".into());
+        }
+        if args.contacts > 0 && args.flavour != Flavour::Duet {
+            return Err("--contacts needs --flavour duet".into());
+        }
+        let idle_conns = args.conns - active;
+        let idle_users = args
+            .idle_users
+            .unwrap_or(idle_conns)
+            .clamp(1, idle_conns.max(1));
+        let users = if idle_conns > 0 {
+            active + idle_users
+        } else {
+            active
+        };
+        let sources = args
+            .sources
+            // 28k ephemeral ports per address, less those still in TIME_WAIT from earlier runs.
+            .unwrap_or_else(|| (args.conns / 4_000 + 1).clamp(1, 250) as u8)
+            .max(1);
+        Ok(Plan {
+            active,
+            idle_users,
+            users,
+            sources,
+        })
+    }
+
+    /// The user behind connection `conn`. Active connection i is user `prefix i`; idle
+    /// connection j shares user `prefix (active + j % idle_users)`.
+    pub fn identity(&self, conn: usize) -> usize {
+        if conn < self.active {
+            conn
+        } else {
+            self.active + (conn - self.active) % self.idle_users
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

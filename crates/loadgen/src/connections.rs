@@ -2,9 +2,15 @@
 //! and the handshake up to the server's greeting.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures_util::StreamExt;
+use futures_util::stream::SplitSink;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -12,12 +18,125 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 use crate::accounts::user_name;
-use crate::cli::{Args, Flavour};
+use crate::cli::{Args, Flavour, Plan};
+use crate::load::{Windows, read_loop};
+use crate::shared::Shared;
 
 pub type Ws = WebSocketStream<TcpStream>;
+pub type Sink = SplitSink<Ws, Message>;
+
+/// Every connection's write half (`None` where it failed) and reader, once all were tried.
+pub struct Connections {
+    pub sinks: Vec<Option<Sink>>,
+    readers: Vec<JoinHandle<()>>,
+    pub connected: usize,
+    pub connect_secs: f64,
+}
+
+impl Connections {
+    /// Hangs up: readers still waiting for a frame are aborted.
+    pub fn close(self) {
+        drop(self.sinks);
+        for reader in self.readers {
+            reader.abort();
+        }
+    }
+}
+
+/// Opens `--conns` connections, `--connect-concurrency` at a time, each reading from the start.
+/// Those that fail count as errors, the first one's reason kept.
+pub async fn open_all(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    cookies: &[Option<HeaderValue>],
+    windows: &Windows,
+    setup_deadline: Instant,
+) -> Connections {
+    let args = &shared.args;
+    let connect_started = Instant::now();
+    let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let mut opens = Vec::with_capacity(args.conns);
+    for conn in 0..args.conns {
+        let gate = gate.clone();
+        let shared = shared.clone();
+        let cookie = cookies.get(plan.identity(conn)).cloned().flatten();
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (conn % plan.sources as usize) as u8);
+        let id = plan.identity(conn);
+        let windows = windows.clone();
+        let peer = if conn < plan.active {
+            Some(conn ^ 1)
+        } else {
+            None
+        };
+        opens.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
+            let ws = tokio::time::timeout_at(
+                setup_deadline.into(),
+                connect(&shared.args, source, id, conn, cookie),
+            )
+            .await
+            .map_err(|_| format!("connection {conn}: setup deadline passed"))??;
+            // Read from the first moment: the server queues presence frames for us.
+            let (sink, stream) = ws.split();
+            let reader = tokio::spawn(read_loop(shared.clone(), stream, conn, peer, windows));
+            Ok::<_, String>((sink, reader))
+        }));
+    }
+    let mut sinks: Vec<Option<Sink>> = Vec::with_capacity(args.conns);
+    let mut readers = Vec::with_capacity(args.conns);
+    let mut connect_errors = 0usize;
+    let mut first_connect_error = None;
+    for open in opens {
+        match open.await {
+            Ok(Ok((sink, reader))) => {
+                sinks.push(Some(sink));
+                readers.push(reader);
+            }
+            Ok(Err(error)) => {
+                connect_errors += 1;
+                first_connect_error.get_or_insert(error);
+                sinks.push(None);
+            }
+            Err(error) => {
+                connect_errors += 1;
+                first_connect_error.get_or_insert(error.to_string());
+                sinks.push(None);
+            }
+        }
+    }
+    let connect_secs = connect_started.elapsed().as_secs_f64();
+    let connected = args.conns - connect_errors;
+    if connect_errors > 0 {
+        shared.error(format!(
+            "{connect_errors} connections failed: {}",
+            first_connect_error.clone().unwrap_or_default()
+        ));
+        shared
+            .counters
+            .errors
+            .fetch_add(connect_errors as u64 - 1, Ordering::Relaxed);
+    }
+    Connections {
+        sinks,
+        readers,
+        connected,
+        connect_secs,
+    }
+}
+
+/// Raises the file limit for `conns` connections, or says why it is too low.
+pub fn ensure_file_limit(conns: usize) -> Result<(), String> {
+    let nofile = raise_nofile(conns as u64 + 4096);
+    if nofile < conns as u64 + 64 {
+        return Err(format!(
+            "file limit {nofile} is too low for {conns} connections"
+        ));
+    }
+    Ok(())
+}
 
 /// Raises RLIMIT_NOFILE (soft, and hard when permitted) to at least `want`.
-pub fn raise_nofile(want: u64) -> u64 {
+fn raise_nofile(want: u64) -> u64 {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         let mut limit = libc::rlimit {
@@ -50,7 +169,7 @@ pub fn peer_id(prefix: &str, index: usize) -> String {
     user_name(prefix, index)
 }
 
-pub async fn connect(
+async fn connect(
     args: &Args,
     source: Ipv4Addr,
     identity: usize,

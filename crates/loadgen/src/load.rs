@@ -3,18 +3,121 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::accounts::login_burst;
 use crate::cli::{Envelope, Flavour, Mode};
-use crate::connections::{Ws, peer_id};
-use crate::report::{ALL, BURST, OUTSIDE_BURST, SEND_LAG, record};
+use crate::connections::{Sink, Ws, peer_id};
+use crate::report::{
+    ALL, BURST, OUTSIDE_BURST, RampUp, SEND_LAG, cpu_used, own_rss, record, rss_bytes,
+};
 use crate::shared::{Shared, now_ns};
+
+/// Closed loop: one semaphore per direction; conn i sends under windows[i], its peer's reader
+/// gives a permit back for every message it receives from i.
+pub type Windows = Arc<Vec<Semaphore>>;
+
+pub fn windows(active: usize, window: usize) -> Windows {
+    Arc::new((0..active).map(|_| Semaphore::new(window.max(1))).collect())
+}
+
+/// Holds the connections for `--settle` seconds, then reads what the ramp-up cost.
+pub async fn settle(shared: &Shared, ramp_up_cpu_before: Option<f64>) -> RampUp {
+    let args = &shared.args;
+    // Let the ramp-up's presence traffic settle, then read memory.
+    let frames_at_connect = shared.counters.server_frames.load(Ordering::Relaxed);
+    let settle_started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    // The ramp-up: connecting and the presence traffic it caused, settled.
+    RampUp {
+        frames_at_connect,
+        settle_started,
+        server_cpu: cpu_used(ramp_up_cpu_before, args.server_pid),
+        frames: shared.counters.server_frames.load(Ordering::Relaxed),
+        server_rss: args.server_pid.and_then(rss_bytes),
+        own_rss: own_rss(),
+    }
+}
+
+/// The load (closed or open loop): `--warmup` seconds, the `--duration` measured, then the
+/// senders stop and messages in flight get `--drain` seconds to arrive.
+pub async fn drive(
+    shared: &Arc<Shared>,
+    active: usize,
+    sinks: &mut [Option<Sink>],
+    windows: &Windows,
+    http: &reqwest::Client,
+) {
+    let args = &shared.args;
+    open_measured_window(shared);
+    let mut writers = spawn_writers(shared, active, sinks, windows);
+    if args.login_burst > 0 {
+        writers.push(spawn_login_burst(shared.clone(), http.clone()));
+    }
+    let total = Duration::from_secs(args.warmup + args.duration);
+    tokio::time::sleep(total).await;
+    shared.stop_sending.store(true, Ordering::Relaxed);
+    for writer in writers.drain(..) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    }
+    tokio::time::sleep(Duration::from_secs(args.drain)).await;
+}
+
+/// Marks the load's start; messages sent from `--warmup` seconds on, for `--duration`, count.
+fn open_measured_window(shared: &Shared) {
+    let args = &shared.args;
+    let start_ns = now_ns();
+    shared.load_from.store(start_ns, Ordering::Relaxed);
+    let measure_from = start_ns + args.warmup * 1_000_000_000;
+    let measure_to = measure_from + args.duration * 1_000_000_000;
+    shared.measure_from.store(measure_from, Ordering::Relaxed);
+    shared.measure_to.store(measure_to, Ordering::Relaxed);
+}
+
+/// A writer per active connection that connected, sending to its pair.
+fn spawn_writers(
+    shared: &Arc<Shared>,
+    active: usize,
+    sinks: &mut [Option<Sink>],
+    windows: &Windows,
+) -> Vec<JoinHandle<Option<Sink>>> {
+    let period = Duration::from_secs_f64(active as f64 / shared.args.rate.max(1) as f64);
+    let mut writers = Vec::new();
+    for (conn, sink) in sinks.iter_mut().enumerate().take(active) {
+        let Some(sink) = sink.take() else { continue };
+        // Stagger the senders over one period so the total rate is smooth.
+        let phase = period.mul_f64(conn as f64 / active as f64);
+        writers.push(tokio::spawn(write_loop(
+            shared.clone(),
+            sink,
+            conn,
+            conn ^ 1,
+            windows.clone(),
+            period,
+            phase,
+        )));
+    }
+    writers
+}
+
+/// The `--login-burst`, `--burst-at` seconds into the measured load.
+fn spawn_login_burst(shared: Arc<Shared>, http: reqwest::Client) -> JoinHandle<Option<Sink>> {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(
+            shared.args.warmup + shared.args.burst_at,
+        ))
+        .await;
+        login_burst(&shared, &http).await;
+        None
+    })
+}
 
 /// The relay's extra field: who sent what to whom, and when.
 #[derive(Debug, Deserialize)]
@@ -51,7 +154,7 @@ pub async fn read_loop(
     mut stream: SplitStream<Ws>,
     me: usize,
     peer: Option<usize>,
-    windows: Arc<Vec<Semaphore>>,
+    windows: Windows,
 ) {
     let prefix = &shared.args.prefix;
     let peer_name = peer.map(|p| peer_id(prefix, p));
@@ -179,15 +282,15 @@ fn candidate_frame(
     }
 }
 
-pub async fn write_loop(
+async fn write_loop(
     shared: Arc<Shared>,
-    mut sink: SplitSink<Ws, Message>,
+    mut sink: Sink,
     me: usize,
     peer: usize,
-    windows: Arc<Vec<Semaphore>>,
+    windows: Windows,
     period: Duration,
     phase: Duration,
-) -> Option<SplitSink<Ws, Message>> {
+) -> Option<Sink> {
     let args = &shared.args;
     let mut seq = 0u64;
     let window = &windows[me];

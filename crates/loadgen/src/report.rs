@@ -1,9 +1,225 @@
 //! What a run measured: latency histograms, the server's (and our own) readings from /proc,
 //! and the JSON report.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
+use serde_json::json;
+
+use crate::cli::{Flavour, Mode, Plan};
+use crate::shared::{Shared, TIMELINE_SECS};
+
+/// Everything measured along the way that the counters and histograms do not hold.
+pub struct Readings {
+    pub register_secs: f64,
+    pub contacts_secs: f64,
+    pub server_rss_before: Option<u64>,
+    pub connected: usize,
+    pub connect_secs: f64,
+    pub ramp_up: RampUp,
+    pub load: LoadReadings,
+}
+
+/// Connecting and the settle after it.
+pub struct RampUp {
+    pub frames_at_connect: u64,
+    pub settle_started: Instant,
+    pub server_cpu: Option<f64>,
+    pub frames: u64,
+    pub server_rss: Option<u64>,
+    pub own_rss: Option<u64>,
+}
+
+/// Readings as the load begins, the baseline for what it cost.
+pub struct LoadStart {
+    started: Instant,
+    loadavg: String,
+    server_cpu: Option<f64>,
+    own_cpu: Option<f64>,
+}
+
+pub struct LoadReadings {
+    pub secs: f64,
+    pub loadavg_before: String,
+    pub server_cpu: Option<f64>,
+    pub own_cpu: Option<f64>,
+    pub server_rss_after: Option<u64>,
+}
+
+impl LoadStart {
+    pub fn read(server_pid: Option<u32>) -> LoadStart {
+        LoadStart {
+            started: Instant::now(),
+            loadavg: loadavg(),
+            server_cpu: server_pid.and_then(cpu_secs),
+            own_cpu: cpu_secs(std::process::id()),
+        }
+    }
+
+    pub fn finish(self, server_pid: Option<u32>) -> LoadReadings {
+        LoadReadings {
+            secs: self.started.elapsed().as_secs_f64(),
+            server_cpu: cpu_used(self.server_cpu, server_pid),
+            own_cpu: cpu_used(self.own_cpu, Some(std::process::id())),
+            server_rss_after: server_pid.and_then(rss_bytes),
+            loadavg_before: self.loadavg,
+        }
+    }
+}
+
+/// The report: counters, latency quantiles and readings; with the per-second timeline under
+/// load, and the burst's own figures when there was one.
+pub fn build(shared: &Shared, plan: &Plan, readings: &Readings) -> serde_json::Value {
+    let args = &shared.args;
+    let Plan {
+        active,
+        users,
+        sources,
+        ..
+    } = *plan;
+    let Readings {
+        register_secs,
+        contacts_secs,
+        server_rss_before: rss_before,
+        connected,
+        connect_secs,
+        ref ramp_up,
+        ref load,
+    } = *readings;
+    let frames_total = shared.counters.server_frames.load(Ordering::Relaxed);
+
+    let c = &shared.counters;
+    let sent = c.sent.load(Ordering::Relaxed);
+    let received = c.received.load(Ordering::Relaxed);
+    let duplicated = c.duplicated.load(Ordering::Relaxed);
+    let misrouted = c.misrouted.load(Ordering::Relaxed);
+    let unique = received.saturating_sub(duplicated + misrouted);
+    let lost = sent.saturating_sub(unique);
+    let measured = c.measured.load(Ordering::Relaxed);
+    let [h_all, h_burst, h_outside, h_send_lag] = merged_histograms();
+    let per_conn = |after: Option<u64>| match (rss_before, after) {
+        (Some(b), Some(a)) if connected > 0 => json!(a.saturating_sub(b) / connected as u64),
+        _ => serde_json::Value::Null,
+    };
+    let mut report = json!({
+        "label": args.label,
+        "flavour": format!("{:?}", args.flavour).to_lowercase(),
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "envelope": format!("{:?}", args.envelope).to_lowercase(),
+        "window": if args.mode == Mode::Closed { json!(args.window) } else { json!(null) },
+        "conns": args.conns,
+        "connected": connected,
+        "active": active,
+        "users": if args.flavour == Flavour::Duet { json!(users) } else { serde_json::Value::Null },
+        "sources": sources,
+        "register_secs": round2(register_secs),
+        "connect_secs": round2(connect_secs),
+        "connects_per_sec": round2(connected as f64 / connect_secs.max(1e-9)),
+        "server_frames_at_connect": ramp_up.frames_at_connect,
+        "server_frames_ramp_up": ramp_up.frames,
+        "server_cpu_ramp_up_secs": ramp_up.server_cpu,
+        "contacts_each": args.contacts,
+        "contacts_secs": round2(contacts_secs),
+        "server_frames": frames_total,
+        "server_frame_bytes": c.server_bytes.load(Ordering::Relaxed),
+        "settle_secs": round2(ramp_up.settle_started.elapsed().as_secs_f64().min(args.settle as f64 + 1.0)),
+        "sent": sent,
+        "received": received,
+        "lost": lost,
+        "duplicated": duplicated,
+        "misrouted": misrouted,
+        "out_of_order": c.out_of_order.load(Ordering::Relaxed),
+        "errors": c.errors.load(Ordering::Relaxed),
+        "error_frames": c.error_frames.load(Ordering::Relaxed),
+        "closed_early": c.closed_early.load(Ordering::Relaxed),
+        "first_error": shared.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        "load_secs": round2(load.secs),
+        "measured_secs": args.duration,
+        "delivered_per_sec": if args.mode == Mode::Idle { json!(null) } else { json!(round2(measured as f64 / args.duration.max(1) as f64)) },
+        "target_rate": if args.mode == Mode::Open { json!(args.rate) } else { json!(null) },
+        "latency": quantiles(&h_all),
+        "send_lag": quantiles(&h_send_lag),
+        "server_rss_before": rss_before,
+        "server_rss_connected": ramp_up.server_rss,
+        "server_rss_after": load.server_rss_after,
+        "server_bytes_per_conn": per_conn(ramp_up.server_rss),
+        "loadgen_rss_connected": ramp_up.own_rss,
+        "loadavg_before_load": load.loadavg_before,
+        "loadavg_after_load": loadavg(),
+        "server_cpu_secs": load.server_cpu,
+        "loadgen_cpu_secs": load.own_cpu,
+        "server_cpu_us_per_msg": match load.server_cpu {
+            Some(cpu) if received > 0 => json!(round2(cpu * 1e6 / received as f64)),
+            _ => serde_json::Value::Null,
+        },
+    });
+    if args.mode != Mode::Idle {
+        report["timeline"] = timeline(shared);
+    }
+    if args.login_burst > 0 {
+        report["login_burst"] = login_burst(shared, &h_burst, &h_outside);
+    }
+    report
+}
+
+/// Per second of the load: the worst latency and how many messages took over 1 ms.
+fn timeline(shared: &Shared) -> serde_json::Value {
+    let args = &shared.args;
+    let seconds = (args.warmup + args.duration) as usize;
+    json!(
+        (0..seconds.min(TIMELINE_SECS))
+            .map(|i| {
+                json!({
+                    "sec": i,
+                    "max_us": shared.timeline_max[i].load(Ordering::Relaxed) / 1000,
+                    "over_1ms": shared.timeline_slow[i].load(Ordering::Relaxed),
+                })
+            })
+            .collect::<Vec<_>>()
+    )
+}
+
+/// When the login burst ran, and latency during it beside latency outside it.
+fn login_burst(
+    shared: &Shared,
+    during: &Histogram<u64>,
+    outside: &Histogram<u64>,
+) -> serde_json::Value {
+    let from = shared.burst_from.load(Ordering::Relaxed);
+    let to = shared.burst_to.load(Ordering::Relaxed);
+    let load_from = shared.load_from.load(Ordering::Relaxed);
+    json!({
+        "starts_at_sec": round2(from.saturating_sub(load_from) as f64 / 1e9),
+        "logins": shared.args.login_burst,
+        "burst_secs": round2(to.saturating_sub(from) as f64 / 1e9),
+        "latency_during_burst": quantiles(during),
+        "latency_outside_burst": quantiles(outside),
+    })
+}
+
+fn quantiles(h: &Histogram<u64>) -> serde_json::Value {
+    let us = |v: u64| (v as f64 / 1000.0 * 10.0).round() / 10.0;
+    json!({
+        "count": h.len(),
+        "p50_us": us(h.value_at_quantile(0.50)),
+        "p90_us": us(h.value_at_quantile(0.90)),
+        "p99_us": us(h.value_at_quantile(0.99)),
+        "p99_9_us": us(h.value_at_quantile(0.999)),
+        "max_us": us(h.max()),
+        "mean_us": us(h.mean() as u64),
+    })
+}
+
+pub fn write(report: &serde_json::Value, path: &Path) -> Result<(), String> {
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(report).unwrap_or_default(),
+    )
+    .map_err(|e| format!("writing {}: {e}", path.display()))
+}
 
 /// VmRSS of a process in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
@@ -79,6 +295,14 @@ pub fn merged_histograms() -> [Histogram<u64>; 4] {
 fn histogram() -> Histogram<u64> {
     // 1 µs .. 100 s, 3 significant figures; values are in nanoseconds.
     Histogram::new_with_bounds(1_000, 100_000_000_000, 3).expect("valid bounds")
+}
+
+/// CPU seconds a process used since `before`, when both readings were had.
+pub fn cpu_used(before: Option<f64>, pid: Option<u32>) -> Option<f64> {
+    match (before, pid.and_then(cpu_secs)) {
+        (Some(b), Some(a)) => Some(round2(a - b)),
+        _ => None,
+    }
 }
 
 pub fn round2(v: f64) -> f64 {

@@ -52,6 +52,23 @@ pub struct Shared {
 }
 
 impl Shared {
+    pub fn new(args: Args) -> Shared {
+        Shared {
+            counters: Counters::default(),
+            stop_sending: AtomicBool::new(false),
+            stop_reading: AtomicBool::new(false),
+            measure_from: AtomicU64::new(u64::MAX),
+            measure_to: AtomicU64::new(u64::MAX),
+            burst_from: AtomicU64::new(u64::MAX),
+            burst_to: AtomicU64::new(0),
+            first_error: std::sync::Mutex::new(None),
+            timeline_max: (0..TIMELINE_SECS).map(|_| AtomicU64::new(0)).collect(),
+            timeline_slow: (0..TIMELINE_SECS).map(|_| AtomicU64::new(0)).collect(),
+            load_from: AtomicU64::new(u64::MAX),
+            args,
+        }
+    }
+
     pub fn error(&self, what: String) {
         self.counters.errors.fetch_add(1, Ordering::Relaxed);
         let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
