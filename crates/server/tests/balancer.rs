@@ -1,7 +1,8 @@
 //! Two Duet instances behind a real HAProxy (Debian's `haproxy`, installed by
 //! `scripts/install-tools test`), started with the repository's own `deploy/haproxy.cfg` on
-//! loopback ports (issue #17): logins and WebSockets pass through it, and when an instance stops,
-//! its users' sockets reconnect through the balancer to the other one and their login holds.
+//! loopback ports (issue #17): the first active, the second standing by. Logins and WebSockets
+//! pass through it, and when the active instance stops or loses its database, its users' sockets
+//! reconnect through the balancer to the other one and their login holds.
 
 mod common;
 
@@ -96,21 +97,13 @@ async fn sockets_of_a_stopped_instance_reconnect_through_the_balancer_to_the_oth
         .post_json("/user/register", "nadia", "correct horse")
         .await;
     assert_eq!(answer, json!({"flag": true}));
-    let tab = browser.socket().await.ready().await;
-    let (holder, other) = if sockets_on(&first).await == 1 {
-        (first, second)
-    } else {
-        assert_eq!(
-            sockets_on(&second).await,
-            1,
-            "the socket is on one instance"
-        );
-        (second, first)
-    };
+    let mut tab = browser.socket().await.ready().await;
+    assert_eq!(sockets_on(&first).await, 1, "on the active instance");
+    assert_eq!(sockets_on(&second).await, 0, "the standby has none");
+    let (holder, other) = (first, second);
 
     // The instance holding it stops: the socket closes, as for a restart.
     holder.stop().await;
-    let mut tab = tab;
     let closed = tokio::time::timeout(Duration::from_secs(10), tab.expect_close())
         .await
         .expect("the socket closes");
@@ -137,7 +130,7 @@ async fn users_leave_an_instance_whose_database_is_unreachable() {
         eprintln!("on SQLite there is no connection to cut: this test runs on PostgreSQL");
         return;
     };
-    // The first instance reaches the database through the cable, the second directly.
+    // The active instance reaches the database through the cable, the standby directly.
     let cut_off = start(settings).await;
     let healthy = start(test_settings(dir.path())).await;
     let balancer = Balancer::start([&cut_off, &healthy]);
@@ -147,32 +140,22 @@ async fn users_leave_an_instance_whose_database_is_unreachable() {
         .post_json("/user/register", "omar", "correct horse")
         .await;
     assert_eq!(answer, json!({"flag": true}));
-    // A socket on each instance (leastconn gives the second to the one without any).
-    let first_tab = browser.socket().await.ready().await;
-    let first_on_cut_off = sockets_on(&cut_off).await == 1;
-    let second_tab = browser.socket().await.ready().await;
-    assert_eq!(sockets_on(&cut_off).await, 1);
-    assert_eq!(sockets_on(&healthy).await, 1);
-    let mut on_cut_off = if first_on_cut_off {
-        first_tab
-    } else {
-        second_tab
-    };
+    // Two tabs, both on the active instance.
+    let mut tabs = [
+        browser.socket().await.ready().await,
+        browser.socket().await.ready().await,
+    ];
+    assert_eq!(sockets_on(&cut_off).await, 2);
+    assert_eq!(sockets_on(&healthy).await, 0);
 
     cable.cut();
     // HAProxy marks it down after two failed checks a second apart, and drops its sockets.
-    assert_eq!(
-        on_cut_off.expect_close().await,
-        1006,
-        "dropped by the balancer"
-    );
+    for tab in &mut tabs {
+        assert_eq!(tab.expect_close().await, 1006, "dropped by the balancer");
+    }
     // Reconnecting lands on the instance that can serve.
     let _again = browser.socket().await.ready().await;
-    assert_eq!(
-        sockets_on(&healthy).await,
-        2,
-        "both tabs on the healthy instance"
-    );
+    assert_eq!(sockets_on(&healthy).await, 1, "on the standby now");
     assert_eq!(sockets_on(&cut_off).await, 0);
     let (status, me) = json_answer(browser.get("/user/me")).await;
     assert_eq!(status, 200, "{me}");
