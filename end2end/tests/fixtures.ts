@@ -102,7 +102,8 @@ export function uniqueName(prefix: string): string {
  * by the test process, outside the namespace. */
 export async function newUser(
   browser: Browser,
-  server: DuetServer,
+  // A Duet server, or anything in front of one (a load balancer).
+  server: Pick<DuetServer, 'baseURL'>,
   prefix = 'user',
   options: { locale?: string; open?: boolean; registerFromPage?: boolean } = {},
 ): Promise<User> {
