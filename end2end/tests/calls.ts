@@ -64,6 +64,14 @@ export async function expectMediaFlowing(page: Page) {
   await expect.poll(async () => (await inbound(page)).audioPackets).toBeGreaterThan(first.audioPackets);
 }
 
+/** Each page decodes new video frames: media goes on (peer to peer, whatever signaling does). */
+export async function expectFramesKeepDecoding(...pages: Page[]) {
+  for (const page of pages) {
+    const before = await inbound(page);
+    await expect.poll(async () => (await inbound(page)).framesDecoded).toBeGreaterThan(before.framesDecoded);
+  }
+}
+
 /** No camera or microphone is open (the camera light is off): every device track the page ever
  * obtained, clones included, has ended within a few seconds. */
 export async function expectNoLiveCapture(page: Page) {

@@ -174,6 +174,8 @@ pub struct Limiter {
 /// (instances' clocks may differ), members unique per event so one can be given back.
 struct SharedWindow {
     redis: crate::cluster::Redis,
+    /// [`WINDOW_SCRIPT`], hashed once (Redis runs it by its SHA-1).
+    script: redis::Script,
     /// `duet:throttle:<name>:`, before each key.
     prefix: String,
     limit: usize,
@@ -240,8 +242,7 @@ impl SharedWindow {
             Mode::Take => "take",
             Mode::Record => "record",
         };
-        let script = redis::Script::new(WINDOW_SCRIPT);
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = self.script.prepare_invoke();
         for key in keys {
             invocation.key(self.key(key));
         }
@@ -288,6 +289,7 @@ impl Limiter {
         let local = Throttle::new(limit, window);
         let shared = redis.map(|redis| SharedWindow {
             redis,
+            script: redis::Script::new(WINDOW_SCRIPT),
             prefix: format!("duet:throttle:{name}:"),
             limit: local.limit,
             window,

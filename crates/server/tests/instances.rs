@@ -13,8 +13,21 @@ const PASSWORD: &str = "correct horse";
 
 /// Two instances on one database.
 async fn two_instances(dir: &std::path::Path) -> (TestApp, TestApp) {
-    let first = start(test_settings(dir)).await;
-    let second = start(test_settings(dir)).await;
+    two_instances_with(dir, |_| {}).await
+}
+
+/// Two instances on one database, each with `configure` applied to its settings.
+async fn two_instances_with(
+    dir: &std::path::Path,
+    configure: impl Fn(&mut server::config::Settings),
+) -> (TestApp, TestApp) {
+    let instance = || {
+        let mut settings = test_settings(dir);
+        configure(&mut settings);
+        start(settings)
+    };
+    let first = instance().await;
+    let second = instance().await;
     (first, second)
 }
 
@@ -92,6 +105,20 @@ async fn healthz(app: &TestApp) -> u16 {
         .as_u16()
 }
 
+/// `/healthz`'s status once it is 200, or the last one seen within 10 s: what it depends on
+/// comes back on the next request that tries it.
+async fn healthz_recovered(app: &TestApp) -> u16 {
+    let mut status = healthz(app).await;
+    for _ in 0..40 {
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        status = healthz(app).await;
+    }
+    status
+}
+
 /// `/healthz` tells a load balancer the truth: 503 while the database cannot be reached, 200 again
 /// once it can; `/livez` says only that the process runs. Needs a database behind a network
 /// connection to cut: the run on PostgreSQL (`scripts/with-postgres`, part of the test command).
@@ -114,15 +141,11 @@ async fn healthz_answers_503_while_the_database_is_unreachable() {
 
     cable.mend();
     // The pool opens a new connection on the next request.
-    let mut status = healthz(&app).await;
-    for _ in 0..20 {
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        status = healthz(&app).await;
-    }
-    assert_eq!(status, 200, "ready again once the database answers");
+    assert_eq!(
+        healthz_recovered(&app).await,
+        200,
+        "ready again once the database answers"
+    );
     log_in(&app, "mo", PASSWORD).await;
 }
 
@@ -133,15 +156,11 @@ async fn two_instances_on_redis(
     redis: &common::redis::RedisServer,
     configure: impl Fn(&mut server::config::Settings),
 ) -> (TestApp, TestApp) {
-    let instance = || {
-        let mut settings = test_settings(dir);
+    two_instances_with(dir, |settings| {
         settings.redis_url = Some(redis.url());
-        configure(&mut settings);
-        start(settings)
-    };
-    let first = instance().await;
-    let second = instance().await;
-    (first, second)
+        configure(settings);
+    })
+    .await
 }
 
 /// A login's status code through `app`.
@@ -213,14 +232,10 @@ async fn without_redis_an_instance_says_so_and_keeps_counting_alone() {
     );
 
     redis.restart().await;
-    // The connection comes back on the next command (a bounded wait on the real condition).
-    let mut status = healthz(&first).await;
-    for _ in 0..40 {
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        status = healthz(&first).await;
-    }
-    assert_eq!(status, 200, "ready again once Redis answers");
+    // The connection comes back on the next command.
+    assert_eq!(
+        healthz_recovered(&first).await,
+        200,
+        "ready again once Redis answers"
+    );
 }
