@@ -75,6 +75,26 @@ struct Queue {
     presence_queued: bool,
 }
 
+/// Room in an inbox for a crowd's arrival: the presence updates it holds one by one, the list
+/// that stands for the rest, and a greeting's `hello`.
+const PRESENCE_ROOM: usize = PRESENCE_BACKLOG + 2;
+
+impl Queue {
+    /// Queues `item`. Up to [`PRESENCE_ROOM`] the buffer grows by doubling but no further: a
+    /// crowd arriving fills every inbox to just past [`PRESENCE_BACKLOG`], and plain doubling
+    /// would give each twice that room (64 items of 32 bytes). Those buffers are freed once
+    /// written, but they were allocated among the connections' lasting state, so the holes
+    /// they leave stay in the process's memory.
+    fn push(&mut self, item: Waiting) {
+        let capacity = self.waiting.capacity();
+        if self.waiting.len() == capacity && capacity < PRESENCE_ROOM {
+            let grown = (capacity * 2).clamp(4, PRESENCE_ROOM);
+            self.waiting.reserve_exact(grown - self.waiting.len());
+        }
+        self.waiting.push_back(item);
+    }
+}
+
 /// Frames addressed to one connection, waiting for its task to write them.
 ///
 /// A `VecDeque` behind a mutex rather than a channel: an idle connection's inbox holds no
@@ -106,7 +126,7 @@ impl Inbox {
             }
             return false;
         }
-        queue.waiting.push_back(Waiting::Frame(text.clone()));
+        queue.push(Waiting::Frame(text.clone()));
         drop(queue);
         self.ready.notify_one();
         true
@@ -119,9 +139,9 @@ impl Inbox {
             return;
         }
         if queue.waiting.len() < PRESENCE_BACKLOG {
-            queue.waiting.push_back(Waiting::Frame(text.clone()));
+            queue.push(Waiting::Frame(text.clone()));
         } else {
-            queue.waiting.push_back(Waiting::Presence);
+            queue.push(Waiting::Presence);
             queue.presence_queued = true;
         }
         drop(queue);
@@ -134,8 +154,8 @@ impl Inbox {
     /// allocations fragments the heap that idle connections live in).
     fn push_greeting(&self, hello: Utf8Bytes) {
         let mut queue = self.queue();
-        queue.waiting.push_back(Waiting::Frame(hello));
-        queue.waiting.push_back(Waiting::Presence);
+        queue.push(Waiting::Frame(hello));
+        queue.push(Waiting::Presence);
         queue.presence_queued = true;
         drop(queue);
         self.ready.notify_one();
