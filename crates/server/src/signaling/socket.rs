@@ -2,6 +2,7 @@
 //! that reads the client's frames and writes what the hub queued for it.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -208,11 +209,20 @@ impl Connection {
     }
 
     /// Answers a frame of the client's (an error, counted in the metrics).
-    async fn reply(&mut self, relay: &Relay, event: &ServerEvent) -> Result<(), Ending> {
-        if let ServerEvent::Error { code, .. } = event {
-            relay.metrics.error(*code);
-        }
-        self.send_event(event).await
+    ///
+    /// Boxed, and the event moved in: an answer is rare (a refusal or a broken rule), and the
+    /// write's state held in place would widen every idle connection's task by its size.
+    fn reply<'a>(
+        &'a mut self,
+        relay: &'a Relay,
+        event: ServerEvent,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Ending>> + Send + 'a>> {
+        Box::pin(async move {
+            if let ServerEvent::Error { code, .. } = &event {
+                relay.metrics.error(*code);
+            }
+            self.send_event(&event).await
+        })
     }
 
     /// Writes every frame waiting in `inbox`, then flushes once.
@@ -222,10 +232,16 @@ impl Connection {
             while let Some(item) = inbox.pop() {
                 match item {
                     Waiting::Frame(text) => socket.feed(Message::Text(text)).await?,
+                    // Boxed: a greeting, or a connection that fell behind, renders the list; the
+                    // pages' state need not widen every idle connection's task.
                     Waiting::Presence => {
-                        for page in hub.presence_frames(key) {
-                            socket.feed(Message::Text(page)).await?;
-                        }
+                        Box::pin(async {
+                            for page in hub.presence_frames(key) {
+                                socket.feed(Message::Text(page)).await?;
+                            }
+                            Ok::<(), axum::Error>(())
+                        })
+                        .await?;
                     }
                 }
             }
@@ -550,15 +566,9 @@ impl Peer {
             lease,
         } = self;
         let (relay, username, key, id) = (&*relay, username.as_str(), key.as_str(), *id);
-        let policy = SessionPolicy::from_settings(&relay.settings);
         let mut limit = RateLimit::new(relay.settings.rate_limit_per_sec);
         let mut last_heard = Instant::now();
-        let timeout = relay.settings.heartbeat_timeout();
-        let mut duties = Duties::new(
-            PING_EVERY.min(timeout / 3),
-            relay.turn.as_ref().map(|turn| turn.refresh_every()),
-            lease.as_ref().map(|lease| lease.next_check(policy)),
-        );
+        let mut duties = Duties::new(relay, lease.as_ref());
         // One timer for the connection's timed duties: a frame relayed wakes the loop, and every
         // timer it waits on is polled again on each wake-up. Made once, not on every turn of the
         // loop, like the shutdown wait below: a frame relayed should not also register a timer
@@ -574,6 +584,10 @@ impl Peer {
                 format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
             )
         };
+        // What the loop holds across its waits is in every idle connection's task for the
+        // connection's whole life: the session policy, the heartbeat timeout and the duties'
+        // periods are read from the settings when needed rather than kept here, and the rare
+        // branches (an answer to the client, the timed duties) run boxed.
 
         loop {
             // Every branch is cancel-safe: a frame half read stays in the socket's buffer, and the
@@ -587,7 +601,7 @@ impl Peer {
                         Some(Err(error)) => {
                             tracing::debug!(%username, %error, "websocket read error");
                             if is_capacity_error(&error) {
-                                connection.reply(relay, &too_large()).await?;
+                                connection.reply(relay, too_large()).await?;
                                 return Err(Ending::TooLarge);
                             }
                             return Err(Ending::ClientGone);
@@ -597,22 +611,22 @@ impl Peer {
                     // much as one of text.
                     if !limit.allow() {
                         let error = ServerEvent::error(ErrorCode::RateLimited, "too many messages; slow down");
-                        connection.reply(relay, &error).await?;
+                        connection.reply(relay, error).await?;
                         return Err(Ending::RateLimited);
                     }
                     match frame {
                         Message::Text(text) => {
                             if text.len() > MAX_FRAME_BYTES {
-                                connection.reply(relay, &too_large()).await?;
+                                connection.reply(relay, too_large()).await?;
                                 return Err(Ending::TooLarge);
                             }
                             if let Some(refusal) = forward(relay, username, key, id, text.as_str()) {
-                                connection.reply(relay, &refusal).await?;
+                                connection.reply(relay, refusal).await?;
                             }
                         }
                         Message::Binary(_) => {
                             let error = ServerEvent::error(ErrorCode::Malformed, "frames must be JSON text");
-                            connection.reply(relay, &error).await?;
+                            connection.reply(relay, error).await?;
                         }
                         // The WebSocket layer answers pings by itself.
                         Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
@@ -625,28 +639,8 @@ impl Peer {
                     connection.send_waiting(inbox, &relay.hub, key).await?;
                 }
                 () = &mut timer => {
-                    let now = tokio::time::Instant::now();
-                    if now >= duties.ping {
-                        if last_heard.elapsed() > timeout {
-                            tracing::debug!(%username, "heartbeat timeout");
-                            return Err(Ending::HeartbeatTimeout);
-                        }
-                        connection.send(Message::Ping(Default::default())).await?;
-                        duties.ping = now + duties.ping_every;
-                    }
-                    if let Some((at, every)) = duties.refresh
-                        && now >= at
-                    {
-                        let ice = ServerEvent::Ice { ice_servers: ice_servers(relay, username) };
-                        connection.send_event(&ice).await?;
-                        duties.refresh = Some((now + every, every));
-                    }
-                    if let Some(lease) = lease.as_mut()
-                        && duties.session.is_some_and(|at| now >= at)
-                    {
-                        lease.check(relay, key, id).await?;
-                        duties.session = Some(lease.next_check(policy));
-                    }
+                    let due = Due { relay, username, key, id, last_heard };
+                    Box::pin(due.perform(&mut duties, connection, lease.as_mut())).await?;
                     timer.as_mut().reset(duties.earliest());
                 }
                 () = &mut shutdown => return Err(Ending::ShuttingDown),
@@ -657,35 +651,88 @@ impl Peer {
 
 /// When a connection's timed duties fall due: the heartbeat (ping, and the check that the
 /// client was heard from), fresh TURN credentials at half their lifetime (never without TURN),
-/// and a look at the login session (never for a connection without one).
+/// and a look at the login session (never for a connection without one). Only the instants:
+/// the periods come from the settings, the same for every connection.
 struct Duties {
     ping: tokio::time::Instant,
-    ping_every: Duration,
-    refresh: Option<(tokio::time::Instant, Duration)>,
+    refresh: Option<tokio::time::Instant>,
     session: Option<tokio::time::Instant>,
 }
 
+/// How often a connection is pinged: its heartbeat timeout allows a few missed pongs.
+fn ping_every(relay: &Relay) -> Duration {
+    PING_EVERY.min(relay.settings.heartbeat_timeout() / 3)
+}
+
 impl Duties {
-    fn new(
-        ping_every: Duration,
-        refresh_every: Option<Duration>,
-        session: Option<tokio::time::Instant>,
-    ) -> Self {
+    fn new(relay: &Relay, lease: Option<&Lease>) -> Self {
         let now = tokio::time::Instant::now();
         Self {
-            ping: now + ping_every,
-            ping_every,
-            refresh: refresh_every.map(|every| (now + every, every)),
-            session,
+            ping: now + ping_every(relay),
+            refresh: relay.turn.as_ref().map(|turn| now + turn.refresh_every()),
+            session: lease
+                .map(|lease| lease.next_check(SessionPolicy::from_settings(&relay.settings))),
         }
     }
 
     /// The first duty due.
     fn earliest(&self) -> tokio::time::Instant {
-        [self.refresh.map(|(at, _)| at), self.session]
+        [self.refresh, self.session]
             .into_iter()
             .flatten()
             .fold(self.ping, Ord::min)
+    }
+}
+
+/// What the timed duties need of the connection's loop, borrowed.
+struct Due<'a> {
+    relay: &'a Relay,
+    username: &'a str,
+    key: &'a str,
+    id: ConnectionId,
+    last_heard: Instant,
+}
+
+impl Due<'_> {
+    /// Does the duties that are due and moves each one's time on.
+    async fn perform(
+        self,
+        duties: &mut Duties,
+        connection: &mut Connection,
+        lease: Option<&mut Lease>,
+    ) -> Result<(), Ending> {
+        let Self {
+            relay,
+            username,
+            key,
+            id,
+            last_heard,
+        } = self;
+        let now = tokio::time::Instant::now();
+        if now >= duties.ping {
+            if last_heard.elapsed() > relay.settings.heartbeat_timeout() {
+                tracing::debug!(%username, "heartbeat timeout");
+                return Err(Ending::HeartbeatTimeout);
+            }
+            connection.send(Message::Ping(Default::default())).await?;
+            duties.ping = now + ping_every(relay);
+        }
+        if let (Some(at), Some(turn)) = (duties.refresh, &relay.turn)
+            && now >= at
+        {
+            let ice = ServerEvent::Ice {
+                ice_servers: ice_servers(relay, username),
+            };
+            connection.send_event(&ice).await?;
+            duties.refresh = Some(now + turn.refresh_every());
+        }
+        if let Some(lease) = lease
+            && duties.session.is_some_and(|at| now >= at)
+        {
+            lease.check(relay, key, id).await?;
+            duties.session = Some(lease.next_check(SessionPolicy::from_settings(&relay.settings)));
+        }
+        Ok(())
     }
 }
 
