@@ -78,11 +78,12 @@ impl RelayWatch {
         let on_error = {
             let (watch, on_refused) = (watch.clone(), on_refused.clone());
             Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-                let code = field(&event, "errorCode").as_f64().unwrap_or(0.0);
+                // An unsigned short: read as a whole number, so no float formatting is needed.
+                let code = field(&event, "errorCode").as_f64().unwrap_or(0.0) as u32;
                 let text = field(&event, "errorText").as_string().unwrap_or_default();
                 let url = field(&event, "url").as_string().unwrap_or_default();
                 web_sys::console::warn_1(&format!("TURN {url}: {code} {text}").into());
-                if (400.0..500.0).contains(&code) {
+                if (400..500).contains(&code) {
                     let why = format!("the TURN server refused us: {code} {text}");
                     later(&watch, &on_refused, AFTER_ERROR_MS, why);
                 }

@@ -149,7 +149,7 @@ pub fn rate(done: u64, total: u64, elapsed_ms: f64) -> Option<(f64, f64)> {
 pub fn format_bytes(bytes: f64) -> String {
     const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
     if bytes < 1000.0 {
-        return format!("{} B", bytes.max(0.0).round());
+        return format!("{} B", bytes.max(0.0).round() as u64);
     }
     let mut value = bytes / 1000.0;
     let mut unit = 0;
@@ -157,7 +157,10 @@ pub fn format_bytes(bytes: f64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    format!("{value:.1} {}", UNITS[unit])
+    // Whole tenths printed as integers: formatting an f64 (`{:.1}`) would bring core's float
+    // printing into the browser bundle, ~14 KB of wasm for this one line.
+    let tenths = (value * 10.0).round() as u64;
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 /// A piece of a chat message: plain text, or a web link.
