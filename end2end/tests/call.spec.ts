@@ -366,3 +366,33 @@ const livePaneTexts = (page: Page) =>
         ':is(.call-card, .in-call):is([role="status"], [aria-live]), :is(.call-card, .in-call) :is([role="status"], [aria-live])',
       ).length,
   );
+
+test('full screen: the call fills the screen with its controls, media goes on, and the button or the browser brings it back', async ({ users }) => {
+  const [a, b] = await users(2);
+  await connect(a, b);
+  const button = a.page.getByTestId('full-screen');
+  const inFullScreen = () =>
+    a.page.evaluate(() => document.fullscreenElement?.classList.contains('in-call') ?? false);
+  await expect(button).toHaveAttribute('aria-label', 'Full screen');
+
+  await button.click();
+  await expect.poll(inFullScreen).toBe(true);
+  await expect(button).toHaveAttribute('aria-pressed', 'true');
+  await expect(button).toHaveAttribute('aria-label', 'Exit full screen');
+  await expect(a.page.getByTestId('hangup')).toBeVisible();
+  await expectMediaFlowing(a.page);
+  await a.page.screenshot({ path: test.info().outputPath('full-screen.png') });
+
+  await button.click();
+  await expect.poll(inFullScreen).toBe(false);
+  await expect(button).toHaveAttribute('aria-pressed', 'false');
+
+  // The browser's own way out (Esc, or its "exit full screen" bar) is followed too.
+  await button.click();
+  await expect.poll(inFullScreen).toBe(true);
+  await a.page.evaluate(() => document.exitFullscreen());
+  await expect.poll(inFullScreen).toBe(false);
+  await expect(button).toHaveAttribute('aria-pressed', 'false');
+  await expect(button).toHaveAttribute('aria-label', 'Full screen');
+  await expectMediaFlowing(a.page);
+});

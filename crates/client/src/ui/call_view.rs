@@ -5,7 +5,7 @@ use crate::call::{Active, CallState, EndReason, Event};
 use crate::i18n::{Strings, fill};
 use crate::phone::{Phone, SharedStream};
 use crate::ui::chat::{self, ChatDock};
-use crate::ui::icons::{CameraIcon, HangUpIcon, MicIcon, PhoneIcon};
+use crate::ui::icons::{CameraIcon, FullScreenIcon, HangUpIcon, MicIcon, PhoneIcon};
 use crate::ui::quality::{PoorConnectionBanner, QualityIndicator};
 use crate::ui::{Avatar, Locale, format_duration};
 
@@ -258,9 +258,30 @@ fn InCall() -> impl IntoView {
             .map(|start| format_duration(now.get() - start))
     };
 
+    // The call (both pictures and the controls) fills the screen; the browser's own way out
+    // (Esc) is followed too, since the element hears `fullscreenchange` either way.
+    let in_call = NodeRef::<html::Div>::new();
+    let full_screen = RwSignal::new(false);
+    let full_screen_label = move || {
+        if full_screen.get() {
+            locale.t().exit_full_screen
+        } else {
+            locale.t().full_screen
+        }
+    };
+    let toggle_full_screen = move |_| {
+        let document = document();
+        if document.fullscreen_element().is_some() {
+            document.exit_fullscreen();
+        } else if let Some(in_call) = in_call.get() {
+            let _ = in_call.request_fullscreen();
+        }
+    };
     view! {
         <div
             class="in-call"
+            node_ref=in_call
+            on:fullscreenchange=move |_| full_screen.set(document().fullscreen_element().is_some())
             class:connecting=move || started_at.get().is_none()
             data-phase=move || active.with(|a| a.as_ref().map(|a| a.phase.tag()))
         >
@@ -359,6 +380,17 @@ fn InCall() -> impl IntoView {
                     on:click=move |_| phone.act(Event::HangUp)
                 >
                     <HangUpIcon/>
+                </button>
+                <button
+                    type="button"
+                    class="btn round"
+                    data-testid="full-screen"
+                    aria-pressed=move || full_screen.get().to_string()
+                    aria-label=full_screen_label
+                    title=full_screen_label
+                    on:click=toggle_full_screen
+                >
+                    {move || view! { <FullScreenIcon exit=full_screen.get()/> }}
                 </button>
                 <details class="shortcuts" data-testid="shortcuts">
                     <summary>"?"<span class="visually-hidden">{move || locale.t().shortcuts}</span></summary>

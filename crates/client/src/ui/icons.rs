@@ -65,3 +65,18 @@ pub fn HangUpIcon() -> impl IntoView {
         </Svg>
     }
 }
+
+/// Four corners: full screen (pointing out) or back from it (pointing in).
+#[component]
+pub fn FullScreenIcon(exit: bool) -> impl IntoView {
+    let corners = if exit {
+        "M9 4v5H4M15 4v5h5M9 20v-5H4M15 20v-5h5"
+    } else {
+        "M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5"
+    };
+    view! {
+        <Svg>
+            <path d=corners></path>
+        </Svg>
+    }
+}
