@@ -22,6 +22,8 @@ export default defineConfig({
       args: [
         '--use-fake-ui-for-media-stream',
         '--use-fake-device-for-media-stream',
+        // getDisplayMedia picks the fake 1280x720 screen by itself (the camera is 640x480).
+        '--auto-select-desktop-capture-source=Entire screen',
         '--allow-loopback-in-peer-connection',
         '--autoplay-policy=no-user-gesture-required',
         '--no-sandbox',

@@ -280,6 +280,8 @@ pub enum Event {
     HangUp,
     ToggleMic,
     ToggleCamera,
+    /// Share a screen in place of the camera, or stop sharing it.
+    ToggleShare,
     /// Leave the "ended" card.
     Dismiss,
     Peer {
@@ -360,6 +362,9 @@ pub enum Effect {
     RefreshVideo,
     /// Enable or disable our outgoing tracks.
     SetLocalMedia(MediaFlags),
+    /// Start sharing a screen on the video sender, or go back to the camera. Nothing is said to
+    /// the peer: the track changes on the same sender, without renegotiation.
+    ToggleShare,
     /// The call was accepted: send what our peer connection prepared while it rang (the
     /// caller's candidates, the callee's offer and candidates), and from now on send as it speaks.
     SendHeld,
@@ -856,6 +861,7 @@ fn on_incoming_message(
 fn on_active(mut call: Active, event: Event) -> (CallState, Vec<Effect>) {
     match event {
         Event::HangUp => end_active(&call, EndReason::HungUp { by_me: true }, true),
+        Event::ToggleShare => (CallState::Active(call), vec![Effect::ToggleShare]),
         Event::ToggleMic | Event::ToggleCamera => {
             if matches!(event, Event::ToggleMic) {
                 call.local.audio = !call.local.audio;

@@ -22,7 +22,7 @@ use crate::i18n::{Lang, fill};
 use crate::network_watch::NetworkWatch;
 use crate::quality::{Adaptation, QualityReport, StatsSample};
 use crate::ringer::{Ringer, request_notification_permission};
-use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink, Senders};
+use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink, ScreenShare, Senders};
 use crate::signaling::{SignalEvent, Signaling};
 
 /// A media stream the UI can hold in a signal (the browser is single-threaded).
@@ -62,6 +62,10 @@ pub struct Phone {
     /// The link has been poor for a while (the app offers to turn the camera off).
     poor_for_a_while: RwSignal<bool>,
     data_channel: RwSignal<Option<SharedChannel>>,
+    /// We share a screen in place of the camera.
+    sharing: RwSignal<bool>,
+    /// The peer's video is a shared screen (the browser marks it so in the stats).
+    peer_sharing: RwSignal<bool>,
     /// Bumped when the contact book may have changed (the server said so, or reconnected).
     contacts_changed: RwSignal<u32>,
     /// Bumped when the call history may have changed (a call of ours was recorded).
@@ -88,6 +92,8 @@ impl Phone {
             quality: RwSignal::new(None),
             poor_for_a_while: RwSignal::new(false),
             data_channel: RwSignal::new(None),
+            sharing: RwSignal::new(false),
+            peer_sharing: RwSignal::new(false),
             contacts_changed: RwSignal::new(0),
             history_changed: RwSignal::new(0),
             commands: StoredValue::new(None),
@@ -152,6 +158,16 @@ impl Phone {
     /// The data channel of the call whose media is set up (`None` between calls).
     pub fn data_channel(&self) -> ReadSignal<Option<SharedChannel>> {
         self.data_channel.read_only()
+    }
+
+    /// Whether we share a screen now.
+    pub fn sharing(&self) -> ReadSignal<bool> {
+        self.sharing.read_only()
+    }
+
+    /// Whether the peer's video is a shared screen.
+    pub fn peer_sharing(&self) -> ReadSignal<bool> {
+        self.peer_sharing.read_only()
     }
 
     pub fn dial(&self, peer: String, video: bool) {
@@ -241,6 +257,8 @@ impl Phone {
         self.quality.set(None);
         self.poor_for_a_while.set(false);
         self.data_channel.set(None);
+        self.sharing.set(false);
+        self.peer_sharing.set(false);
     }
 }
 
@@ -267,6 +285,15 @@ enum Input {
         call_id: CallId,
         result: Result<MediaStreamTrack, MediaError>,
     },
+    /// The screen the user picked to share (or why there is none).
+    Screen {
+        call_id: CallId,
+        result: Result<ScreenShare, MediaError>,
+    },
+    /// The shared screen's capture ended by itself (the browser's own "Stop sharing").
+    ScreenEnded {
+        call_id: CallId,
+    },
     /// One second's statistics of the call's peer connection.
     Sampled {
         call_id: CallId,
@@ -280,7 +307,16 @@ struct CallMedia {
     call_id: CallId,
     link: PeerLink,
     devices: OwnDevices,
+    screen: Screen,
     quality: QualityWatch,
+}
+
+/// A screen shared in place of the camera, on the same video sender.
+enum Screen {
+    NotShared,
+    /// The browser shows its picker: a second request would open a second one.
+    Picking,
+    Shared(ScreenShare),
 }
 
 impl CallMedia {
@@ -434,6 +470,12 @@ impl Runtime {
             }
             Input::Sampled { call_id, sample } => self.on_sample(&call_id, *sample),
             Input::Camera { call_id, result } => self.on_camera(&call_id, result),
+            Input::Screen { call_id, result } => self.on_screen(&call_id, result),
+            Input::ScreenEnded { call_id } => {
+                if self.media.as_ref().is_some_and(|m| m.call_id == call_id) {
+                    self.stop_sharing();
+                }
+            }
         }
         true
     }
@@ -665,6 +707,7 @@ impl Runtime {
             call_id,
             link,
             devices,
+            screen: Screen::NotShared,
             quality,
         });
     }
@@ -717,6 +760,12 @@ impl Runtime {
         let Some(media) = self.media.as_mut().filter(|m| &m.call_id == call_id) else {
             return;
         };
+        // Chromium marks a screen capture's frames (the RTP video-content-type extension) and
+        // reports it on the receiving side: no message of our own is needed to say so.
+        let peer_sharing = sample.video_in.is_some_and(|video| video.screen_share);
+        if self.phone.peer_sharing.get_untracked() != peer_sharing {
+            self.phone.peer_sharing.set(peer_sharing);
+        }
         let watch = &mut media.quality;
         let previous = watch.previous.replace(sample);
         // The first second has nothing to compare with yet.
@@ -856,9 +905,12 @@ impl Runtime {
                     let pc = media.link.peer_connection().clone();
                     if !flags.video && local.has_video() {
                         local.close_camera();
-                        wasm_bindgen_futures::spawn_local(async move {
-                            crate::rtc::replace_track(&pc, "video", None).await;
-                        });
+                        // A shared screen stays on the sender; the camera's turn comes after it.
+                        if !matches!(media.screen, Screen::Shared(_)) {
+                            wasm_bindgen_futures::spawn_local(async move {
+                                crate::rtc::replace_track(&pc, "video", None).await;
+                            });
+                        }
                     } else if flags.video && local.camera_closed() {
                         let (inputs, call_id) = (self.inputs.clone(), media.call_id.clone());
                         wasm_bindgen_futures::spawn_local(async move {
@@ -879,8 +931,85 @@ impl Runtime {
                     }
                 }
             }
+            Effect::ToggleShare => self.toggle_share(),
             Effect::Release => self.release(),
         }
+    }
+
+    /// Asks for a screen to share, or stops sharing. Only a call that sends video can share:
+    /// the screen takes the camera's sender, so nothing is renegotiated.
+    fn toggle_share(&mut self) {
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        match media.screen {
+            Screen::Shared(_) => self.stop_sharing(),
+            Screen::Picking => {}
+            Screen::NotShared => {
+                if !crate::rtc::has_video_sender(media.link.peer_connection()) {
+                    web_sys::console::warn_1(&"screen: this call sends no video".into());
+                    return;
+                }
+                media.screen = Screen::Picking;
+                let (inputs, call_id) = (self.inputs.clone(), media.call_id.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    let ended = {
+                        let (inputs, call_id) = (inputs.clone(), call_id.clone());
+                        move || {
+                            let call_id = call_id.clone();
+                            let _ = inputs.unbounded_send(Input::ScreenEnded { call_id });
+                        }
+                    };
+                    let result = ScreenShare::open(ended).await;
+                    let _ = inputs.unbounded_send(Input::Screen { call_id, result });
+                });
+            }
+        }
+    }
+
+    /// The user picked a screen: on the sender if the call is still on (else dropping it stops
+    /// the capture).
+    fn on_screen(&mut self, call_id: &CallId, result: Result<ScreenShare, MediaError>) {
+        let Some(media) = self
+            .media
+            .as_mut()
+            .filter(|m| &m.call_id == call_id && matches!(m.screen, Screen::Picking))
+        else {
+            return;
+        };
+        match result {
+            Ok(screen) => {
+                let (pc, track) = (media.link.peer_connection().clone(), screen.track());
+                media.screen = Screen::Shared(screen);
+                self.phone.sharing.set(true);
+                wasm_bindgen_futures::spawn_local(async move {
+                    crate::rtc::replace_track(&pc, "video", Some(&track)).await;
+                });
+            }
+            Err(error) => {
+                // Most often the user closed the picker: the call goes on as it was.
+                media.screen = Screen::NotShared;
+                web_sys::console::warn_1(&format!("screen: {error}").into());
+            }
+        }
+    }
+
+    /// Stops the capture and puts the camera back on the sender (or nothing, if it is off).
+    fn stop_sharing(&mut self) {
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        let Screen::Shared(screen) = std::mem::replace(&mut media.screen, Screen::NotShared) else {
+            return;
+        };
+        // The capture stops (the browser's "sharing" bar goes away) before the camera returns.
+        drop(screen);
+        self.phone.sharing.set(false);
+        let camera = media.local().and_then(LocalMedia::camera_track);
+        let pc = media.link.peer_connection().clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            crate::rtc::replace_track(&pc, "video", camera.as_ref()).await;
+        });
     }
 
     /// The camera opened again: on the call's sender if the user still wants it (they may have
@@ -901,10 +1030,13 @@ impl Runtime {
                 self.phone
                     .local_stream
                     .set(Some(SendWrapper::new(local.share_stream())));
-                let pc = media.link.peer_connection().clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    crate::rtc::replace_track(&pc, "video", Some(&track)).await;
-                });
+                // While a screen is shared the camera waits for its turn (`stop_sharing`).
+                if !matches!(media.screen, Screen::Shared(_)) {
+                    let pc = media.link.peer_connection().clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        crate::rtc::replace_track(&pc, "video", Some(&track)).await;
+                    });
+                }
             }
             (Ok(track), ..) => track.stop(),
             (Err(error), ..) => {
@@ -927,6 +1059,8 @@ impl Runtime {
         self.phone.quality.set(None);
         self.phone.poor_for_a_while.set(false);
         self.phone.data_channel.set(None);
+        self.phone.sharing.set(false);
+        self.phone.peer_sharing.set(false);
     }
 
     fn send(&self, to: &str, message: PeerMessage) {

@@ -79,6 +79,8 @@ pub struct Inbound {
     /// Chrome reports it; Firefox does not, then it is derived from `frames_decoded`.
     pub frames_per_second: Option<f64>,
     pub frames_decoded: Option<u64>,
+    /// The frames are a screen capture (Chromium's `contentType: "screenshare"`).
+    pub screen_share: bool,
 }
 
 /// A `remote-inbound-rtp` entry: the peer's RTCP receiver report on what we send.

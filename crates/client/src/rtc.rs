@@ -17,11 +17,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcDataChannel,
-    RtcDataChannelInit, RtcDataChannelType, RtcIceCandidateInit, RtcIceConnectionState,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpTransceiver,
-    RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSessionDescriptionInit,
-    RtcSignalingState, RtcTrackEvent,
+    MediaDevices, MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration,
+    RtcDataChannel, RtcDataChannelInit, RtcDataChannelType, RtcIceCandidateInit,
+    RtcIceConnectionState, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
+    RtcRtpSender, RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcRtpTransceiverInit,
+    RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
 use crate::call::{LinkReport, MediaFlags};
@@ -153,6 +153,11 @@ impl LocalMedia {
         }
     }
 
+    /// The camera's track, while it is open.
+    pub fn camera_track(&self) -> Option<MediaStreamTrack> {
+        tracks(&self.stream).find(|track| track.kind() == "video")
+    }
+
     /// Takes a camera track opened again (by [`open_camera`]) into the stream, which the preview
     /// shows.
     pub fn add_camera(&self, track: &MediaStreamTrack) {
@@ -201,17 +206,26 @@ pub async fn open_camera() -> Result<MediaStreamTrack, MediaError> {
     tracks(&stream).next().ok_or(MediaError::Missing)
 }
 
+/// The connection's sender for `kind` ("audio" or "video"), if the call has one (an audio-only
+/// call has no video sender).
+fn sender(pc: &RtcPeerConnection, kind: &str) -> Option<RtcRtpSender> {
+    pc.get_transceivers()
+        .iter()
+        .filter_map(|transceiver| transceiver.dyn_into::<RtcRtpTransceiver>().ok())
+        .find(|transceiver| transceiver.receiver().track().kind() == kind)
+        .map(|transceiver| transceiver.sender())
+}
+
+/// Whether the call sends video (something to put a shared screen on without renegotiating).
+pub fn has_video_sender(pc: &RtcPeerConnection) -> bool {
+    sender(pc, "video").is_some()
+}
+
 /// Puts `track` (or nothing, while the camera is off) on the connection's sender of its `kind`
 /// ("audio" or "video"), in place of what it sent: no renegotiation, the peer sees the next frame
 /// or none.
 pub async fn replace_track(pc: &RtcPeerConnection, kind: &str, track: Option<&MediaStreamTrack>) {
-    let sender = pc
-        .get_transceivers()
-        .iter()
-        .filter_map(|transceiver| transceiver.dyn_into::<RtcRtpTransceiver>().ok())
-        .find(|transceiver| transceiver.receiver().track().kind() == kind)
-        .map(|transceiver| transceiver.sender());
-    if let Some(sender) = sender
+    if let Some(sender) = sender(pc, kind)
         && let Err(error) = JsFuture::from(sender.replace_track(track)).await
     {
         web_sys::console::warn_1(&error);
@@ -226,7 +240,7 @@ pub async fn attach(pc: &RtcPeerConnection, media: &MediaStream) {
     }
 }
 
-async fn get_user_media(audio: bool, video: bool) -> Result<MediaStream, MediaError> {
+fn media_devices() -> Result<MediaDevices, MediaError> {
     let devices = web_sys::window()
         .ok_or(MediaError::Unsupported)?
         .navigator()
@@ -236,17 +250,80 @@ async fn get_user_media(audio: bool, video: bool) -> Result<MediaStream, MediaEr
     if JsValue::from(devices.clone()).is_undefined() {
         return Err(MediaError::Unsupported);
     }
+    Ok(devices)
+}
+
+async fn get_user_media(audio: bool, video: bool) -> Result<MediaStream, MediaError> {
+    let devices = media_devices()?;
     let constraints = MediaStreamConstraints::new();
     constraints.set_audio(&JsValue::from_bool(audio));
     constraints.set_video(&JsValue::from_bool(video));
     let promise = devices
         .get_user_media_with_constraints(&constraints)
         .map_err(|_| MediaError::Unsupported)?;
+    media_stream(promise).await
+}
+
+/// The stream a `getUserMedia` or `getDisplayMedia` promise gives.
+async fn media_stream(promise: js_sys::Promise) -> Result<MediaStream, MediaError> {
     match JsFuture::from(promise).await {
         Ok(stream) => stream
             .dyn_into::<MediaStream>()
             .map_err(|_| MediaError::Failed("not a media stream".into())),
         Err(error) => Err(classify(&error)),
+    }
+}
+
+/// Whether this browser can share a screen at all (phones have no `getDisplayMedia`).
+pub fn can_share_screen() -> bool {
+    media_devices().is_ok_and(|devices| {
+        Reflect::has(&devices, &JsValue::from_str("getDisplayMedia")).unwrap_or(false)
+    })
+}
+
+/// A shared screen (or window, or tab) while the call sends it. Dropping it stops the capture:
+/// the browser's "sharing" bar goes away, as the camera light does with [`LocalMedia`].
+pub struct ScreenShare {
+    track: MediaStreamTrack,
+    _on_ended: Closure<dyn FnMut()>,
+}
+
+impl ScreenShare {
+    /// Asks the browser for a screen to share (it shows its picker). `on_ended` runs when the
+    /// capture ends by itself: the browser's own "Stop sharing", or the shared window closing.
+    pub async fn open(on_ended: impl FnMut() + 'static) -> Result<Self, MediaError> {
+        let promise = media_devices()?
+            .get_display_media()
+            .map_err(|_| MediaError::Unsupported)?;
+        let stream = media_stream(promise).await?;
+        // Only video is asked for; were anything else given, it is not kept running.
+        let mut video = None;
+        for track in tracks(&stream) {
+            if video.is_none() && track.kind() == "video" {
+                video = Some(track);
+            } else {
+                track.stop();
+            }
+        }
+        let track = video.ok_or(MediaError::Missing)?;
+        let on_ended = Closure::<dyn FnMut()>::new(on_ended);
+        track.set_onended(Some(on_ended.as_ref().unchecked_ref()));
+        Ok(Self {
+            track,
+            _on_ended: on_ended,
+        })
+    }
+
+    /// A second handle on the capture's track (for the sender), never a copy of it.
+    pub fn track(&self) -> MediaStreamTrack {
+        <MediaStreamTrack as Clone>::clone(&self.track)
+    }
+}
+
+impl Drop for ScreenShare {
+    fn drop(&mut self) {
+        self.track.set_onended(None);
+        self.track.stop();
     }
 }
 

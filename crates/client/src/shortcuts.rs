@@ -1,5 +1,5 @@
-//! Keyboard shortcuts: `M` mutes or unmutes and `V` turns the camera off or on during a call,
-//! `Esc` declines a ringing call. Which key does what is decided here, apart from the page, so
+//! Keyboard shortcuts: `M` mutes or unmutes, `V` turns the camera off or on and `S` shares the
+//! screen or stops sharing it during a call, `Esc` declines a ringing call. Which key does what is decided here, apart from the page, so
 //! that it is tested without a browser.
 
 use crate::call::{CallState, Event};
@@ -9,6 +9,7 @@ pub fn action(key: &str, state: &CallState) -> Option<Event> {
     match (key, state) {
         ("m" | "M", CallState::Active(_)) => Some(Event::ToggleMic),
         ("v" | "V", CallState::Active(_)) => Some(Event::ToggleCamera),
+        ("s" | "S", CallState::Active(_)) => Some(Event::ToggleShare),
         ("Escape", CallState::Incoming { .. }) => Some(Event::Decline),
         _ => None,
     }
@@ -46,6 +47,12 @@ mod tests {
         );
         assert_eq!(action("Escape", &CallState::Idle), None);
         assert_eq!(action("v", &CallState::Idle), None);
+        assert_eq!(action("s", &CallState::Idle), None);
+        assert_eq!(
+            action("s", &incoming),
+            None,
+            "nothing to share while ringing"
+        );
         assert_eq!(action("x", &incoming), None);
     }
 }

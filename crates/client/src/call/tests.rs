@@ -982,6 +982,19 @@ fn toggles_flip_local_tracks_and_tell_the_peer() {
 }
 
 #[test]
+fn sharing_a_screen_changes_the_sender_only_and_says_nothing_to_the_peer() {
+    let call = in_call(Role::Caller);
+    let (state, effects) = call.clone().on(Event::ToggleShare);
+    assert_eq!(state, call, "the call itself does not change");
+    assert_eq!(effects, vec![Effect::ToggleShare]);
+    let ringing = CallState::Incoming {
+        peer: "bob".into(),
+        call_id: id("c1"),
+    };
+    assert_eq!(ringing.clone().on(Event::ToggleShare), (ringing, vec![]));
+}
+
+#[test]
 fn remote_media_flags_follow_the_peer() {
     let (state, _) = in_call(Role::Caller).on(peer(
         "bob",

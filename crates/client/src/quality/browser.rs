@@ -51,6 +51,7 @@ fn inbound(entry: &JsValue) -> Inbound {
         frame_height: whole("frameHeight"),
         frames_per_second: number(entry, "framesPerSecond"),
         frames_decoded: count(entry, "framesDecoded"),
+        screen_share: text(entry, "contentType").as_deref() == Some("screenshare"),
     }
 }
 

@@ -17,6 +17,7 @@ fn sample(seconds: u64) -> StatsSample {
             frame_height: Some(720),
             frames_per_second: Some(30.0),
             frames_decoded: Some(seconds * 30),
+            screen_share: false,
         }),
         audio_in: Some(Inbound {
             bytes_received: audio_bytes,

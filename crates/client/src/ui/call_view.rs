@@ -5,7 +5,7 @@ use crate::call::{Active, CallState, EndReason, Event};
 use crate::i18n::{Strings, fill};
 use crate::phone::{Phone, SharedStream};
 use crate::ui::chat::{self, ChatDock};
-use crate::ui::icons::{CameraIcon, FullScreenIcon, HangUpIcon, MicIcon, PhoneIcon};
+use crate::ui::icons::{CameraIcon, FullScreenIcon, HangUpIcon, MicIcon, PhoneIcon, ScreenIcon};
 use crate::ui::quality::{PoorConnectionBanner, QualityIndicator};
 use crate::ui::{Avatar, Locale, format_duration};
 
@@ -269,6 +269,17 @@ fn InCall() -> impl IntoView {
             locale.t().full_screen
         }
     };
+    // Where the browser cannot share a screen (phones), the button is not there at all.
+    let can_share = crate::rtc::can_share_screen();
+    let sharing = phone.sharing();
+    let share_label = move || {
+        if sharing.get() {
+            locale.t().stop_sharing
+        } else {
+            locale.t().share_screen
+        }
+    };
+    let peer_sharing = phone.peer_sharing();
     let toggle_full_screen = move |_| {
         let document = document();
         if document.fullscreen_element().is_some() {
@@ -285,14 +296,15 @@ fn InCall() -> impl IntoView {
             class:connecting=move || started_at.get().is_none()
             data-phase=move || active.with(|a| a.as_ref().map(|a| a.phase.tag()))
         >
-            <div class="remote">
+            <div class="remote" class:screen=move || peer_sharing.get()>
                 <Video
                     testid="remote-video"
                     label=Signal::derive(move || peer.get())
                     stream=phone.remote_stream()
                     local=false
                 />
-                <Show when=move || remote_camera_off.get()>
+                // A shared screen is shown even with the sharer's camera off.
+                <Show when=move || remote_camera_off.get() && !peer_sharing.get()>
                     <div class="camera-off-cover" data-testid="remote-camera-off">
                         <Avatar name=peer.get_untracked() large=true/>
                         <p>{move || fill(locale.t().remote_camera_off, &peer.get())}</p>
@@ -312,6 +324,12 @@ fn InCall() -> impl IntoView {
                 </span>
                 <span class="link-state">{status}</span>
                 <QualityIndicator report=phone.quality()/>
+                <Show when=move || peer_sharing.get()>
+                    <span class="badge sharing" data-testid="remote-sharing">
+                        <ScreenIcon stop=false/>
+                        {move || fill(locale.t().remote_sharing, &peer.get())}
+                    </span>
+                </Show>
                 <Show when=move || remote_muted.get()>
                     <span class="badge" data-testid="remote-muted">
                         <MicIcon off=true/>
@@ -371,6 +389,21 @@ fn InCall() -> impl IntoView {
                 >
                     {move || view! { <CameraIcon off=!camera_on.get()/> }}
                 </button>
+                <Show when=move || can_share>
+                    <button
+                        type="button"
+                        class="btn round"
+                        class:sharing=move || sharing.get()
+                        data-testid="toggle-share"
+                        aria-keyshortcuts="S"
+                        aria-pressed=move || sharing.get().to_string()
+                        aria-label=share_label
+                        title=share_label
+                        on:click=move |_| phone.act(Event::ToggleShare)
+                    >
+                        {move || view! { <ScreenIcon stop=sharing.get()/> }}
+                    </button>
+                </Show>
                 <button
                     type="button"
                     class="btn round danger"

@@ -80,3 +80,15 @@ pub fn FullScreenIcon(exit: bool) -> impl IntoView {
         </Svg>
     }
 }
+
+/// A screen with an arrow leaving it: share the screen (crossed out: stop sharing).
+#[component]
+pub fn ScreenIcon(stop: bool) -> impl IntoView {
+    view! {
+        <Svg>
+            <rect x="2" y="4" width="20" height="13" rx="2"></rect>
+            <path d="M8 21h8M12 17v4M12 14V8M9 11l3-3 3 3"></path>
+            {stop.then(|| view! { <path d="M3 3l18 18"></path> })}
+        </Svg>
+    }
+}
