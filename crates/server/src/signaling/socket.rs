@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -249,10 +250,27 @@ impl Connection {
         };
         // A client that stopped reading blocks the write once the kernel's buffers are full:
         // the hub's kick (its inbox overflowing meanwhile) ends the wait, or the deadline does.
-        tokio::select! {
-            result = tokio::time::timeout(self.write_deadline, write) => written(result),
-            why = inbox.kicked() => Err(why.into()),
-        }
+        // Both are armed only once the write has to wait, boxed: nearly every write finishes on
+        // its first poll, and their state held in place (a timer and a waiter, ~200 bytes) would
+        // widen every idle connection's task, which keeps this future's size for its whole life.
+        let mut write = std::pin::pin!(write);
+        let mut stall: Option<Pin<Box<dyn Future<Output = Ending> + Send + '_>>> = None;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = write.as_mut().poll(cx) {
+                return Poll::Ready(result.map_err(|_| Ending::ClientGone));
+            }
+            let deadline = self.write_deadline;
+            let stall = stall.get_or_insert_with(|| {
+                Box::pin(async move {
+                    tokio::select! {
+                        () = tokio::time::sleep(deadline) => Ending::Stalled,
+                        why = inbox.kicked() => why.into(),
+                    }
+                })
+            });
+            stall.as_mut().poll(cx).map(Err)
+        })
+        .await
     }
 
     /// Says why the connection ends (when the client can still hear it) and finishes the
