@@ -822,6 +822,7 @@ struct PresencePage<'a> {
     in_call: Vec<&'a str>,
 }
 
+#[cfg(test)]
 impl PresencePage<'_> {
     fn to_frame(&self) -> Utf8Bytes {
         // Serialising strings and a bool cannot fail.
@@ -832,35 +833,58 @@ impl PresencePage<'_> {
 /// `names` (each with whether they are in a call), sorted, split into `presence` frames of about
 /// [`PRESENCE_PAGE_BYTES`] of names each, every one but the last marked `more` (one frame,
 /// possibly empty, when few are online).
+///
+/// The pages are written one after another into a single buffer and handed out as slices of it:
+/// one allocation per list, not several per page. A crowd arriving makes every connection render
+/// a list of thousands, and those short-lived buffers are allocated among the connections'
+/// lasting state.
 fn presence_pages(mut names: Vec<(&str, bool)>) -> Vec<Utf8Bytes> {
     names.sort_unstable();
-    let page = |entries: &[(&str, bool)], more: bool| {
-        PresencePage {
-            online: entries.iter().map(|(name, _)| *name).collect(),
-            more,
-            in_call: entries
-                .iter()
-                .filter(|(_, in_call)| *in_call)
-                .map(|(name, _)| *name)
-                .collect(),
-        }
-        .to_frame()
-    };
-    let mut pages = Vec::new();
+    let mut breaks = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (index, (name, in_call)) in names.iter().enumerate() {
         // The name, its quotes and a comma (twice for someone in a call: listed in `in_call` too).
         let size = (name.len() + 3) * (1 + usize::from(*in_call));
         if index > start && bytes + size > PRESENCE_PAGE_BYTES {
-            pages.push(page(&names[start..index], true));
+            breaks.push(index);
             start = index;
             bytes = 0;
         }
         bytes += size;
     }
-    pages.push(page(&names[start..], false));
-    pages
+    breaks.push(names.len());
+    // The names, their quotes and commas, and each page's envelope.
+    let estimate = names.iter().map(|(name, _)| name.len() + 3).sum::<usize>() + 64 * breaks.len();
+    let mut text = Vec::with_capacity(estimate);
+    let mut ends = Vec::with_capacity(breaks.len());
+    let mut start = 0;
+    for (page, &end) in breaks.iter().enumerate() {
+        let entries = &names[start..end];
+        let page = PresencePage {
+            online: entries.iter().map(|(name, _)| *name).collect(),
+            more: page + 1 < breaks.len(),
+            in_call: entries
+                .iter()
+                .filter(|(_, in_call)| *in_call)
+                .map(|(name, _)| *name)
+                .collect(),
+        };
+        // Serialising strings and a bool into memory cannot fail.
+        let _ = serde_json::to_writer(&mut text, &page);
+        ends.push(text.len());
+        start = end;
+    }
+    let text = axum::body::Bytes::from(text);
+    let mut from = 0;
+    ends.into_iter()
+        .map(|end| {
+            let page = text.slice(from..end);
+            from = end;
+            // Each slice is one whole JSON text, so it is UTF-8.
+            Utf8Bytes::try_from(page).unwrap_or_default()
+        })
+        .collect()
 }
 
 #[cfg(test)]
