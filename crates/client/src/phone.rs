@@ -327,6 +327,14 @@ impl CallMedia {
             OwnDevices::Opening => None,
         }
     }
+
+    /// Puts the camera's `track` (or nothing, camera off) on the video sender, unless a shared
+    /// screen holds it: then the camera's turn comes when sharing stops (`stop_sharing`).
+    fn send_camera(&self, track: Option<MediaStreamTrack>) {
+        if !matches!(self.screen, Screen::Shared(_)) {
+            crate::rtc::send_video(self.link.peer_connection(), track);
+        }
+    }
 }
 
 /// Our devices for the call. The callee's connection exists before them: it is made while the
@@ -902,15 +910,9 @@ impl Runtime {
                     local.set_enabled(flags);
                     // Camera off means its light goes out: the track stops, and the sender sends
                     // nothing. On again, it is opened anew and put on the same sender.
-                    let pc = media.link.peer_connection().clone();
                     if !flags.video && local.has_video() {
                         local.close_camera();
-                        // A shared screen stays on the sender; the camera's turn comes after it.
-                        if !matches!(media.screen, Screen::Shared(_)) {
-                            wasm_bindgen_futures::spawn_local(async move {
-                                crate::rtc::replace_track(&pc, "video", None).await;
-                            });
-                        }
+                        media.send_camera(None);
                     } else if flags.video && local.camera_closed() {
                         let (inputs, call_id) = (self.inputs.clone(), media.call_id.clone());
                         wasm_bindgen_futures::spawn_local(async move {
@@ -979,12 +981,9 @@ impl Runtime {
         };
         match result {
             Ok(screen) => {
-                let (pc, track) = (media.link.peer_connection().clone(), screen.track());
+                crate::rtc::send_video(media.link.peer_connection(), Some(screen.track()));
                 media.screen = Screen::Shared(screen);
                 self.phone.sharing.set(true);
-                wasm_bindgen_futures::spawn_local(async move {
-                    crate::rtc::replace_track(&pc, "video", Some(&track)).await;
-                });
             }
             Err(error) => {
                 // Most often the user closed the picker: the call goes on as it was.
@@ -1005,11 +1004,7 @@ impl Runtime {
         // The capture stops (the browser's "sharing" bar goes away) before the camera returns.
         drop(screen);
         self.phone.sharing.set(false);
-        let camera = media.local().and_then(LocalMedia::camera_track);
-        let pc = media.link.peer_connection().clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            crate::rtc::replace_track(&pc, "video", camera.as_ref()).await;
-        });
+        media.send_camera(media.local().and_then(LocalMedia::camera_track));
     }
 
     /// The camera opened again: on the call's sender if the user still wants it (they may have
@@ -1030,13 +1025,7 @@ impl Runtime {
                 self.phone
                     .local_stream
                     .set(Some(SendWrapper::new(local.share_stream())));
-                // While a screen is shared the camera waits for its turn (`stop_sharing`).
-                if !matches!(media.screen, Screen::Shared(_)) {
-                    let pc = media.link.peer_connection().clone();
-                    wasm_bindgen_futures::spawn_local(async move {
-                        crate::rtc::replace_track(&pc, "video", Some(&track)).await;
-                    });
-                }
+                media.send_camera(Some(track));
             }
             (Ok(track), ..) => track.stop(),
             (Err(error), ..) => {

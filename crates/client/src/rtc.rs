@@ -221,6 +221,15 @@ pub fn has_video_sender(pc: &RtcPeerConnection) -> bool {
     sender(pc, "video").is_some()
 }
 
+/// [`replace_track`] on the video sender, in the background: the caller's state moves on at
+/// once, and the peer sees the new track from its next frame.
+pub fn send_video(pc: &RtcPeerConnection, track: Option<MediaStreamTrack>) {
+    let pc = pc.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        replace_track(&pc, "video", track.as_ref()).await;
+    });
+}
+
 /// Puts `track` (or nothing, while the camera is off) on the connection's sender of its `kind`
 /// ("audio" or "video"), in place of what it sent: no renegotiation, the peer sees the next frame
 /// or none.

@@ -251,7 +251,7 @@ impl Connection {
         // A client that stopped reading blocks the write once the kernel's buffers are full:
         // the hub's kick (its inbox overflowing meanwhile) ends the wait, or the deadline does.
         // Both are armed only once the write has to wait, boxed: nearly every write finishes on
-        // its first poll, and their state held in place (a timer and a waiter, ~200 bytes) would
+        // its first poll, and their state held in place (a timer and a waiter, ~150 bytes) would
         // widen every idle connection's task, which keeps this future's size for its whole life.
         let mut write = std::pin::pin!(write);
         let mut stall: Option<Pin<Box<dyn Future<Output = Ending> + Send + '_>>> = None;
