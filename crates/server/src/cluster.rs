@@ -1,5 +1,6 @@
-//! What several Duet instances share through Redis (`--redis-url`): so far the login and
-//! registration throttles ([`crate::throttle::Limiter`]). Without Redis each instance keeps its
+//! What several Duet instances share through Redis (`--redis-url`): the login and
+//! registration throttles ([`crate::throttle::Limiter`]), and the relay and presence
+//! ([`crate::signaling::remote`]). Without Redis each instance keeps its
 //! own state, and nothing here runs.
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub enum ClusterError {
 /// A connection to Redis that reconnects by itself; cheap to clone (one multiplexed connection).
 #[derive(Clone)]
 pub struct Redis {
+    client: redis::Client,
     connection: ConnectionManager,
 }
 
@@ -45,10 +47,15 @@ impl Redis {
             .set_response_timeout(Some(Duration::from_secs(1)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_with_config(client, config)
+        let connection = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|source| ClusterError::Connect { at, source })?;
-        Ok(Self { connection })
+        Ok(Self { client, connection })
+    }
+
+    /// The client, for a connection of its own (a subscription).
+    pub fn client(&self) -> redis::Client {
+        self.client.clone()
     }
 
     /// The connection, for one command or script (clones share the one connection).

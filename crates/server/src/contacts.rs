@@ -49,8 +49,10 @@ impl From<sqlx::Error> for ContactsError {
     }
 }
 
-/// What an action changed for another user, which the hub applies if they are online.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an action changed for another user, which the hub applies if they are online (and
+/// tells other instances of, through Redis).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
     /// Nothing the other side may learn of: a request to a name with no account, or to someone
     /// who blocked the sender, or an action that changed nothing.
@@ -77,7 +79,8 @@ pub enum Change {
 }
 
 /// What the hub keeps of an online user: whose presence they share and who may reach them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Circle {
     /// Keys of mutual contacts.
     pub contacts: HashSet<String>,

@@ -174,6 +174,10 @@ impl Application {
             relay,
         };
 
+        if let Some(redis) = &state.redis {
+            crate::signaling::remote::start(redis, state.relay.clone(), state.shutdown.clone());
+        }
+
         // Expired sessions are deleted in the background; the task ends with the server.
         let sweeper = sessions.clone();
         let stop = state.shutdown.clone();
@@ -342,7 +346,8 @@ fn spawn_password_change_watch(state: &AppState) {
             match accounts.sessions_ended_after(seen).await {
                 Ok(changes) => {
                     for (key, since) in changes {
-                        let closed = hub.end_logins_before(&key, since);
+                        // Every instance watches: no need to tell the others.
+                        let closed = hub.end_logins_before_here(&key, since);
                         tracing::info!(user = %key, sockets = closed, "password changed; old logins ended");
                         seen = seen.max(since);
                     }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tower_sessions::session::Id as SessionId;
 
+use super::remote::{Bulletin, InstanceId, Outbox, Parcel, SeatEntry};
 use crate::contacts::{Change, Circle};
 use crate::metrics::Metrics;
 
@@ -226,10 +227,22 @@ pub struct LoginTag {
     pub started: i64,
 }
 
+/// Another instance holding connections of a user (learnt through Redis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seat {
+    instance: InstanceId,
+    /// In an answered call there.
+    in_call: bool,
+}
+
 struct OnlineUser {
     /// The name as the user registered it (the map key is its case-folded form).
     display_name: String,
+    /// This instance's connections of the user.
     connections: Vec<Connection>,
+    /// Other instances with connections of the user: empty without Redis, and for nearly
+    /// everyone with it (a user's tabs usually share one instance).
+    seats: Vec<Seat>,
     /// Contacts, blocks, who may call; `None` for the many who have none of these (no
     /// allocation for them).
     circle: Option<Box<Circle>>,
@@ -238,6 +251,17 @@ struct OnlineUser {
 }
 
 impl OnlineUser {
+    fn new(name: &str, connections: Vec<Connection>, seats: Vec<Seat>, circle: Circle) -> Self {
+        Self {
+            display_name: name.to_owned(),
+            connections,
+            seats,
+            // The many with no contacts, blocks or rule hold no allocation for it.
+            circle: (!circle.is_empty()).then(|| Box::new(circle)),
+            calls: 0,
+        }
+    }
+
     fn admits(&self, sender: &str) -> bool {
         self.circle
             .as_ref()
@@ -256,9 +280,28 @@ impl OnlineUser {
             .is_some_and(|circle| circle.blocks.contains(key))
     }
 
-    /// In at least one answered call.
+    /// In at least one answered call, here or on another instance.
     fn in_call(&self) -> bool {
-        self.calls > 0
+        self.calls > 0 || self.seats.iter().any(|seat| seat.in_call)
+    }
+
+    /// Has connections here or on another instance.
+    fn present(&self) -> bool {
+        !self.connections.is_empty() || !self.seats.is_empty()
+    }
+
+    /// How other instances are told about this user's connections here.
+    fn seat_entry(&self, key: &str) -> SeatEntry {
+        SeatEntry {
+            key: key.to_owned(),
+            name: self.display_name.clone(),
+            in_call: self.calls > 0,
+            circle: self.circle.as_deref().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn seat_bulletin(&self, key: &str) -> Bulletin {
+        Bulletin::Seat(self.seat_entry(key))
     }
 
     fn circle_mut(&mut self) -> &mut Circle {
@@ -295,6 +338,8 @@ pub struct Membership {
 pub enum Delivery {
     Delivered(usize),
     Offline,
+    /// Online only on other instances, which cannot be reached now (Redis is away).
+    Unreachable,
 }
 
 pub struct Hub {
@@ -304,6 +349,8 @@ pub struct Hub {
     changes: AtomicU64,
     metrics: Metrics,
     scope: PresenceScope,
+    /// Other instances, through Redis, when configured ([`super::remote`]).
+    outbox: std::sync::OnceLock<Outbox>,
 }
 
 impl Hub {
@@ -314,7 +361,50 @@ impl Hub {
             changes: AtomicU64::new(0),
             metrics,
             scope,
+            outbox: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where what other instances must know is posted, once linked.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.get()
+    }
+
+    /// From now on, what other instances must know is posted to `outbox`.
+    pub fn link(&self, outbox: Outbox) {
+        let _ = self.outbox.set(outbox);
+    }
+
+    /// Tells every other instance (nothing without Redis).
+    fn publish(&self, bulletin: Bulletin) {
+        if let Some(outbox) = self.outbox.get() {
+            outbox.bulletin(&bulletin);
+        }
+    }
+
+    /// Queues `text` for user `key`'s connections on every instance that holds some; how many
+    /// instances it was posted to (none while Redis is away).
+    fn post_to_seats(
+        &self,
+        key: &str,
+        user: &OnlineUser,
+        text: &Utf8Bytes,
+        from: Option<&str>,
+    ) -> usize {
+        let Some(outbox) = self.outbox.get() else {
+            return 0;
+        };
+        user.seats
+            .iter()
+            .filter(|seat| {
+                let parcel = Parcel {
+                    to: key.to_owned(),
+                    text: text.as_str().to_owned(),
+                    from: from.map(str::to_owned),
+                };
+                outbox.parcel(seat.instance, &parcel)
+            })
+            .count()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, OnlineUser>> {
@@ -339,24 +429,19 @@ impl Hub {
         inbox.push_greeting(hello.to_json().into());
         let mut users = self.lock();
         let first = !users.contains_key(&key);
-        // A user already online has the hub's own, current circle.
-        let stale = first && self.changes() != seen;
+        let first_here = users
+            .get(&key)
+            .is_none_or(|user| user.connections.is_empty());
+        // A user already online here has the hub's own, current circle.
+        let stale = first_here && self.changes() != seen;
+        if first_here && let Some(user) = users.get_mut(&key) {
+            // Online elsewhere: the circle just read replaces the one the other instance sent.
+            user.circle = (!circle.is_empty()).then(|| Box::new(circle.clone()));
+        }
         if first {
-            let user = OnlineUser {
-                display_name: display_name.to_owned(),
-                // Most users have one tab open: room for exactly one, not the default four.
-                connections: Vec::with_capacity(1),
-                circle: (!circle.is_empty()).then(|| Box::new(circle)),
-                calls: 0,
-            };
-            let announcement: Utf8Bytes = ServerEvent::Online {
-                username: display_name.to_owned(),
-            }
-            .to_json()
-            .into();
-            self.announce_locked(&users, &key, &user, &announcement);
-            users.insert(key.clone(), user);
-            self.metrics.users_online.inc();
+            // Most users have one tab open: room for exactly one, not the default four.
+            let user = OnlineUser::new(display_name, Vec::with_capacity(1), Vec::new(), circle);
+            self.arrive_locked(&mut users, &key, user);
         }
         if let Some(user) = users.get_mut(&key) {
             user.connections.push(Connection {
@@ -364,6 +449,10 @@ impl Hub {
                 inbox: inbox.clone(),
                 login,
             });
+            if first_here {
+                self.metrics.users_online.inc();
+                self.publish(user.seat_bulletin(&key));
+            }
         }
         self.metrics.connections.inc();
         Membership {
@@ -374,8 +463,8 @@ impl Hub {
         }
     }
 
-    /// Removes a connection; if it was the user's last, tells those who see them that they went
-    /// offline, and returns true.
+    /// Removes a connection; if it was the user's last here, returns true, and tells those who
+    /// see them that they went offline unless they are still online on another instance.
     pub fn leave(&self, key: &str, id: ConnectionId) -> bool {
         let mut users = self.lock();
         let Some(user) = users.get_mut(key) else {
@@ -387,19 +476,53 @@ impl Hub {
             return false;
         }
         self.metrics.connections.dec();
-        if user.connections.is_empty()
-            && let Some(user) = users.remove(key)
-        {
-            self.metrics.users_online.dec();
+        if !user.connections.is_empty() {
+            return false;
+        }
+        self.metrics.users_online.dec();
+        self.publish(Bulletin::Unseat {
+            key: key.to_owned(),
+        });
+        if user.present() {
+            // Still online on another instance; in a call here no more.
+            let before = user.in_call();
+            user.calls = 0;
+            if let Some(user) = users.get(key)
+                && user.in_call() != before
+            {
+                self.announce_locked(&users, key, user, &status_frame(user));
+            }
+        } else {
+            self.forget_locked(&mut users, key);
+        }
+        true
+    }
+
+    /// Adds `user`, online nowhere before, and tells those who may see them (and, if they
+    /// arrive in a call, that too).
+    fn arrive_locked(&self, users: &mut HashMap<String, OnlineUser>, key: &str, user: OnlineUser) {
+        let announcement: Utf8Bytes = ServerEvent::Online {
+            username: user.display_name.clone(),
+        }
+        .to_json()
+        .into();
+        self.announce_locked(users, key, &user, &announcement);
+        if user.in_call() {
+            self.announce_locked(users, key, &user, &status_frame(&user));
+        }
+        users.insert(key.to_owned(), user);
+    }
+
+    /// Removes user `key`, online nowhere any more, and tells those who saw them.
+    fn forget_locked(&self, users: &mut HashMap<String, OnlineUser>, key: &str) {
+        if let Some(user) = users.remove(key) {
             let announcement: Utf8Bytes = ServerEvent::Offline {
                 username: user.display_name.clone(),
             }
             .to_json()
             .into();
-            self.announce_locked(&users, key, &user, &announcement);
-            return true;
+            self.announce_locked(users, key, &user, &announcement);
         }
-        false
     }
 
     /// User `key` no longer exists (the account was deleted): those who saw them are told they
@@ -407,6 +530,14 @@ impl Hub {
     /// contact or a block (an account registered later under the name is nobody's contact).
     /// Returns how many connections it closed.
     pub fn remove_user(&self, key: &str) -> usize {
+        self.publish(Bulletin::RemoveUser {
+            key: key.to_owned(),
+        });
+        self.remove_user_here(key)
+    }
+
+    /// [`Hub::remove_user`] on this instance only.
+    pub fn remove_user_here(&self, key: &str) -> usize {
         let mut users = self.lock();
         let mut closed = 0;
         if let Some(user) = users.remove(key) {
@@ -416,7 +547,9 @@ impl Hub {
             .to_json()
             .into();
             self.announce_locked(&users, key, &user, &announcement);
-            self.metrics.users_online.dec();
+            if !user.connections.is_empty() {
+                self.metrics.users_online.dec();
+            }
             for connection in &user.connections {
                 // Gone from the map: its task's `leave` finds nothing more to do.
                 self.metrics.connections.dec();
@@ -442,19 +575,47 @@ impl Hub {
         self.lock().get(key).map(|user| user.display_name.clone())
     }
 
-    /// Closes every connection of user `key` opened with `session` (logged out); how many.
+    /// Closes every connection of user `key` opened with `session` (logged out), on every
+    /// instance; how many here.
     pub fn end_session(&self, key: &str, session: SessionId) -> usize {
+        self.publish(Bulletin::EndSession {
+            key: key.to_owned(),
+            session: session.to_string(),
+        });
+        self.end_session_here(key, session)
+    }
+
+    /// [`Hub::end_session`] on this instance only.
+    pub fn end_session_here(&self, key: &str, session: SessionId) -> usize {
         self.end_logins(key, |login| login.session == session)
     }
 
     /// Closes every connection of user `key` whose login started before `since` (Unix milliseconds:
-    /// the password changed); how many.
+    /// the password changed), on every instance; how many here.
     pub fn end_logins_before(&self, key: &str, since: i64) -> usize {
+        self.publish(Bulletin::EndLoginsBefore {
+            key: key.to_owned(),
+            since,
+        });
+        self.end_logins_before_here(key, since)
+    }
+
+    /// [`Hub::end_logins_before`] on this instance only.
+    pub fn end_logins_before_here(&self, key: &str, since: i64) -> usize {
         self.end_logins(key, |login| login.started < since)
     }
 
-    /// Closes every connection of user `key` (the account was deleted); how many.
+    /// Closes every connection of user `key` (the account was deleted), on every instance; how
+    /// many here.
     pub fn end_user(&self, key: &str) -> usize {
+        self.publish(Bulletin::EndUser {
+            key: key.to_owned(),
+        });
+        self.end_user_here(key)
+    }
+
+    /// [`Hub::end_user`] on this instance only.
+    pub fn end_user_here(&self, key: &str) -> usize {
         self.kick_where(key, |_| true)
     }
 
@@ -473,18 +634,27 @@ impl Hub {
         })
     }
 
-    /// Queues `text` from user `sender` on every connection of user `key`. A user who does not
-    /// take frames from `sender` (blocked, or calls from contacts only) is `Offline` to them:
-    /// the sender cannot tell the two apart.
-    pub fn relay(&self, sender: &str, key: &str, text: &Utf8Bytes) -> Delivery {
+    /// Queues `text` from user `sender` on every connection of user `key`, here and on the other
+    /// instances that hold some. A user who does not take frames from `sender` (blocked, or calls
+    /// from contacts only) is `Offline` to them: the sender cannot tell the two apart.
+    /// (`sender` is the key; `sender_name` the name, for other instances' call logs.)
+    pub fn relay(&self, sender: &str, sender_name: &str, key: &str, text: &Utf8Bytes) -> Delivery {
         let users = self.lock();
         match users.get(key) {
-            Some(user) if user.admits(sender) => Delivery::Delivered(
-                user.connections
+            Some(user) if user.admits(sender) => {
+                let here = user
+                    .connections
                     .iter()
                     .filter(|c| c.inbox.offer(text))
-                    .count(),
-            ),
+                    .count();
+                if user.seats.is_empty() {
+                    return Delivery::Delivered(here);
+                }
+                match self.post_to_seats(key, user, text, Some(sender_name)) {
+                    0 if user.connections.is_empty() => Delivery::Unreachable,
+                    elsewhere => Delivery::Delivered(here + elsewhere),
+                }
+            }
             _ => Delivery::Offline,
         }
     }
@@ -516,7 +686,8 @@ impl Hub {
             .login
     }
 
-    /// Queues `text` on every connection of user `key`, except `skip`.
+    /// Queues `text` on every connection of user `key` (here and on other instances), except
+    /// `skip` (one of this instance's).
     pub fn deliver(&self, key: &str, text: &Utf8Bytes, skip: Option<ConnectionId>) -> Delivery {
         let users = self.lock();
         let Some(user) = users.get(key) else {
@@ -527,7 +698,24 @@ impl Hub {
             .iter()
             .filter(|c| Some(c.id) != skip && c.inbox.offer(text))
             .count();
-        Delivery::Delivered(delivered)
+        let elsewhere = if user.seats.is_empty() {
+            0
+        } else {
+            self.post_to_seats(key, user, text, None)
+        };
+        Delivery::Delivered(delivered + elsewhere)
+    }
+
+    /// Queues `text` on this instance's connections of user `key` (a parcel from another
+    /// instance); how many.
+    pub fn deliver_here(&self, key: &str, text: &Utf8Bytes) -> usize {
+        let users = self.lock();
+        users.get(key).map_or(0, |user| {
+            user.connections
+                .iter()
+                .filter(|c| c.inbox.offer(text))
+                .count()
+        })
     }
 
     /// Everyone online now, sorted.
@@ -607,9 +795,19 @@ impl Hub {
         presence_pages(names)
     }
 
-    /// Applies a change of user `key`'s contact book to those online: their circles, their
-    /// presence to each other, and a `contacts` notice to each side whose book changed.
+    /// Applies a change of user `key`'s contact book to those online, on every instance: their
+    /// circles, their presence to each other, and a `contacts` notice to each side whose book
+    /// changed.
     pub fn apply(&self, key: &str, change: &Change) {
+        self.publish(Bulletin::Contact {
+            key: key.to_owned(),
+            change: change.clone(),
+        });
+        self.apply_here(key, change);
+    }
+
+    /// [`Hub::apply`] on this instance only.
+    pub fn apply_here(&self, key: &str, change: &Change) {
         let notice: Utf8Bytes = ServerEvent::Contacts.to_json().into();
         let mut users = self.lock();
         self.changes.fetch_add(1, Ordering::Relaxed);
@@ -755,19 +953,27 @@ impl Hub {
         }
     }
 
-    /// User `key` went into an answered call (`in_call`) or came out of one. Those who see them
-    /// hear of it when they go from no call to one, or from their last call to none.
+    /// User `key`, connected here, went into an answered call (`in_call`) or came out of one.
+    /// Those who see them hear of it when they go from no call to one, or from their last call
+    /// to none. (A user connected only elsewhere: that instance counts their calls.)
     pub fn set_in_call(&self, key: &str, in_call: bool) {
         let mut users = self.lock();
         let Some(user) = users.get_mut(key) else {
             return;
         };
+        if user.connections.is_empty() {
+            return;
+        }
         let before = user.in_call();
+        let before_here = user.calls > 0;
         user.calls = if in_call {
             user.calls.saturating_add(1)
         } else {
             user.calls.saturating_sub(1)
         };
+        if (user.calls > 0) != before_here {
+            self.publish(user.seat_bulletin(key));
+        }
         if user.in_call() == before {
             return;
         }
@@ -783,8 +989,17 @@ impl Hub {
             .is_some_and(|viewer| users.contains_key(b) && self.sees(a, viewer, b))
     }
 
-    /// User `key` changed who may call them.
+    /// User `key` changed who may call them (on every instance).
     pub fn set_calls_from(&self, key: &str, calls_from: protocol::CallsFrom) {
+        self.publish(Bulletin::CallsFrom {
+            key: key.to_owned(),
+            calls_from,
+        });
+        self.set_calls_from_here(key, calls_from);
+    }
+
+    /// [`Hub::set_calls_from`] on this instance only.
+    pub fn set_calls_from_here(&self, key: &str, calls_from: protocol::CallsFrom) {
         let mut users = self.lock();
         self.changes.fetch_add(1, Ordering::Relaxed);
         if let Some(user) = users.get_mut(key) {
@@ -793,6 +1008,127 @@ impl Hub {
                 user.circle = None;
             }
         }
+    }
+}
+
+/// Other instances' users, as [`super::remote`] learns of them.
+impl Hub {
+    /// Instance `instance` holds connections of user `key` (`in_call` there), whose circle is
+    /// `circle`. Those who may see them hear of it if they were not online before, or of their
+    /// call status if it changed.
+    pub fn seat(&self, instance: InstanceId, entry: SeatEntry) {
+        let mut users = self.lock();
+        self.seat_locked(&mut users, instance, entry);
+    }
+
+    fn seat_locked(
+        &self,
+        users: &mut HashMap<String, OnlineUser>,
+        instance: InstanceId,
+        entry: SeatEntry,
+    ) {
+        let SeatEntry {
+            key,
+            name,
+            in_call,
+            circle,
+        } = entry;
+        let key = key.as_str();
+        let seat = Seat { instance, in_call };
+        let Some(user) = users.get_mut(key) else {
+            let user = OnlineUser::new(&name, Vec::new(), vec![seat], circle);
+            self.arrive_locked(users, key, user);
+            return;
+        };
+        let before = user.in_call();
+        match user.seats.iter_mut().find(|s| s.instance == instance) {
+            Some(known) => *known = seat,
+            None => user.seats.push(seat),
+        }
+        if user.connections.is_empty() {
+            // The instance holding them knows their circle best; one of ours knows it here.
+            user.circle = (!circle.is_empty()).then(|| Box::new(circle));
+        }
+        if let Some(user) = users.get(key)
+            && user.in_call() != before
+        {
+            self.announce_locked(users, key, user, &status_frame(user));
+        }
+    }
+
+    /// Instance `instance` holds exactly the users of `roster` (all it had, after a gap): each
+    /// is seated, and its other users unseated. Returns those now online nowhere.
+    pub fn reseat(&self, instance: InstanceId, roster: Vec<SeatEntry>) -> Vec<String> {
+        let mut users = self.lock();
+        let listed: HashSet<String> = roster.iter().map(|entry| entry.key.clone()).collect();
+        for entry in roster {
+            self.seat_locked(&mut users, instance, entry);
+        }
+        let dropped: Vec<String> = users
+            .iter()
+            .filter(|(key, user)| {
+                !listed.contains(*key) && user.seats.iter().any(|seat| seat.instance == instance)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        dropped
+            .into_iter()
+            .filter(|key| self.unseat_locked(&mut users, instance, key))
+            .collect()
+    }
+
+    /// Instance `instance` holds no connection of user `key` any more. True if the user is now
+    /// online nowhere (those who saw them were told).
+    pub fn unseat(&self, instance: InstanceId, key: &str) -> bool {
+        let mut users = self.lock();
+        self.unseat_locked(&mut users, instance, key)
+    }
+
+    fn unseat_locked(
+        &self,
+        users: &mut HashMap<String, OnlineUser>,
+        instance: InstanceId,
+        key: &str,
+    ) -> bool {
+        let Some(user) = users.get_mut(key) else {
+            return false;
+        };
+        let before = user.in_call();
+        user.seats.retain(|seat| seat.instance != instance);
+        if !user.present() {
+            self.forget_locked(users, key);
+            return true;
+        }
+        if let Some(user) = users.get(key)
+            && user.in_call() != before
+        {
+            self.announce_locked(users, key, user, &status_frame(user));
+        }
+        false
+    }
+
+    /// Instance `instance` is gone (stopped, or unreachable): its users are unseated; those now
+    /// online nowhere are returned.
+    pub fn instance_gone(&self, instance: InstanceId) -> Vec<String> {
+        let mut users = self.lock();
+        let seated: Vec<String> = users
+            .iter()
+            .filter(|(_, user)| user.seats.iter().any(|seat| seat.instance == instance))
+            .map(|(key, _)| key.clone())
+            .collect();
+        seated
+            .into_iter()
+            .filter(|key| self.unseat_locked(&mut users, instance, key))
+            .collect()
+    }
+
+    /// What other instances must know of this one's users: one entry each.
+    pub fn roster(&self) -> Vec<SeatEntry> {
+        self.lock()
+            .iter()
+            .filter(|(_, user)| !user.connections.is_empty())
+            .map(|(key, user)| user.seat_entry(key))
+            .collect()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The signaling relay at `GET /video`.
 
 pub mod hub;
+pub mod remote;
 pub mod socket;
 
 pub use hub::{Hub, PresenceScope};

@@ -350,6 +350,24 @@ impl Relay {
         });
     }
 
+    /// Notes a frame another instance relayed from `from` to our user `to_key` in the call log.
+    pub(super) fn note_relayed(&self, from: &str, to_key: &str, text: &str) {
+        let Ok(request) = RelayRequest::parse(text) else {
+            return;
+        };
+        let kind = request.kind();
+        if let Some(call_id) = request.call_id()
+            && kind.is_call_control()
+        {
+            self.note_call(
+                kind,
+                call_id,
+                (&username_key(from), from),
+                (to_key, request.to()),
+            );
+        }
+    }
+
     /// Notes a delivered call-control frame in the call log.
     fn note_call(&self, kind: PeerKind, call_id: &str, from: (&str, &str), to: (&str, &str)) {
         let party = |(key, name): (&str, &str)| Party {
@@ -803,7 +821,7 @@ fn forward(
     let echo = kind.is_echoed_to_own_tabs();
     let target = request.to().to_owned();
     let delivered: Utf8Bytes = request.deliver_as(username).into();
-    match relay.hub.relay(own_key, &target_key, &delivered) {
+    match relay.hub.relay(own_key, username, &target_key, &delivered) {
         Delivery::Delivered(_) => {
             relay.metrics.messages_relayed.inc();
             if kind.is_call_control()
@@ -817,5 +835,9 @@ fn forward(
             None
         }
         Delivery::Offline => refuse(ErrorCode::PeerOffline, format!("{target} is not online")),
+        Delivery::Unreachable => refuse(
+            ErrorCode::PeerOffline,
+            format!("{target} cannot be reached right now"),
+        ),
     }
 }
