@@ -1,27 +1,16 @@
-// Two Duet instances behind a real HAProxy (Debian's `haproxy`, a private child process on
-// loopback ports running the repository's own deploy/haproxy.cfg), sharing one database: the
-// active instance dies during a call. Issue #17: media keeps flowing (it never went through
-// Duet), both pages reconnect through the balancer to the standby, still logged in, and a new
-// call between them connects.
+// Two Duet instances sharing one database and a private Redis (issue #17): users on different
+// instances see and call each other, and behind a real HAProxy (Debian's `haproxy`, a private
+// child process on loopback ports running the repository's own deploy/haproxy.cfg) an instance
+// dies during a call: media keeps flowing (it never went through Duet), both pages reconnect
+// through the balancer to the other instance, still logged in, and a new call connects.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { test, expect, DuetServer, befriend, newUser } from './fixtures';
 import { connect, expectState, expectFramesKeepDecoding, expectMediaFlowing, backToIdle, hangUp } from './calls';
+import { freePort } from './coturn';
+import { RedisServer } from './redis';
 
 const CONFIG = path.resolve(__dirname, '..', '..', 'deploy', 'haproxy.cfg');
-
-/** A loopback port free a moment ago (HAProxy cannot pick one itself and say which). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 class Balancer {
   private constructor(
@@ -30,14 +19,14 @@ class Balancer {
     private readonly log: () => string,
   ) {}
 
-  static async start(active: DuetServer, standby: DuetServer): Promise<Balancer> {
+  static async start(first: DuetServer, second: DuetServer): Promise<Balancer> {
     const port = await freePort();
     const child = spawn('haproxy', ['-db', '-f', CONFIG], {
       env: {
         ...process.env,
         DUET_LB_BIND: `127.0.0.1:${port}`,
-        DUET_INSTANCE_1: new URL(active.baseURL).host,
-        DUET_INSTANCE_2: new URL(standby.baseURL).host,
+        DUET_INSTANCE_1: new URL(first.baseURL).host,
+        DUET_INSTANCE_2: new URL(second.baseURL).host,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -72,35 +61,69 @@ class Balancer {
   }
 }
 
-test('the active instance dies during a call: media keeps flowing, both pages move to the standby, a new call connects', async ({ browser }) => {
-  // Both instances trust the balancer's forwarded headers and share the active one's SQLite
-  // file (two processes on one file in WAL mode; PostgreSQL in production).
-  const trust = { DUET_TRUSTED_PROXIES: '127.0.0.1/32' };
-  const active = new DuetServer(trust);
-  await active.start();
-  const standby = new DuetServer({
-    ...trust,
-    DUET_DATABASE_URL: `sqlite://${path.join(active.dataDir, 'duet.db')}`,
+/** Two instances on one database (the first one's SQLite file: two processes on one file in WAL
+ * mode; PostgreSQL in production) and one Redis, trusting a balancer's forwarded headers. */
+async function linkedInstances(redis: RedisServer): Promise<[DuetServer, DuetServer]> {
+  const shared = { DUET_TRUSTED_PROXIES: '127.0.0.1/32', DUET_REDIS_URL: redis.url() };
+  const first = new DuetServer(shared);
+  await first.start();
+  const second = new DuetServer({
+    ...shared,
+    DUET_DATABASE_URL: `sqlite://${path.join(first.dataDir, 'duet.db')}`,
   });
-  await standby.start();
-  const balancer = await Balancer.start(active, standby);
+  await second.start();
+  return [first, second];
+}
+
+test('users on two instances see each other online and call each other, media flowing', async ({ browser }) => {
+  const redis = new RedisServer();
+  await redis.start();
+  const [first, second] = await linkedInstances(redis);
   try {
+    // Each page talks to its own instance only.
+    const a = await newUser(browser, first, 'a');
+    const b = await newUser(browser, second, 'b');
+    // Calling is from the contact list: b is shown online on a's instance.
+    await befriend(a, b);
+    await connect(a, b);
+    await hangUp(a.page);
+    await expectState(b.page, 'ended', 'hangup');
+    await backToIdle(a.page);
+    await backToIdle(b.page);
+    await connect(b, a);
+    await a.context.close();
+    await b.context.close();
+  } finally {
+    await second.dispose();
+    await first.dispose();
+    await redis.stop();
+  }
+});
+
+test('an instance dies during a call: media keeps flowing, both pages move to the other, a new call connects', async ({ browser }) => {
+  const redis = new RedisServer();
+  await redis.start();
+  const [first, second] = await linkedInstances(redis);
+  const balancer = await Balancer.start(first, second);
+  try {
+    // Through the balancer, which spreads them over both instances.
     const a = await newUser(browser, balancer, 'a');
     const b = await newUser(browser, balancer, 'b');
     await befriend(a, b);
     await connect(a, b);
 
-    await active.stop('SIGKILL');
-    // Media is peer to peer: frames keep being decoded while the pages find the standby.
+    await first.stop('SIGKILL');
+    // Media is peer to peer: frames keep being decoded while the pages find the other instance.
     await expectFramesKeepDecoding(a.page, b.page);
     await expectState(a.page, 'in-call');
-    // Both reconnect through the balancer, to the standby, logged in (one session store).
+    // Both reconnect through the balancer, to the instance left, logged in (one session store).
     for (const page of [a.page, b.page]) {
       await expect(page.getByTestId('offline-banner')).toHaveCount(0, { timeout: 30_000 });
     }
     await expectMediaFlowing(b.page);
 
-    // Signaling works through the standby: hang up reaches the other side, a new call connects.
+    // Signaling works through the instance left: hang up reaches the other side, a new call
+    // connects.
     await hangUp(a.page);
     await expectState(b.page, 'ended', 'hangup');
     await backToIdle(a.page);
@@ -113,7 +136,8 @@ test('the active instance dies during a call: media keeps flowing, both pages mo
     throw error;
   } finally {
     await balancer.stop();
-    await standby.dispose();
-    await active.dispose();
+    await second.dispose();
+    await first.dispose();
+    await redis.stop();
   }
 });
