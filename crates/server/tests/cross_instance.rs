@@ -265,3 +265,38 @@ async fn wait_for_unready(app: &TestApp) {
     }
     panic!("still ready without Redis");
 }
+
+/// A user with tabs on two instances: a call rings in both, and answering in one tells the
+/// other (so it stops ringing), across instances.
+#[tokio::test]
+async fn answering_on_one_instance_stops_the_ringing_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = common::redis::RedisServer::start().await;
+    let (first, second) =
+        linked_instances(dir.path(), &redis, |s| s.presence = PresenceScope::Everyone).await;
+    let gus = first.user("gus").await;
+    let mut gus_here = gus.socket().await.ready().await;
+    // Hal, on the other instance, sees gus's tab on the first: listed, or announced soon after.
+    let mut hal = second.user("hal").await.socket().await;
+    hal.expect("hello").await;
+    let listed = hal.expect("presence").await;
+    let within = Duration::from_secs(10);
+    if !listed["online"]
+        .as_array()
+        .is_some_and(|names| names.contains(&json!("gus")))
+    {
+        wait_for(&mut hal, "online", json!({"username": "gus"}), within).await;
+    }
+    let mut gus_there = same_browser_on(&gus, &second).socket().await.ready().await;
+
+    hal.send(json!({"type":"invite","name":"gus","call_id":"t1"}))
+        .await;
+    wait_for(&mut gus_here, "invite", json!({"call_id": "t1"}), within).await;
+    wait_for(&mut gus_there, "invite", json!({"call_id": "t1"}), within).await;
+    gus_here
+        .send(json!({"type":"accept","name":"hal","call_id":"t1"}))
+        .await;
+    wait_for(&mut hal, "accept", json!({"call_id": "t1"}), within).await;
+    let echo = wait_for(&mut gus_there, "accept", json!({"call_id": "t1"}), within).await;
+    assert_eq!(echo["from"], "gus", "its own answer, from the other tab");
+}
