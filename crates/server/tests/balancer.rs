@@ -148,10 +148,15 @@ async fn users_leave_an_instance_whose_database_is_unreachable() {
     // them: the second at the latest).
     let mut tabs = Vec::new();
     while sockets_on(&cut_off).await == 0 {
-        assert!(tabs.len() < 4, "the balancer never chose one of the instances");
+        assert!(
+            tabs.len() < 4,
+            "the balancer never chose one of the instances"
+        );
         tabs.push(browser.socket().await.ready().await);
     }
-    let mut doomed = tabs.pop().expect("a tab on the instance about to be cut off");
+    let mut doomed = tabs
+        .pop()
+        .expect("a tab on the instance about to be cut off");
     let kept = sockets_on(&healthy).await;
 
     cable.cut();
@@ -159,7 +164,11 @@ async fn users_leave_an_instance_whose_database_is_unreachable() {
     assert_eq!(doomed.expect_close().await, 1006, "dropped by the balancer");
     // Reconnecting lands on the instance that can serve.
     let _again = browser.socket().await.ready().await;
-    assert_eq!(sockets_on(&healthy).await, kept + 1, "on the other instance now");
+    assert_eq!(
+        sockets_on(&healthy).await,
+        kept + 1,
+        "on the other instance now"
+    );
     assert_eq!(sockets_on(&cut_off).await, 0);
     let (status, me) = json_answer(browser.get("/user/me")).await;
     assert_eq!(status, 200, "{me}");

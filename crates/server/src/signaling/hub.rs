@@ -1462,6 +1462,63 @@ mod tests {
         assert!(matches!(newcomer.inbox.pop(), Some(Waiting::Frame(t)) if t.contains("dee")));
     }
 
+    fn seat_of(key: &str, in_call: bool) -> SeatEntry {
+        SeatEntry {
+            key: key.to_owned(),
+            name: key.to_owned(),
+            in_call,
+            circle: Circle::default(),
+        }
+    }
+
+    /// Every frame waiting in `inbox`, as text.
+    fn drained(inbox: &Inbox) -> Vec<String> {
+        std::iter::from_fn(|| inbox.pop())
+            .filter_map(|item| match item {
+                Waiting::Frame(text) => Some(text.to_string()),
+                Waiting::Presence => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn users_of_other_instances_come_and_go_as_their_instances_say() {
+        let hub = Hub::new(Metrics::new(), PresenceScope::Everyone);
+        let watcher = hub.join("w".into(), "w", None, hello("w"), Circle::default(), 0);
+        drained(&watcher.inbox);
+        hub.seat(7, seat_of("ann", false));
+        hub.seat(7, seat_of("bob", false));
+        // Bob also has a tab on instance 8, in a call there.
+        hub.seat(8, seat_of("bob", true));
+        assert_eq!(
+            drained(&watcher.inbox),
+            [
+                r#"{"type":"online","username":"ann"}"#,
+                r#"{"type":"online","username":"bob"}"#,
+                r#"{"type":"status","username":"bob","in_call":true}"#,
+            ]
+        );
+        // Instance 7 says it holds only bob now: ann is gone; bob stays.
+        assert_eq!(hub.reseat(7, vec![seat_of("bob", false)]), ["ann"]);
+        // Instance 8 falls silent: bob is online through 7 still, out of his call.
+        assert!(hub.instance_gone(8).is_empty());
+        assert!(hub.unseat(7, "bob"), "online nowhere now");
+        assert_eq!(
+            drained(&watcher.inbox),
+            [
+                r#"{"type":"offline","username":"ann"}"#,
+                r#"{"type":"status","username":"bob","in_call":false}"#,
+                r#"{"type":"offline","username":"bob"}"#,
+            ]
+        );
+        assert_eq!(hub.online(), ["w"]);
+        assert_eq!(
+            hub.roster(),
+            [seat_of("w", false)],
+            "only this instance's own"
+        );
+    }
+
     #[test]
     fn presence_pages_read_as_the_protocol_writes_them() {
         let names = ["b\"q", "a", "ü"];
