@@ -240,9 +240,11 @@ struct OnlineUser {
     display_name: String,
     /// This instance's connections of the user.
     connections: Vec<Connection>,
-    /// Other instances with connections of the user: empty without Redis, and for nearly
-    /// everyone with it (a user's tabs usually share one instance).
-    seats: Vec<Seat>,
+    /// Other instances with connections of the user: none without Redis, and for nearly
+    /// everyone with it (a user's tabs usually share one instance), so boxed: one pointer.
+    #[allow(clippy::box_collection)]
+    // 8 bytes per user rather than 24: one per connection matters
+    seats: Option<Box<Vec<Seat>>>,
     /// Contacts, blocks, who may call; `None` for the many who have none of these (no
     /// allocation for them).
     circle: Option<Box<Circle>>,
@@ -251,11 +253,11 @@ struct OnlineUser {
 }
 
 impl OnlineUser {
-    fn new(name: &str, connections: Vec<Connection>, seats: Vec<Seat>, circle: Circle) -> Self {
+    fn new(name: &str, connections: Vec<Connection>, seat: Option<Seat>, circle: Circle) -> Self {
         Self {
             display_name: name.to_owned(),
             connections,
-            seats,
+            seats: seat.map(|seat| Box::new(vec![seat])),
             // The many with no contacts, blocks or rule hold no allocation for it.
             circle: (!circle.is_empty()).then(|| Box::new(circle)),
             calls: 0,
@@ -282,12 +284,38 @@ impl OnlineUser {
 
     /// In at least one answered call, here or on another instance.
     fn in_call(&self) -> bool {
-        self.calls > 0 || self.seats.iter().any(|seat| seat.in_call)
+        self.calls > 0 || self.seats().iter().any(|seat| seat.in_call)
     }
 
     /// Has connections here or on another instance.
     fn present(&self) -> bool {
-        !self.connections.is_empty() || !self.seats.is_empty()
+        !self.connections.is_empty() || !self.seats().is_empty()
+    }
+
+    fn seats(&self) -> &[Seat] {
+        self.seats.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn seated_on(&self, instance: InstanceId) -> bool {
+        self.seats().iter().any(|seat| seat.instance == instance)
+    }
+
+    /// Seats `seat`, or updates the seat on its instance.
+    fn take_seat(&mut self, seat: Seat) {
+        let seats = self.seats.get_or_insert_default();
+        match seats.iter_mut().find(|s| s.instance == seat.instance) {
+            Some(known) => *known = seat,
+            None => seats.push(seat),
+        }
+    }
+
+    fn leave_seat(&mut self, instance: InstanceId) {
+        if let Some(seats) = &mut self.seats {
+            seats.retain(|seat| seat.instance != instance);
+            if seats.is_empty() {
+                self.seats = None;
+            }
+        }
     }
 
     /// How other instances are told about this user's connections here.
@@ -394,7 +422,7 @@ impl Hub {
         let Some(outbox) = self.outbox.get() else {
             return 0;
         };
-        user.seats
+        user.seats()
             .iter()
             .filter(|seat| {
                 let parcel = Parcel {
@@ -440,7 +468,7 @@ impl Hub {
         }
         if first {
             // Most users have one tab open: room for exactly one, not the default four.
-            let user = OnlineUser::new(display_name, Vec::with_capacity(1), Vec::new(), circle);
+            let user = OnlineUser::new(display_name, Vec::with_capacity(1), None, circle);
             self.arrive_locked(&mut users, &key, user);
         }
         if let Some(user) = users.get_mut(&key) {
@@ -647,7 +675,7 @@ impl Hub {
                     .iter()
                     .filter(|c| c.inbox.offer(text))
                     .count();
-                if user.seats.is_empty() {
+                if user.seats.is_none() {
                     return Delivery::Delivered(here);
                 }
                 match self.post_to_seats(key, user, text, Some(sender_name)) {
@@ -698,7 +726,7 @@ impl Hub {
             .iter()
             .filter(|c| Some(c.id) != skip && c.inbox.offer(text))
             .count();
-        let elsewhere = if user.seats.is_empty() {
+        let elsewhere = if user.seats.is_none() {
             0
         } else {
             self.post_to_seats(key, user, text, None)
@@ -1036,15 +1064,12 @@ impl Hub {
         let key = key.as_str();
         let seat = Seat { instance, in_call };
         let Some(user) = users.get_mut(key) else {
-            let user = OnlineUser::new(&name, Vec::new(), vec![seat], circle);
+            let user = OnlineUser::new(&name, Vec::new(), Some(seat), circle);
             self.arrive_locked(users, key, user);
             return;
         };
         let before = user.in_call();
-        match user.seats.iter_mut().find(|s| s.instance == instance) {
-            Some(known) => *known = seat,
-            None => user.seats.push(seat),
-        }
+        user.take_seat(seat);
         if user.connections.is_empty() {
             // The instance holding them knows their circle best; one of ours knows it here.
             user.circle = (!circle.is_empty()).then(|| Box::new(circle));
@@ -1066,9 +1091,7 @@ impl Hub {
         }
         let dropped: Vec<String> = users
             .iter()
-            .filter(|(key, user)| {
-                !listed.contains(*key) && user.seats.iter().any(|seat| seat.instance == instance)
-            })
+            .filter(|(key, user)| !listed.contains(*key) && user.seated_on(instance))
             .map(|(key, _)| key.clone())
             .collect();
         dropped
@@ -1094,7 +1117,7 @@ impl Hub {
             return false;
         };
         let before = user.in_call();
-        user.seats.retain(|seat| seat.instance != instance);
+        user.leave_seat(instance);
         if !user.present() {
             self.forget_locked(users, key);
             return true;
@@ -1113,7 +1136,7 @@ impl Hub {
         let mut users = self.lock();
         let seated: Vec<String> = users
             .iter()
-            .filter(|(_, user)| user.seats.iter().any(|seat| seat.instance == instance))
+            .filter(|(_, user)| user.seated_on(instance))
             .map(|(key, _)| key.clone())
             .collect();
         seated
