@@ -1146,13 +1146,27 @@ impl Hub {
     }
 
     /// What other instances must know of this one's users: one entry each.
+    #[cfg(test)]
     pub fn roster(&self) -> Vec<SeatEntry> {
-        self.lock()
-            .iter()
-            .filter(|(_, user)| !user.connections.is_empty())
-            .map(|(key, user)| user.seat_entry(key))
-            .collect()
+        roster_locked(&self.lock())
     }
+
+    /// Posts this instance's roster to every other. Under the lock, like every seat and unseat:
+    /// a user leaving just after the list was made cannot have their `unseat` overtaken by it.
+    pub fn publish_roster(&self) {
+        let users = self.lock();
+        self.publish(Bulletin::Roster {
+            seats: roster_locked(&users),
+        });
+    }
+}
+
+fn roster_locked(users: &HashMap<String, OnlineUser>) -> Vec<SeatEntry> {
+    users
+        .iter()
+        .filter(|(_, user)| !user.connections.is_empty())
+        .map(|(key, user)| user.seat_entry(key))
+        .collect()
 }
 
 /// `user`'s `status` frame: in a call or not.

@@ -267,10 +267,8 @@ impl Link {
     fn resync(&self) {
         if let Some(outbox) = self.outbox() {
             outbox.bulletin(&Bulletin::Sync);
-            outbox.bulletin(&Bulletin::Roster {
-                seats: self.relay.hub.roster(),
-            });
         }
+        self.relay.hub.publish_roster();
     }
 
     fn receive(&self, message: &redis::Msg) {
@@ -304,13 +302,7 @@ impl Link {
         let hub = &self.relay.hub;
         match bulletin {
             Bulletin::Beat => {}
-            Bulletin::Sync => {
-                if let Some(outbox) = self.outbox() {
-                    outbox.bulletin(&Bulletin::Roster {
-                        seats: hub.roster(),
-                    });
-                }
-            }
+            Bulletin::Sync => hub.publish_roster(),
             Bulletin::Roster { seats } => self.gone(hub.reseat(from, seats)),
             Bulletin::Seat(entry) => hub.seat(from, entry),
             Bulletin::Unseat { key } => {
