@@ -136,6 +136,7 @@ pub struct Strings {
     pub hang_up: &'static str,
     pub full_screen: &'static str,
     pub exit_full_screen: &'static str,
+    pub picture_in_picture: &'static str,
     pub share_screen: &'static str,
     pub stop_sharing: &'static str,
     /// The peer's video is their shared screen.
@@ -353,6 +354,7 @@ pub static EN: Strings = Strings {
     hang_up: "Hang up",
     full_screen: "Full screen",
     exit_full_screen: "Exit full screen",
+    picture_in_picture: "Picture in picture",
     share_screen: "Share screen",
     stop_sharing: "Stop sharing",
     remote_sharing: "{name} is sharing their screen",
@@ -489,6 +491,7 @@ pub static ZH: Strings = Strings {
     hang_up: "挂断",
     full_screen: "全屏",
     exit_full_screen: "退出全屏",
+    picture_in_picture: "画中画",
     share_screen: "共享屏幕",
     stop_sharing: "停止共享",
     remote_sharing: "{name} 正在共享屏幕",

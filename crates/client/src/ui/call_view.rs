@@ -1,11 +1,14 @@
 use leptos::html;
 use leptos::prelude::*;
+use wasm_bindgen::prelude::*;
 
 use crate::call::{Active, CallState, EndReason, Event};
 use crate::i18n::{Strings, fill};
 use crate::phone::{Phone, SharedStream};
 use crate::ui::chat::{self, ChatDock};
-use crate::ui::icons::{CameraIcon, FullScreenIcon, HangUpIcon, MicIcon, PhoneIcon, ScreenIcon};
+use crate::ui::icons::{
+    CameraIcon, FullScreenIcon, HangUpIcon, MicIcon, PhoneIcon, PipIcon, ScreenIcon,
+};
 use crate::ui::quality::{PoorConnectionBanner, QualityIndicator};
 use crate::ui::{Avatar, Locale, format_duration};
 
@@ -280,6 +283,11 @@ fn InCall() -> impl IntoView {
         }
     };
     let peer_sharing = phone.peer_sharing();
+    // The peer in a floating window of the browser's, over other tabs and apps; only where the
+    // browser can, and it says when the window closes (its own "back to tab" button too).
+    let can_float = can_float();
+    let remote_video = NodeRef::<html::Video>::new();
+    let floating = RwSignal::new(false);
     let toggle_full_screen = move |_| {
         let document = document();
         if document.fullscreen_element().is_some() {
@@ -302,6 +310,8 @@ fn InCall() -> impl IntoView {
                     label=Signal::derive(move || peer.get())
                     stream=phone.remote_stream()
                     local=false
+                    node_ref=remote_video
+                    on_float=floating
                 />
                 // A shared screen is shown even with the sharer's camera off.
                 <Show when=move || remote_camera_off.get() && !peer_sharing.get()>
@@ -425,6 +435,20 @@ fn InCall() -> impl IntoView {
                 >
                     {move || view! { <FullScreenIcon exit=full_screen.get()/> }}
                 </button>
+                <Show when=move || can_float>
+                    <button
+                        type="button"
+                        class="btn round"
+                        data-testid="picture-in-picture"
+                        aria-pressed=move || floating.get().to_string()
+                        // One name; whether it floats is the pressed state.
+                        aria-label=move || locale.t().picture_in_picture
+                        title=move || locale.t().picture_in_picture
+                        on:click=move |_| toggle_float(remote_video.get_untracked())
+                    >
+                        {move || view! { <PipIcon on=floating.get()/> }}
+                    </button>
+                </Show>
                 <details class="shortcuts" data-testid="shortcuts">
                     <summary>"?"<span class="visually-hidden">{move || locale.t().shortcuts}</span></summary>
                     <p>{move || locale.t().shortcut_keys}</p>
@@ -470,8 +494,19 @@ fn Video(
     label: Signal<String>,
     stream: ReadSignal<Option<SharedStream>>,
     local: bool,
+    /// For a parent that acts on the element (picture-in-picture).
+    #[prop(optional)]
+    node_ref: Option<NodeRef<html::Video>>,
+    /// Told whether the video floats in picture-in-picture (it enters or leaves).
+    #[prop(optional)]
+    on_float: Option<RwSignal<bool>>,
 ) -> impl IntoView {
-    let video = NodeRef::<html::Video>::new();
+    let float = move |on: bool| {
+        if let Some(signal) = on_float {
+            signal.set(on);
+        }
+    };
+    let video = node_ref.unwrap_or_default();
     Effect::new(move |_| {
         let stream = stream.get();
         if let Some(video) = video.get() {
@@ -492,6 +527,8 @@ fn Video(
             playsinline=true
             muted=local
             prop:muted=local
+            on:enterpictureinpicture=move |_: web_sys::Event| float(true)
+            on:leavepictureinpicture=move |_: web_sys::Event| float(false)
         ></video>
     }
 }
@@ -559,4 +596,53 @@ fn CallEnded() -> impl IntoView {
             </div>
         </div>
     }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The Picture-in-Picture API, which web-sys binds only behind `web_sys_unstable_apis`.
+    #[wasm_bindgen(extends = web_sys::Document, js_name = Document)]
+    type PipDocument;
+    /// `undefined` in browsers without the API (Firefox), hence the `Option`.
+    #[wasm_bindgen(method, getter, js_name = pictureInPictureEnabled)]
+    fn picture_in_picture_enabled(this: &PipDocument) -> Option<bool>;
+    #[wasm_bindgen(method, getter, js_name = pictureInPictureElement)]
+    fn picture_in_picture_element(this: &PipDocument) -> Option<web_sys::Element>;
+    #[wasm_bindgen(method, js_name = exitPictureInPicture)]
+    fn exit_picture_in_picture(this: &PipDocument) -> js_sys::Promise;
+    #[wasm_bindgen(extends = web_sys::HtmlVideoElement, js_name = HTMLVideoElement)]
+    type PipVideo;
+    #[wasm_bindgen(method, js_name = requestPictureInPicture)]
+    fn request_picture_in_picture(this: &PipVideo) -> js_sys::Promise;
+}
+
+fn pip_document() -> PipDocument {
+    document().unchecked_into()
+}
+
+/// Whether the browser can float a video in a window of its own (not Firefox, not most phones).
+fn can_float() -> bool {
+    pip_document().picture_in_picture_enabled() == Some(true)
+}
+
+/// Floats `video` in picture-in-picture, or brings back whatever floats. The video's
+/// `enterpictureinpicture`/`leavepictureinpicture` events say what happened, the browser's own
+/// "back to tab" included, so the button's state follows them rather than this call.
+fn toggle_float(video: Option<web_sys::HtmlVideoElement>) {
+    let document = pip_document();
+    let promise = if document.picture_in_picture_element().is_some() {
+        document.exit_picture_in_picture()
+    } else if let Some(video) = video {
+        video
+            .unchecked_into::<PipVideo>()
+            .request_picture_in_picture()
+    } else {
+        return;
+    };
+    wasm_bindgen_futures::spawn_local(async move {
+        // Refused without a user gesture, or before the video has a frame.
+        if let Err(error) = wasm_bindgen_futures::JsFuture::from(promise).await {
+            web_sys::console::warn_1(&error);
+        }
+    });
 }

@@ -92,3 +92,14 @@ pub fn ScreenIcon(stop: bool) -> impl IntoView {
         </Svg>
     }
 }
+
+/// A small window inside a large one: picture-in-picture (the small one filled while it floats).
+#[component]
+pub fn PipIcon(on: bool) -> impl IntoView {
+    view! {
+        <Svg>
+            <rect x="2" y="4" width="20" height="16" rx="2"></rect>
+            <rect x="12" y="12" width="7" height="5" fill=on.then_some("currentColor")></rect>
+        </Svg>
+    }
+}
