@@ -980,8 +980,14 @@ impl Runtime {
             return;
         };
         match result {
-            Ok(screen) => {
-                crate::rtc::send_video(media.link.peer_connection(), Some(screen.track()));
+            Ok(mut screen) => {
+                let pc = media.link.peer_connection();
+                crate::rtc::send_video(pc, Some(screen.track()));
+                // A shared tab's sound goes out mixed with the microphone, on its sender.
+                let mic = media.local().and_then(LocalMedia::microphone_track);
+                if let Some(mix) = screen.mix_with(mic.as_ref()) {
+                    crate::rtc::send_audio(pc, Some(mix));
+                }
                 media.screen = Screen::Shared(screen);
                 self.phone.sharing.set(true);
             }
@@ -1002,9 +1008,14 @@ impl Runtime {
             return;
         };
         // The capture stops (the browser's "sharing" bar goes away) before the camera returns.
+        let had_sound = screen.has_sound();
         drop(screen);
         self.phone.sharing.set(false);
         media.send_camera(media.local().and_then(LocalMedia::camera_track));
+        if had_sound {
+            let mic = media.local().and_then(LocalMedia::microphone_track);
+            crate::rtc::send_audio(media.link.peer_connection(), mic);
+        }
     }
 
     /// The camera opened again: on the call's sender if the user still wants it (they may have

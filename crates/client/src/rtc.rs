@@ -155,7 +155,16 @@ impl LocalMedia {
 
     /// The camera's track, while it is open.
     pub fn camera_track(&self) -> Option<MediaStreamTrack> {
-        tracks(&self.stream).find(|track| track.kind() == "video")
+        self.track("video")
+    }
+
+    /// The microphone's track.
+    pub fn microphone_track(&self) -> Option<MediaStreamTrack> {
+        self.track("audio")
+    }
+
+    fn track(&self, kind: &str) -> Option<MediaStreamTrack> {
+        tracks(&self.stream).find(|track| track.kind() == kind)
     }
 
     /// Takes a camera track opened again (by [`open_camera`]) into the stream, which the preview
@@ -224,9 +233,18 @@ pub fn has_video_sender(pc: &RtcPeerConnection) -> bool {
 /// [`replace_track`] on the video sender, in the background: the caller's state moves on at
 /// once, and the peer sees the new track from its next frame.
 pub fn send_video(pc: &RtcPeerConnection, track: Option<MediaStreamTrack>) {
+    send(pc, "video", track);
+}
+
+/// [`send_video`]'s twin for the audio sender (the microphone, or it mixed with a shared tab).
+pub fn send_audio(pc: &RtcPeerConnection, track: Option<MediaStreamTrack>) {
+    send(pc, "audio", track);
+}
+
+fn send(pc: &RtcPeerConnection, kind: &'static str, track: Option<MediaStreamTrack>) {
     let pc = pc.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        replace_track(&pc, "video", track.as_ref()).await;
+        replace_track(&pc, kind, track.as_ref()).await;
     });
 }
 
@@ -294,31 +312,119 @@ pub fn can_share_screen() -> bool {
 /// the browser's "sharing" bar goes away, as the camera light does with [`LocalMedia`].
 pub struct ScreenShare {
     track: MediaStreamTrack,
+    /// The shared tab's sound, when the browser offers it (Chromium does for a tab, and for a
+    /// whole screen on some systems).
+    audio: Option<TabAudio>,
     _on_ended: Closure<dyn FnMut()>,
 }
 
+/// A shared tab's sound mixed with the microphone into one track, which takes the microphone's
+/// place on the audio sender. A sender of its own would add a transceiver, and so a
+/// renegotiation; the mix keeps the call's senders as they were, and the peer hears both.
+struct TabAudio {
+    tab: MediaStreamTrack,
+    context: web_sys::AudioContext,
+    mix: web_sys::MediaStreamAudioDestinationNode,
+    /// The microphone's way into the mix (none while the call has no microphone).
+    mic: Option<web_sys::MediaStreamAudioSourceNode>,
+}
+
+impl TabAudio {
+    fn new(tab: MediaStreamTrack) -> Result<Self, JsValue> {
+        let context = web_sys::AudioContext::new()?;
+        let mix = context.create_media_stream_destination()?;
+        let source = context.create_media_stream_source(&stream_of(&tab)?)?;
+        source.connect_with_audio_node(&mix)?;
+        // Started by the click that shared, normally; resumed in case the picker took long.
+        let _ = context.resume();
+        Ok(Self {
+            tab,
+            context,
+            mix,
+            mic: None,
+        })
+    }
+
+    /// Puts `mic` into the mix in place of the microphone it had. A muted microphone (its track
+    /// disabled) gives silence, so mute still holds while the tab's sound goes on.
+    fn set_mic(&mut self, mic: Option<&MediaStreamTrack>) -> Result<(), JsValue> {
+        if let Some(old) = self.mic.take() {
+            old.disconnect()?;
+        }
+        if let Some(mic) = mic {
+            let source = self.context.create_media_stream_source(&stream_of(mic)?)?;
+            source.connect_with_audio_node(&self.mix)?;
+            self.mic = Some(source);
+        }
+        Ok(())
+    }
+
+    fn track(&self) -> Option<MediaStreamTrack> {
+        tracks(&self.mix.stream()).next()
+    }
+}
+
+impl Drop for TabAudio {
+    fn drop(&mut self) {
+        self.tab.stop();
+        let _ = self.context.close();
+    }
+}
+
+/// A stream holding `track` itself (not a copy of it), for Web Audio, which takes streams.
+fn stream_of(track: &MediaStreamTrack) -> Result<MediaStream, JsValue> {
+    MediaStream::new_with_tracks(&js_sys::Array::of1(track))
+}
+
 impl ScreenShare {
-    /// Asks the browser for a screen to share (it shows its picker). `on_ended` runs when the
-    /// capture ends by itself: the browser's own "Stop sharing", or the shared window closing.
+    /// Asks the browser for a screen to share (it shows its picker), with its sound where the
+    /// browser offers that. `on_ended` runs when the capture ends by itself: the browser's own
+    /// "Stop sharing", or the shared window closing.
     pub async fn open(on_ended: impl FnMut() + 'static) -> Result<Self, MediaError> {
+        let constraints = web_sys::DisplayMediaStreamConstraints::new();
+        constraints.set_video_bool(true);
+        constraints.set_audio_bool(true);
         let promise = media_devices()?
-            .get_display_media()
+            .get_display_media_with_constraints(&constraints)
             .map_err(|_| MediaError::Unsupported)?;
         let stream = media_stream(promise).await?;
-        // Only video is asked for; were anything else given, it is not kept running.
-        let mut video = None;
+        let (mut video, mut audio) = (None, None);
         for track in tracks(&stream) {
-            if video.is_none() && track.kind() == "video" {
-                video = Some(track);
+            let slot = if track.kind() == "video" {
+                &mut video
             } else {
+                &mut audio
+            };
+            if slot.is_none() {
+                *slot = Some(track);
+            } else {
+                // Nothing more is expected; were it given, it is not kept running.
                 track.stop();
             }
         }
-        let track = video.ok_or(MediaError::Missing)?;
+        let Some(track) = video else {
+            if let Some(audio) = audio {
+                audio.stop();
+            }
+            return Err(MediaError::Missing);
+        };
+        let audio =
+            audio.and_then(
+                |tab| match TabAudio::new(<MediaStreamTrack as Clone>::clone(&tab)) {
+                    Ok(audio) => Some(audio),
+                    Err(error) => {
+                        // Shared without its sound rather than not at all.
+                        web_sys::console::warn_1(&error);
+                        tab.stop();
+                        None
+                    }
+                },
+            );
         let on_ended = Closure::<dyn FnMut()>::new(on_ended);
         track.set_onended(Some(on_ended.as_ref().unchecked_ref()));
         Ok(Self {
             track,
+            audio,
             _on_ended: on_ended,
         })
     }
@@ -326,6 +432,22 @@ impl ScreenShare {
     /// A second handle on the capture's track (for the sender), never a copy of it.
     pub fn track(&self) -> MediaStreamTrack {
         <MediaStreamTrack as Clone>::clone(&self.track)
+    }
+
+    /// The track for the audio sender while this capture has sound: the tab mixed with `mic`
+    /// (called again with the new microphone when the user switches). `None`: the capture has no
+    /// sound, the microphone stays on the sender as it is.
+    pub fn mix_with(&mut self, mic: Option<&MediaStreamTrack>) -> Option<MediaStreamTrack> {
+        let audio = self.audio.as_mut()?;
+        if let Err(error) = audio.set_mic(mic) {
+            web_sys::console::warn_1(&error);
+        }
+        audio.track()
+    }
+
+    /// Whether the capture's sound is on the audio sender (stopping it puts the microphone back).
+    pub fn has_sound(&self) -> bool {
+        self.audio.is_some()
     }
 }
 
