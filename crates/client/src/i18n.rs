@@ -137,6 +137,14 @@ pub struct Strings {
     pub full_screen: &'static str,
     pub exit_full_screen: &'static str,
     pub picture_in_picture: &'static str,
+    /// The device pickers: their disclosure, and one label per kind.
+    pub devices: &'static str,
+    pub camera: &'static str,
+    pub microphone: &'static str,
+    pub speaker: &'static str,
+    /// A device in use went away; `{name}` is the one the call goes on with.
+    pub camera_fell_back: &'static str,
+    pub microphone_fell_back: &'static str,
     pub share_screen: &'static str,
     pub stop_sharing: &'static str,
     /// The peer's video is their shared screen.
@@ -355,6 +363,12 @@ pub static EN: Strings = Strings {
     full_screen: "Full screen",
     exit_full_screen: "Exit full screen",
     picture_in_picture: "Picture in picture",
+    devices: "Devices",
+    camera: "Camera",
+    microphone: "Microphone",
+    speaker: "Speaker",
+    camera_fell_back: "Your camera was disconnected. Now using {name}.",
+    microphone_fell_back: "Your microphone was disconnected. Now using {name}.",
     share_screen: "Share screen",
     stop_sharing: "Stop sharing",
     remote_sharing: "{name} is sharing their screen",
@@ -492,6 +506,12 @@ pub static ZH: Strings = Strings {
     full_screen: "全屏",
     exit_full_screen: "退出全屏",
     picture_in_picture: "画中画",
+    devices: "设备",
+    camera: "摄像头",
+    microphone: "麦克风",
+    speaker: "扬声器",
+    camera_fell_back: "你的摄像头已断开，现在使用 {name}。",
+    microphone_fell_back: "你的麦克风已断开，现在使用 {name}。",
     share_screen: "共享屏幕",
     stop_sharing: "停止共享",
     remote_sharing: "{name} 正在共享屏幕",
@@ -579,6 +599,8 @@ mod tests {
                 strings.verification_hint,
                 strings.request_sent,
                 strings.quality_name,
+                strings.camera_fell_back,
+                strings.microphone_fell_back,
             ] {
                 assert!(template.contains("{name}"), "{template}");
             }

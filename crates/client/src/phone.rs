@@ -18,11 +18,12 @@ use web_sys::{MediaStream, MediaStreamTrack, RtcPeerConnection};
 use protocol::{CallId, ClientFrame, IceTransportPolicy, PeerMessage, ServerEvent, ServerMessage};
 
 use crate::call::{CallState, Devices, Effect, Event, LinkReport};
+use crate::devices::Kind;
 use crate::i18n::{Lang, fill};
 use crate::network_watch::NetworkWatch;
 use crate::quality::{Adaptation, QualityReport, StatsSample};
 use crate::ringer::{Ringer, request_notification_permission};
-use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink, ScreenShare, Senders};
+use crate::rtc::{Choice, LinkEvent, LocalMedia, MediaError, PeerLink, ScreenShare, Senders};
 use crate::signaling::{SignalEvent, Signaling};
 
 /// A media stream the UI can hold in a signal (the browser is single-threaded).
@@ -39,6 +40,11 @@ enum Command {
     },
     Call(Event),
     UnlockAudio,
+    /// The user picked this device (already remembered for later calls).
+    UseDevice {
+        kind: Kind,
+        id: String,
+    },
     /// Hang up and disconnect; `done`, if any, is told once the farewell is sent.
     Stop {
         done: Option<oneshot::Sender<()>>,
@@ -70,6 +76,12 @@ pub struct Phone {
     contacts_changed: RwSignal<u32>,
     /// Bumped when the call history may have changed (a call of ours was recorded).
     history_changed: RwSignal<u32>,
+    /// Bumped when devices come or go (the pickers list them again).
+    devices_changed: RwSignal<u32>,
+    /// The speaker the peer is heard through (`None`: the system's).
+    speaker: RwSignal<Option<String>>,
+    /// A device in use went away and the call goes on with another: which kind, and its name.
+    device_notice: RwSignal<Option<(Kind, String)>>,
     commands: StoredValue<Option<UnboundedSender<Command>>>,
 }
 
@@ -96,6 +108,9 @@ impl Phone {
             peer_sharing: RwSignal::new(false),
             contacts_changed: RwSignal::new(0),
             history_changed: RwSignal::new(0),
+            devices_changed: RwSignal::new(0),
+            speaker: RwSignal::new(None),
+            device_notice: RwSignal::new(None),
             commands: StoredValue::new(None),
         }
     }
@@ -170,6 +185,30 @@ impl Phone {
         self.peer_sharing.read_only()
     }
 
+    /// Changes when devices were plugged in or out.
+    pub fn devices_changed(&self) -> ReadSignal<u32> {
+        self.devices_changed.read_only()
+    }
+
+    pub fn speaker(&self) -> ReadSignal<Option<String>> {
+        self.speaker.read_only()
+    }
+
+    pub fn device_notice(&self) -> ReadSignal<Option<(Kind, String)>> {
+        self.device_notice.read_only()
+    }
+
+    /// Uses the device `id` of `kind` from now on: in the call, if there is one (swapped on the
+    /// same sender), and in the next (remembered in the browser).
+    pub fn use_device(&self, kind: Kind, id: String) {
+        crate::devices::remember(kind, &id);
+        if kind == Kind::Speaker {
+            self.speaker.set(Some(id));
+        } else {
+            self.command(Command::UseDevice { kind, id });
+        }
+    }
+
     pub fn dial(&self, peer: String, video: bool) {
         self.command(Command::Dial { peer, video });
     }
@@ -209,9 +248,17 @@ impl Phone {
                 let _ = inputs.unbounded_send(Input::NetworkChanged);
             })
         };
+        let devices = {
+            let inputs = inputs.clone();
+            crate::devices::Watch::new(move || {
+                let _ = inputs.unbounded_send(Input::DevicesChanged);
+            })
+        };
+        self.speaker.set(crate::devices::preferred(Kind::Speaker));
         let runtime = Runtime {
             phone: *self,
             _network: network,
+            _devices: devices,
             lang,
             inputs,
             signaling,
@@ -259,6 +306,7 @@ impl Phone {
         self.data_channel.set(None);
         self.sharing.set(false);
         self.peer_sharing.set(false);
+        self.device_notice.set(None);
     }
 }
 
@@ -294,6 +342,21 @@ enum Input {
     ScreenEnded {
         call_id: CallId,
     },
+    /// A camera or microphone to put in place of the one in use: the user's pick, or
+    /// (`fell_back`) another one after the one in use went away.
+    Swap {
+        call_id: CallId,
+        result: Result<MediaStreamTrack, MediaError>,
+        fell_back: bool,
+    },
+    /// The device `id` of a track `kind` in use ended by itself, or is no longer listed.
+    DeviceLost {
+        call_id: CallId,
+        kind: String,
+        id: String,
+    },
+    /// Devices were plugged in or out.
+    DevicesChanged,
     /// One second's statistics of the call's peer connection.
     Sampled {
         call_id: CallId,
@@ -417,6 +480,8 @@ struct Runtime {
     on_signed_out: Box<dyn Fn()>,
     /// Feeds network changes in while the phone runs.
     _network: NetworkWatch,
+    /// Feeds devices plugged in or out.
+    _devices: crate::devices::Watch,
 }
 
 impl Runtime {
@@ -457,6 +522,19 @@ impl Runtime {
                 self.apply(event);
             }
             Input::Command(Command::UnlockAudio) => self.ringer.unlock(),
+            Input::Command(Command::UseDevice { kind, id }) => self.switch_device(kind, id),
+            Input::Swap {
+                call_id,
+                result,
+                fell_back,
+            } => self.on_swap(&call_id, result, fell_back),
+            Input::DeviceLost { call_id, kind, id } => self.fall_back(&call_id, &kind, id),
+            Input::DevicesChanged => {
+                self.phone
+                    .devices_changed
+                    .update(|n| *n = n.wrapping_add(1));
+                self.check_devices();
+            }
             Input::Signal(event) => return self.on_signal(event),
             Input::Media {
                 call_id,
@@ -622,7 +700,7 @@ impl Runtime {
             // the tracks again at once.
             return;
         }
-        let local = match result {
+        let mut local = match result {
             Ok(local) => local,
             Err(error) => {
                 web_sys::console::warn_1(&error.to_string().into());
@@ -638,6 +716,13 @@ impl Runtime {
             .with_untracked(|state| state.active().map(|call| call.local))
         {
             local.set_enabled(flags);
+        }
+        {
+            let (inputs, call_id) = (self.inputs.clone(), call_id.clone());
+            local.watch(move |kind, id| {
+                let call_id = call_id.clone();
+                let _ = inputs.unbounded_send(Input::DeviceLost { call_id, kind, id });
+            });
         }
         let video = local.has_video();
         self.phone
@@ -870,8 +955,12 @@ impl Runtime {
                     }
                 }
                 let inputs = self.inputs.clone();
+                let choice = Choice {
+                    camera: crate::devices::preferred(Kind::Camera),
+                    microphone: crate::devices::preferred(Kind::Microphone),
+                };
                 wasm_bindgen_futures::spawn_local(async move {
-                    let result = LocalMedia::open(video).await;
+                    let result = LocalMedia::open(video, &choice).await;
                     let _ = inputs.unbounded_send(Input::Media {
                         call_id,
                         polite,
@@ -915,8 +1004,9 @@ impl Runtime {
                         media.send_camera(None);
                     } else if flags.video && local.camera_closed() {
                         let (inputs, call_id) = (self.inputs.clone(), media.call_id.clone());
+                        let chosen = crate::devices::preferred(Kind::Camera);
                         wasm_bindgen_futures::spawn_local(async move {
-                            let result = crate::rtc::open_camera().await;
+                            let result = crate::rtc::open_camera(chosen.as_deref()).await;
                             let _ = inputs.unbounded_send(Input::Camera { call_id, result });
                         });
                     }
@@ -1049,6 +1139,149 @@ impl Runtime {
         }
     }
 
+    /// Opens the device the user picked, to swap it in for the one in use. A camera turned off
+    /// is not opened: turning it on opens the chosen one.
+    fn switch_device(&mut self, kind: Kind, id: String) {
+        let Some(media) = self.media.as_ref() else {
+            return;
+        };
+        let Some(local) = media.local() else {
+            return;
+        };
+        let track_kind = match kind {
+            Kind::Camera if local.has_video() => "video",
+            Kind::Microphone => "audio",
+            _ => return,
+        };
+        self.open_swap(media.call_id.clone(), track_kind, id, false);
+    }
+
+    fn open_swap(&self, call_id: CallId, kind: &'static str, id: String, fell_back: bool) {
+        let inputs = self.inputs.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = crate::rtc::open_device(kind, &id).await;
+            let _ = inputs.unbounded_send(Input::Swap {
+                call_id,
+                result,
+                fell_back,
+            });
+        });
+    }
+
+    /// A device opened to replace the one in use: into our stream in its place (the old one
+    /// stops), and onto the same sender, so nothing is renegotiated and the peer sees at most a
+    /// frame's change.
+    fn on_swap(
+        &mut self,
+        call_id: &CallId,
+        result: Result<MediaStreamTrack, MediaError>,
+        fell_back: bool,
+    ) {
+        let track = match result {
+            Ok(track) => track,
+            Err(error) => {
+                web_sys::console::warn_1(&format!("device: {error}").into());
+                return;
+            }
+        };
+        let Some(media) = self.media.as_mut().filter(|m| &m.call_id == call_id) else {
+            track.stop();
+            return;
+        };
+        let video = track.kind() == "video";
+        let Some(local) = media.local().filter(|local| !video || local.has_video()) else {
+            // The call ended, or the camera was turned off while the device opened.
+            track.stop();
+            return;
+        };
+        local.swap(&track);
+        self.phone
+            .local_stream
+            .set(Some(SendWrapper::new(local.share_stream())));
+        if fell_back && let Some(kind) = Kind::of_track(&track.kind()) {
+            self.phone.device_notice.set(Some((kind, track.label())));
+        }
+        if video {
+            media.send_camera(Some(track));
+        } else if let Screen::Shared(screen) = &mut media.screen
+            && screen.has_sound()
+        {
+            // The microphone is in the mix with the shared tab's sound: the mix stays on the
+            // sender, the new microphone goes into it.
+            screen.mix_with(Some(&track));
+        } else {
+            crate::rtc::send_audio(media.link.peer_connection(), Some(track));
+        }
+    }
+
+    /// The device `lost_id` in use for a track `kind` went away: another one of its kind takes
+    /// its place, the one the user chose if it is there.
+    fn fall_back(&mut self, call_id: &CallId, kind: &str, lost_id: String) {
+        let Some(kind) = Kind::of_track(kind) else {
+            return;
+        };
+        let track_kind = kind.track_kind().unwrap_or("audio");
+        let Some(media) = self.media.as_ref().filter(|m| &m.call_id == call_id) else {
+            return;
+        };
+        // Only the device the call still uses (one already replaced is not found again).
+        let in_use = media.local().and_then(|local| match kind {
+            Kind::Camera => local.camera_track(),
+            _ => local.microphone_track(),
+        });
+        if !in_use.is_some_and(|track| crate::rtc::device_id(&track) == lost_id) {
+            return;
+        }
+        let (inputs, call_id) = (self.inputs.clone(), call_id.clone());
+        let chosen = crate::devices::preferred(kind);
+        wasm_bindgen_futures::spawn_local(async move {
+            let devices = crate::devices::list(kind).await;
+            let Some(other) = crate::devices::fallback(&devices, &lost_id, chosen.as_deref())
+            else {
+                web_sys::console::warn_1(&format!("device: no other {track_kind} device").into());
+                return;
+            };
+            let result = crate::rtc::open_device(track_kind, &other.id).await;
+            let _ = inputs.unbounded_send(Input::Swap {
+                call_id,
+                result,
+                fell_back: true,
+            });
+        });
+    }
+
+    /// Devices came or went: a device the call uses that is no longer listed is lost (its track
+    /// may not say so by itself).
+    fn check_devices(&self) {
+        let Some(media) = self.media.as_ref() else {
+            return;
+        };
+        let Some(local) = media.local() else {
+            return;
+        };
+        let in_use: Vec<(Kind, String)> = [local.camera_track(), local.microphone_track()]
+            .into_iter()
+            .flatten()
+            .filter_map(|track| {
+                Some((
+                    Kind::of_track(&track.kind())?,
+                    crate::rtc::device_id(&track),
+                ))
+            })
+            .collect();
+        let (inputs, call_id) = (self.inputs.clone(), media.call_id.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            for (kind, id) in in_use {
+                let listed = crate::devices::list(kind).await;
+                if !listed.iter().any(|device| device.id == id) {
+                    let kind = kind.track_kind().unwrap_or("audio").to_owned();
+                    let call_id = call_id.clone();
+                    let _ = inputs.unbounded_send(Input::DeviceLost { call_id, kind, id });
+                }
+            }
+        });
+    }
+
     fn release(&mut self) {
         self.media = None;
         self.early.clear();
@@ -1061,6 +1294,7 @@ impl Runtime {
         self.phone.data_channel.set(None);
         self.phone.sharing.set(false);
         self.phone.peer_sharing.set(false);
+        self.phone.device_notice.set(None);
     }
 
     fn send(&self, to: &str, message: PeerMessage) {

@@ -121,21 +121,94 @@ pub struct LocalMedia {
     stream: MediaStream,
     /// It was opened with a camera: turning the camera on again may open it anew.
     camera: bool,
+    /// Told when a device track ends by itself (unplugged, or taken by the system); every track
+    /// of the stream carries it, those put in later too.
+    on_ended: Option<Closure<dyn FnMut(web_sys::Event)>>,
+}
+
+/// The devices the user chose (`crate::devices`), which a call opens if they are there.
+#[derive(Debug, Clone, Default)]
+pub struct Choice {
+    pub camera: Option<String>,
+    pub microphone: Option<String>,
+}
+
+/// Which device of a kind `getUserMedia` is asked for.
+#[derive(Debug, Clone, Copy)]
+enum Want<'a> {
+    Nothing,
+    /// This one if it is there, else any: a remembered device unplugged since does not fail the
+    /// call. Asked for exactly, then for any: `deviceId: {ideal}` alone is not enough, since
+    /// Chromium's permission prompt may pick its default device over an ideal one.
+    Preferably(Option<&'a str>),
+    /// This one or none (`deviceId: {exact}`): the user just picked it, or it is the fallback.
+    Exactly(&'a str),
+}
+
+impl Want<'_> {
+    fn constraint(self) -> JsValue {
+        let id = match self {
+            Self::Nothing => return JsValue::FALSE,
+            Self::Preferably(None) => return JsValue::TRUE,
+            Self::Preferably(Some(id)) | Self::Exactly(id) => id,
+        };
+        let device = js_sys::Object::new();
+        let _ = Reflect::set(&device, &"exact".into(), &id.into());
+        let track = js_sys::Object::new();
+        let _ = Reflect::set(&track, &"deviceId".into(), &device);
+        track.into()
+    }
+
+    /// The same, with "any" in place of a preferred device.
+    fn any(self) -> Self {
+        match self {
+            Self::Preferably(_) => Self::Preferably(None),
+            other => other,
+        }
+    }
 }
 
 impl LocalMedia {
-    /// Opens the microphone and, if `video`, the camera. A missing or broken camera falls back
-    /// to audio only rather than failing the call; a refused permission does not.
-    pub async fn open(video: bool) -> Result<Self, MediaError> {
-        let stream = match get_user_media(true, video).await {
+    /// Opens the microphone and, if `video`, the camera, the chosen ones where they are there. A
+    /// missing or broken camera falls back to audio only rather than failing the call; a refused
+    /// permission does not.
+    pub async fn open(video: bool, choice: &Choice) -> Result<Self, MediaError> {
+        let microphone = Want::Preferably(choice.microphone.as_deref());
+        let camera = if video {
+            Want::Preferably(choice.camera.as_deref())
+        } else {
+            Want::Nothing
+        };
+        let stream = match get_user_media(microphone, camera).await {
             Err(MediaError::Missing | MediaError::Failed(_)) if video => {
-                get_user_media(true, false).await?
+                get_user_media(microphone, Want::Nothing).await?
             }
             other => other?,
         };
         set_hook(STREAM_HOOK, &stream);
         let camera = stream.get_video_tracks().length() > 0;
-        Ok(Self { stream, camera })
+        Ok(Self {
+            stream,
+            camera,
+            on_ended: None,
+        })
+    }
+
+    /// Runs `on_ended` with the kind ("audio", "video") and device id of a track that ends by
+    /// itself: the device was unplugged or taken away. Stopping a track ourselves does not.
+    pub fn watch(&mut self, mut on_ended: impl FnMut(String, String) + 'static) {
+        let handler = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+            if let Some(track) = event
+                .target()
+                .and_then(|t| t.dyn_into::<MediaStreamTrack>().ok())
+            {
+                on_ended(track.kind(), device_id(&track));
+            }
+        });
+        for track in tracks(&self.stream) {
+            track.set_onended(Some(handler.as_ref().unchecked_ref()));
+        }
+        self.on_ended = Some(handler);
     }
 
     /// Whether the camera may be opened again for this call (it had one to begin with) and is
@@ -147,10 +220,15 @@ impl LocalMedia {
     /// Stops the camera (its light goes out) and takes its track out of the stream; the
     /// microphone stays as it is.
     pub fn close_camera(&self) {
-        for track in tracks(&self.stream).filter(|track| track.kind() == "video") {
-            track.stop();
-            self.stream.remove_track(&track);
+        if let Some(track) = self.camera_track() {
+            self.remove(&track);
         }
+    }
+
+    fn remove(&self, track: &MediaStreamTrack) {
+        track.set_onended(None);
+        track.stop();
+        self.stream.remove_track(track);
     }
 
     /// The camera's track, while it is open.
@@ -170,7 +248,24 @@ impl LocalMedia {
     /// Takes a camera track opened again (by [`open_camera`]) into the stream, which the preview
     /// shows.
     pub fn add_camera(&self, track: &MediaStreamTrack) {
+        self.add(track);
+    }
+
+    fn add(&self, track: &MediaStreamTrack) {
+        if let Some(handler) = &self.on_ended {
+            track.set_onended(Some(handler.as_ref().unchecked_ref()));
+        }
         self.stream.add_track(track);
+    }
+
+    /// Puts `track` (another camera or microphone) in place of the one of its kind, which stops:
+    /// only one device of a kind is ever open. A muted microphone stays muted.
+    pub fn swap(&self, track: &MediaStreamTrack) {
+        if let Some(old) = self.track(&track.kind()) {
+            track.set_enabled(old.enabled());
+            self.remove(&old);
+        }
+        self.add(track);
     }
 
     pub fn has_video(&self) -> bool {
@@ -203,15 +298,34 @@ impl LocalMedia {
 impl Drop for LocalMedia {
     fn drop(&mut self) {
         for track in tracks(&self.stream) {
+            track.set_onended(None);
             track.stop();
         }
         clear_hook(STREAM_HOOK);
     }
 }
 
-/// Opens the camera alone, for a call whose camera was turned off and on again.
-pub async fn open_camera() -> Result<MediaStreamTrack, MediaError> {
-    let stream = get_user_media(false, true).await?;
+/// The id of the device a track captures from (`getSettings().deviceId`).
+pub fn device_id(track: &MediaStreamTrack) -> String {
+    crate::js_fields::text(&track.get_settings(), "deviceId").unwrap_or_default()
+}
+
+/// Opens the camera alone, for a call whose camera was turned off and on again: the chosen one
+/// if it is there.
+pub async fn open_camera(chosen: Option<&str>) -> Result<MediaStreamTrack, MediaError> {
+    let stream = get_user_media(Want::Nothing, Want::Preferably(chosen)).await?;
+    tracks(&stream).next().ok_or(MediaError::Missing)
+}
+
+/// Opens exactly the device `id` of a track `kind` ("audio" or "video"), to put in place of the
+/// one in use ([`LocalMedia::swap`]).
+pub async fn open_device(kind: &str, id: &str) -> Result<MediaStreamTrack, MediaError> {
+    let (audio, video) = if kind == "video" {
+        (Want::Nothing, Want::Exactly(id))
+    } else {
+        (Want::Exactly(id), Want::Nothing)
+    };
+    let stream = get_user_media(audio, video).await?;
     tracks(&stream).next().ok_or(MediaError::Missing)
 }
 
@@ -267,7 +381,7 @@ pub async fn attach(pc: &RtcPeerConnection, media: &MediaStream) {
     }
 }
 
-fn media_devices() -> Result<MediaDevices, MediaError> {
+pub(crate) fn media_devices() -> Result<MediaDevices, MediaError> {
     let devices = web_sys::window()
         .ok_or(MediaError::Unsupported)?
         .navigator()
@@ -280,11 +394,22 @@ fn media_devices() -> Result<MediaDevices, MediaError> {
     Ok(devices)
 }
 
-async fn get_user_media(audio: bool, video: bool) -> Result<MediaStream, MediaError> {
+async fn get_user_media(audio: Want<'_>, video: Want<'_>) -> Result<MediaStream, MediaError> {
+    let preferred = |want| matches!(want, Want::Preferably(Some(_)));
+    match request_media(audio, video).await {
+        // A preferred device that is gone (`OverconstrainedError`): any other of its kind.
+        Err(MediaError::Missing) if preferred(audio) || preferred(video) => {
+            request_media(audio.any(), video.any()).await
+        }
+        other => other,
+    }
+}
+
+async fn request_media(audio: Want<'_>, video: Want<'_>) -> Result<MediaStream, MediaError> {
     let devices = media_devices()?;
     let constraints = MediaStreamConstraints::new();
-    constraints.set_audio(&JsValue::from_bool(audio));
-    constraints.set_video(&JsValue::from_bool(video));
+    constraints.set_audio(&audio.constraint());
+    constraints.set_video(&video.constraint());
     let promise = devices
         .get_user_media_with_constraints(&constraints)
         .map_err(|_| MediaError::Unsupported)?;

@@ -3,9 +3,11 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 
 use crate::call::{Active, CallState, EndReason, Event};
+use crate::devices::Kind;
 use crate::i18n::{Strings, fill};
 use crate::phone::{Phone, SharedStream};
 use crate::ui::chat::{self, ChatDock};
+use crate::ui::devices::DeviceMenu;
 use crate::ui::icons::{
     CameraIcon, FullScreenIcon, HangUpIcon, MicIcon, PhoneIcon, PipIcon, ScreenIcon,
 };
@@ -60,6 +62,16 @@ pub fn CallView() -> impl IntoView {
             CallState::Ended { peer, reason, .. } => t.end_reason(*reason, peer),
         })
     };
+    // A device that went away mid-call, and the one the call goes on with: said apart from the
+    // call's state, which has not changed.
+    let device_notice = move || {
+        let t = locale.t();
+        phone.device_notice().with(|notice| match notice {
+            Some((Kind::Camera, name)) => fill(t.camera_fell_back, name),
+            Some((_, name)) => fill(t.microphone_fell_back, name),
+            None => String::new(),
+        })
+    };
     // Chat and files belong to the call: kept through the ended card, forgotten after it.
     let talk = chat::install(phone);
     let in_call = move || pane.get_untracked() == Pane::Active;
@@ -86,6 +98,9 @@ pub fn CallView() -> impl IntoView {
             </Show>
             <p class="visually-hidden" role="status" data-testid="call-announcement">
                 {announcement}
+            </p>
+            <p class="device-notice" role="status" data-testid="device-notice">
+                {device_notice}
             </p>
         </section>
     }
@@ -130,6 +145,7 @@ fn IdleHint() -> impl IntoView {
             </div>
             <h2>{move || locale.t().idle_heading}</h2>
             <p class="muted">{move || locale.t().idle_hint}</p>
+            <DeviceMenu/>
         </div>
     }
 }
@@ -312,6 +328,7 @@ fn InCall() -> impl IntoView {
                     local=false
                     node_ref=remote_video
                     on_float=floating
+                    speaker=phone.speaker()
                 />
                 // A shared screen is shown even with the sharer's camera off.
                 <Show when=move || remote_camera_off.get() && !peer_sharing.get()>
@@ -449,6 +466,7 @@ fn InCall() -> impl IntoView {
                         {move || view! { <PipIcon on=floating.get()/> }}
                     </button>
                 </Show>
+                <DeviceMenu/>
                 <details class="shortcuts" data-testid="shortcuts">
                     <summary>"?"<span class="visually-hidden">{move || locale.t().shortcuts}</span></summary>
                     <p>{move || locale.t().shortcut_keys}</p>
@@ -500,6 +518,9 @@ fn Video(
     /// Told whether the video floats in picture-in-picture (it enters or leaves).
     #[prop(optional)]
     on_float: Option<RwSignal<bool>>,
+    /// The speaker to play through (the peer's video; our own preview is silent).
+    #[prop(optional)]
+    speaker: Option<ReadSignal<Option<String>>>,
 ) -> impl IntoView {
     let float = move |on: bool| {
         if let Some(signal) = on_float {
@@ -507,6 +528,11 @@ fn Video(
         }
     };
     let video = node_ref.unwrap_or_default();
+    Effect::new(move |_| {
+        if let (Some(video), Some(id)) = (video.get(), speaker.and_then(|s| s.get())) {
+            crate::devices::play_through(&video, &id);
+        }
+    });
     Effect::new(move |_| {
         let stream = stream.get();
         if let Some(video) = video.get() {

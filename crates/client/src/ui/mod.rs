@@ -4,6 +4,7 @@
 mod call_view;
 pub mod chat;
 mod contacts;
+mod devices;
 mod header;
 mod icons;
 mod login;
