@@ -106,15 +106,6 @@ pub async fn list(kind: Kind) -> Vec<Device> {
         .collect()
 }
 
-#[wasm_bindgen]
-extern "C" {
-    /// `setSinkId`, which web-sys binds only behind `web_sys_unstable_apis`.
-    #[wasm_bindgen(extends = web_sys::HtmlMediaElement, js_name = HTMLMediaElement)]
-    type SinkElement;
-    #[wasm_bindgen(method, js_name = setSinkId)]
-    fn set_sink_id(this: &SinkElement, id: &str) -> js_sys::Promise;
-}
-
 /// Whether media elements can play through a chosen speaker (`setSinkId`).
 pub fn can_choose_speaker() -> bool {
     web_sys::window()
@@ -125,18 +116,32 @@ pub fn can_choose_speaker() -> bool {
         })
 }
 
-/// Plays `element` through the speaker `id`, where the browser can choose one.
-pub fn play_through(element: &web_sys::HtmlMediaElement, id: &str) {
-    if !can_choose_speaker() {
+/// Plays `target` (a media element, or an `AudioContext`) through the speaker `id`, where the
+/// browser can choose one (`setSinkId`, which web-sys binds only as an unstable API, and only
+/// for media elements).
+pub fn play_through(target: &JsValue, id: &str) {
+    let Some(set_sink_id) = crate::js_fields::get(target, "setSinkId")
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    else {
         return;
-    }
-    let promise = element.unchecked_ref::<SinkElement>().set_sink_id(id);
+    };
+    let Ok(promise) = set_sink_id.call1(target, &id.into()) else {
+        return;
+    };
     wasm_bindgen_futures::spawn_local(async move {
         // A speaker unplugged since it was chosen: the sound stays where it was.
-        if let Err(error) = JsFuture::from(promise).await {
+        if let Err(error) = JsFuture::from(js_sys::Promise::resolve(&promise)).await {
             web_sys::console::warn_1(&error);
         }
     });
+}
+
+/// The camera and microphone the user chose, for `getUserMedia`.
+pub fn choice() -> crate::rtc::Choice {
+    crate::rtc::Choice {
+        camera: preferred(Kind::Camera),
+        microphone: preferred(Kind::Microphone),
+    }
 }
 
 /// Hears `devicechange` (a device plugged in or out) while it lives.

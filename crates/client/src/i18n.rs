@@ -145,6 +145,11 @@ pub struct Strings {
     /// A device in use went away; `{name}` is the one the call goes on with.
     pub camera_fell_back: &'static str,
     pub microphone_fell_back: &'static str,
+    /// The pre-call check: its button and title, its meter, its sound, and closing it.
+    pub check_devices: &'static str,
+    pub mic_level: &'static str,
+    pub test_sound: &'static str,
+    pub done: &'static str,
     pub share_screen: &'static str,
     pub stop_sharing: &'static str,
     /// The peer's video is their shared screen.
@@ -369,6 +374,10 @@ pub static EN: Strings = Strings {
     speaker: "Speaker",
     camera_fell_back: "Your camera was disconnected. Now using {name}.",
     microphone_fell_back: "Your microphone was disconnected. Now using {name}.",
+    check_devices: "Check camera and microphone",
+    mic_level: "Microphone level",
+    test_sound: "Play test sound",
+    done: "Done",
     share_screen: "Share screen",
     stop_sharing: "Stop sharing",
     remote_sharing: "{name} is sharing their screen",
@@ -512,6 +521,10 @@ pub static ZH: Strings = Strings {
     speaker: "扬声器",
     camera_fell_back: "你的摄像头已断开，现在使用 {name}。",
     microphone_fell_back: "你的麦克风已断开，现在使用 {name}。",
+    check_devices: "检查摄像头和麦克风",
+    mic_level: "麦克风音量",
+    test_sound: "播放测试音",
+    done: "完成",
     share_screen: "共享屏幕",
     stop_sharing: "停止共享",
     remote_sharing: "{name} 正在共享屏幕",

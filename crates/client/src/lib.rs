@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod call;
+pub mod check;
 pub mod devices;
 pub mod i18n;
 pub mod js_fields;

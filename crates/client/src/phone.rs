@@ -23,7 +23,7 @@ use crate::i18n::{Lang, fill};
 use crate::network_watch::NetworkWatch;
 use crate::quality::{Adaptation, QualityReport, StatsSample};
 use crate::ringer::{Ringer, request_notification_permission};
-use crate::rtc::{Choice, LinkEvent, LocalMedia, MediaError, PeerLink, ScreenShare, Senders};
+use crate::rtc::{LinkEvent, LocalMedia, MediaError, PeerLink, ScreenShare, Senders};
 use crate::signaling::{SignalEvent, Signaling};
 
 /// A media stream the UI can hold in a signal (the browser is single-threaded).
@@ -955,10 +955,7 @@ impl Runtime {
                     }
                 }
                 let inputs = self.inputs.clone();
-                let choice = Choice {
-                    camera: crate::devices::preferred(Kind::Camera),
-                    microphone: crate::devices::preferred(Kind::Microphone),
-                };
+                let choice = crate::devices::choice();
                 wasm_bindgen_futures::spawn_local(async move {
                     let result = LocalMedia::open(video, &choice).await;
                     let _ = inputs.unbounded_send(Input::Media {

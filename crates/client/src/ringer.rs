@@ -38,6 +38,23 @@ const RINGBACK: Pattern = Pattern {
     volume: 0.06,
 };
 
+/// The pre-call check's test sound: two short rising notes, once.
+const TEST_SOUND: Pattern = Pattern {
+    cadence: &[(0.0, 0.25), (0.35, 0.6)],
+    cycle_s: 1.0,
+    cycles: 1,
+    tones_hz: &[660.0],
+    volume: 0.2,
+};
+
+/// Plays the test sound on `audio` (the pre-call check's context, which the chosen speaker
+/// plays). Its oscillator runs on silently until the context closes.
+pub fn test_sound(audio: &AudioContext) {
+    if let Err(error) = play(audio, &TEST_SOUND) {
+        web_sys::console::warn_1(&error);
+    }
+}
+
 #[derive(Default)]
 pub struct Ringer {
     audio: Option<AudioContext>,

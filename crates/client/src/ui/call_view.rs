@@ -7,6 +7,7 @@ use crate::devices::Kind;
 use crate::i18n::{Strings, fill};
 use crate::phone::{Phone, SharedStream};
 use crate::ui::chat::{self, ChatDock};
+use crate::ui::check::DeviceCheckButton;
 use crate::ui::devices::DeviceMenu;
 use crate::ui::icons::{
     CameraIcon, FullScreenIcon, HangUpIcon, MicIcon, PhoneIcon, PipIcon, ScreenIcon,
@@ -145,6 +146,7 @@ fn IdleHint() -> impl IntoView {
             </div>
             <h2>{move || locale.t().idle_heading}</h2>
             <p class="muted">{move || locale.t().idle_hint}</p>
+            <DeviceCheckButton/>
             <DeviceMenu/>
         </div>
     }
@@ -507,7 +509,7 @@ fn VerificationCode() -> impl IntoView {
 /// A `<video>` showing a stream from the phone. Our own preview is muted (no echo) and
 /// mirrored, as people expect of a mirror.
 #[component]
-fn Video(
+pub(super) fn Video(
     testid: &'static str,
     label: Signal<String>,
     stream: ReadSignal<Option<SharedStream>>,

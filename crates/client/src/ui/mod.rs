@@ -3,6 +3,7 @@
 
 mod call_view;
 pub mod chat;
+mod check;
 mod contacts;
 mod devices;
 mod header;
