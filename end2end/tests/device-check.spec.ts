@@ -25,7 +25,9 @@ test('the check shows the camera, the meter follows the microphone, and closing 
   const page = a.page;
   await page.getByTestId('check-devices').click();
   const check = page.getByTestId('device-check');
-  await expect(check).toHaveAttribute('aria-label', 'Check camera and microphone');
+  await expect(page.getByRole('group', { name: 'Check camera and microphone' })).toBeVisible();
+  // The button that opened it is gone: focus is on the one that closes it.
+  await expect(page.getByTestId('check-done')).toBeFocused();
 
   // A live preview.
   await expect.poll(() => previewFrames(page)).toBeGreaterThan(10);

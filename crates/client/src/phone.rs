@@ -80,8 +80,9 @@ pub struct Phone {
     devices_changed: RwSignal<u32>,
     /// The speaker the peer is heard through (`None`: the system's).
     speaker: RwSignal<Option<String>>,
-    /// A device in use went away and the call goes on with another: which kind, and its name.
-    device_notice: RwSignal<Option<(Kind, String)>>,
+    /// A device in use went away and the call goes on with another: said in a sentence, in the
+    /// language of the moment it happened (it is announced once, not kept up to date).
+    device_notice: RwSignal<Option<String>>,
     commands: StoredValue<Option<UnboundedSender<Command>>>,
 }
 
@@ -194,7 +195,7 @@ impl Phone {
         self.speaker.read_only()
     }
 
-    pub fn device_notice(&self) -> ReadSignal<Option<(Kind, String)>> {
+    pub fn device_notice(&self) -> ReadSignal<Option<String>> {
         self.device_notice.read_only()
     }
 
@@ -1195,8 +1196,16 @@ impl Runtime {
         self.phone
             .local_stream
             .set(Some(SendWrapper::new(local.share_stream())));
-        if fell_back && let Some(kind) = Kind::of_track(&track.kind()) {
-            self.phone.device_notice.set(Some((kind, track.label())));
+        if fell_back {
+            let strings = self.lang.get_untracked().strings();
+            let template = if video {
+                strings.camera_fell_back
+            } else {
+                strings.microphone_fell_back
+            };
+            self.phone
+                .device_notice
+                .set(Some(fill(template, &track.label())));
         }
         if video {
             media.send_camera(Some(track));

@@ -3,7 +3,6 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 
 use crate::call::{Active, CallState, EndReason, Event};
-use crate::devices::Kind;
 use crate::i18n::{Strings, fill};
 use crate::phone::{Phone, SharedStream};
 use crate::ui::chat::{self, ChatDock};
@@ -65,14 +64,7 @@ pub fn CallView() -> impl IntoView {
     };
     // A device that went away mid-call, and the one the call goes on with: said apart from the
     // call's state, which has not changed.
-    let device_notice = move || {
-        let t = locale.t();
-        phone.device_notice().with(|notice| match notice {
-            Some((Kind::Camera, name)) => fill(t.camera_fell_back, name),
-            Some((_, name)) => fill(t.microphone_fell_back, name),
-            None => String::new(),
-        })
-    };
+    let device_notice = phone.device_notice();
     // Chat and files belong to the call: kept through the ended card, forgotten after it.
     let talk = chat::install(phone);
     let in_call = move || pane.get_untracked() == Pane::Active;
@@ -119,7 +111,7 @@ fn link_status(strings: &'static Strings, connected: bool, reconnecting: bool) -
 
 /// A button that takes the keyboard focus when its pane appears, so every state of the call
 /// has its main control one key press away.
-fn focused_when_shown() -> NodeRef<html::Button> {
+pub(super) fn focused_when_shown() -> NodeRef<html::Button> {
     let button = NodeRef::<html::Button>::new();
     Effect::new(move |_| {
         if let Some(button) = button.get() {

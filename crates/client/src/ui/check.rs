@@ -8,7 +8,7 @@ use crate::check::DeviceCheck;
 use crate::devices::Kind;
 use crate::phone::{Phone, SharedStream};
 use crate::ui::Locale;
-use crate::ui::call_view::Video;
+use crate::ui::call_view::{Video, focused_when_shown};
 use crate::ui::devices::DevicePickers;
 
 /// The button that opens the check, and the check while it is open.
@@ -17,23 +17,18 @@ pub fn DeviceCheckButton() -> impl IntoView {
     let locale = Locale::use_context();
     let open = RwSignal::new(false);
     view! {
-        <Show
-            when=move || open.get()
-            fallback=move || {
-                view! {
-                    <button
-                        type="button"
-                        class="btn secondary"
-                        data-testid="check-devices"
-                        on:click=move |_| open.set(true)
-                    >
-                        {move || locale.t().check_devices}
-                    </button>
-                }
-            }
+        <button
+            type="button"
+            class="btn secondary"
+            data-testid="check-devices"
+            hidden=move || open.get()
+            on:click=move |_| open.set(true)
         >
-            <CheckPanel on_close=Callback::new(move |()| open.set(false))/>
-        </Show>
+            {move || locale.t().check_devices}
+        </button>
+        {move || {
+            open.get().then(|| view! { <CheckPanel on_close=Callback::new(move |()| open.set(false))/> })
+        }}
     }
 }
 
@@ -115,16 +110,22 @@ fn CheckPanel(on_close: Callback<()>) -> impl IntoView {
         }
     });
     let label = Signal::derive(move || locale.t().you.to_owned());
+    // The button that opened the check is gone: focus goes to the one that closes it.
+    let done = focused_when_shown();
     view! {
-        <div class="device-check" data-testid="device-check" role="group"
-            aria-label=move || locale.t().check_devices>
-            <h3>{move || locale.t().check_devices}</h3>
+        <div
+            class="device-check"
+            data-testid="device-check"
+            role="group"
+            aria-labelledby="device-check-title"
+        >
+            <h3 id="device-check-title">{move || locale.t().check_devices}</h3>
             <div class="check-preview">
                 <Video testid="check-preview" label stream=stream.read_only() local=true/>
             </div>
-            <Show when=move || failed.get()>
-                <p class="error" role="alert">{move || locale.t().ended_media_denied}</p>
-            </Show>
+            <p class="error" role="alert" hidden=move || !failed.get()>
+                {move || locale.t().ended_media_denied}
+            </p>
             <label class="field">
                 <span>{move || locale.t().mic_level}</span>
                 <meter data-testid="mic-level" min="0" max="1" low="0.1" prop:value=move || level.get()></meter>
@@ -138,6 +139,7 @@ fn CheckPanel(on_close: Callback<()>) -> impl IntoView {
                     type="button"
                     class="btn primary"
                     data-testid="check-done"
+                    node_ref=done
                     on:click=move |_| on_close.run(())
                 >
                     {move || locale.t().done}

@@ -1,6 +1,7 @@
 //! The camera, microphone and speaker pickers, before a call (on the idle pane and in the
 //! pre-call check) and during one (in the controls).
 
+use leptos::html;
 use leptos::prelude::*;
 
 use crate::devices::{self, Kind};
@@ -42,13 +43,12 @@ pub fn DeviceMenu() -> impl IntoView {
 pub fn DevicePickers(#[prop(optional)] on_pick: Option<Callback<Kind>>) -> impl IntoView {
     // The speaker can be chosen only where media elements have `setSinkId` (not Firefox before
     // 116, nor Safari).
-    let kinds: Vec<Kind> = Kind::ALL
-        .into_iter()
-        .filter(|kind| *kind != Kind::Speaker || devices::can_choose_speaker())
-        .collect();
+    let speaker = devices::can_choose_speaker();
     view! {
         <div class="device-pickers">
-            {kinds.into_iter().map(|kind| view! { <Picker kind on_pick/> }).collect_view()}
+            <Picker kind=Kind::Camera on_pick/>
+            <Picker kind=Kind::Microphone on_pick/>
+            {speaker.then(|| view! { <Picker kind=Kind::Speaker on_pick/> })}
         </div>
     }
 }
@@ -58,48 +58,59 @@ fn Picker(kind: Kind, on_pick: Option<Callback<Kind>>) -> impl IntoView {
     let locale = Locale::use_context();
     let phone = expect_context::<Phone>();
     let changed = phone.devices_changed();
-    // Listed again when devices come or go, and when a pick opened one (labels appear once the
-    // page may use a device).
-    let picked = RwSignal::new(devices::preferred(kind));
-    let listed = LocalResource::new(move || {
+    let select = NodeRef::<html::Select>::new();
+    // Listed again when devices come or go, on a switch of language (the names of unlabelled
+    // devices), and after a pick (labels appear once the page may use a device). The options
+    // are written straight into the list: a reactive view per option cost more of the bundle
+    // than the whole picker otherwise does.
+    let picked = RwSignal::new(0u32);
+    Effect::new(move |_| {
         changed.track();
         picked.track();
-        devices::list(kind)
-    });
-    let options = move || {
         let name = kind_name(locale.t(), kind);
-        let chosen = picked.get();
-        listed.get().map(|list| {
-            list.iter()
-                .enumerate()
-                .map(|(index, device)| {
-                    let selected = chosen.as_deref() == Some(device.id.as_str());
-                    view! {
-                        <option value=device.id.clone() selected=selected>
-                            {devices::name(device, name, index)}
-                        </option>
-                    }
-                })
-                .collect_view()
-        })
-    };
+        if let Some(select) = select.get() {
+            wasm_bindgen_futures::spawn_local(async move {
+                let listed = devices::list(kind).await;
+                fill(&select, &listed, devices::preferred(kind).as_deref(), name);
+            });
+        }
+    });
     view! {
         // The list inside its label: named by it without ids to keep unique.
         <label class="field">
             <span>{move || kind_name(locale.t(), kind)}</span>
             <select
+                node_ref=select
                 data-testid=testid(kind)
                 on:change=move |event| {
-                    let chosen = event_target_value(&event);
-                    picked.set(Some(chosen.clone()));
-                    phone.use_device(kind, chosen);
+                    phone.use_device(kind, event_target_value(&event));
+                    picked.update(|n| *n += 1);
                     if let Some(on_pick) = on_pick {
                         on_pick.run(kind);
                     }
                 }
-            >
-                {options}
-            </select>
+            ></select>
         </label>
+    }
+}
+
+/// Puts one option per device in `select`, `chosen` selected.
+fn fill(
+    select: &web_sys::HtmlSelectElement,
+    listed: &[devices::Device],
+    chosen: Option<&str>,
+    name: &str,
+) {
+    select.set_text_content(None);
+    for (index, device) in listed.iter().enumerate() {
+        let selected = chosen == Some(device.id.as_str());
+        let text = devices::name(device, name, index);
+        if let Ok(option) =
+            web_sys::HtmlOptionElement::new_with_text_and_value_and_default_selected_and_selected(
+                &text, &device.id, selected, selected,
+            )
+        {
+            let _ = select.append_child(&option);
+        }
     }
 }
