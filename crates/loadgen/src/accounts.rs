@@ -1,4 +1,5 @@
 //! Duet's accounts over HTTP: registering the users, making them contacts, and the login burst.
+//! All of it goes through the first target: instances of one service share their database.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,7 +101,7 @@ async fn register_all(
         let results = results.clone();
         let http = http.clone();
         let prefix = args.prefix.clone();
-        let target = args.target;
+        let target = args.target[0];
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -142,7 +143,7 @@ async fn befriend_ring(
     let mut tasks = Vec::new();
     for _ in 0..args.contact_concurrency.max(1) {
         let (pairs, cookies, next) = (pairs.clone(), cookies.clone(), next.clone());
-        let (http, prefix, target) = (http.clone(), args.prefix.clone(), args.target);
+        let (http, prefix, target) = (http.clone(), args.prefix.clone(), args.target[0]);
         tasks.push(tokio::spawn(async move {
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -198,7 +199,7 @@ pub async fn login_burst(shared: &Shared, http: &reqwest::Client) {
     for i in 0..args.login_burst {
         let http = http.clone();
         let name = user_name(&args.prefix, i);
-        let target = args.target;
+        let target = args.target[0];
         tasks.push(tokio::spawn(async move {
             account_request(&http, target, "/user/login", &name).await
         }));

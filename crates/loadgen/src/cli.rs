@@ -33,15 +33,39 @@ pub enum Mode {
     Open,
 }
 
+/// Where the two ends of each active pair open their sockets when there are several targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Placement {
+    /// Both ends on the same instance; pairs spread round-robin over the instances.
+    Local,
+    /// Each end on a different instance (pair p: instances p and p+1, modulo their number), so
+    /// every relayed frame crosses from one instance to another.
+    Cross,
+    /// Even pairs local, odd pairs cross, both spread evenly: local and cross-instance latency
+    /// measured in the same run, under the same load.
+    Mixed,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", about = "Signaling load generator (loopback only)")]
 pub struct Args {
     /// Protocol spoken by the server under test.
     #[arg(long, value_enum, default_value = "duet")]
     pub flavour: Flavour,
-    /// Server address; must be in 127.0.0.0/8.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub target: SocketAddr,
+    /// Server address; must be in 127.0.0.0/8. Several, comma-separated (`--targets`,
+    /// `--servers`), are instances of one service: connections are spread over them (see
+    /// `--placement`); accounts are made through the first.
+    #[arg(
+        long,
+        alias = "targets",
+        alias = "servers",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8080"
+    )]
+    pub target: Vec<SocketAddr>,
+    /// With several targets: whether each pair's ends share an instance or not.
+    #[arg(long, value_enum, default_value = "local")]
+    pub placement: Placement,
     #[arg(long, value_enum, default_value = "closed")]
     pub mode: Mode,
     /// Frame shape for Duet and the minimal relay.
@@ -95,9 +119,13 @@ pub struct Args {
     /// Overall deadline in seconds for setup (registering and connecting).
     #[arg(long, default_value_t = 600)]
     pub setup_timeout: u64,
-    /// Server process id, to report its resident memory (VmRSS) before and after connecting.
+    /// Server process ids (comma-separated, one per instance), to report their resident memory
+    /// (VmRSS) before and after connecting and the CPU they used (summed, and each).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// Redis's process id, to report the CPU it used during the load.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub redis_pid: Option<u32>,
     /// Duet only: this many logins, all at once, `--burst-at` seconds into the measured load;
     /// latency is reported separately for messages sent while they run.
     #[arg(long, default_value_t = 0)]
@@ -118,13 +146,21 @@ pub struct Args {
     pub label: String,
 }
 
-pub fn check_loopback(target: &SocketAddr) -> Result<(), String> {
-    match target.ip() {
-        IpAddr::V4(ip) if ip.is_loopback() => Ok(()),
-        other => Err(format!(
-            "refusing target {other}: only 127.0.0.0/8 is allowed"
-        )),
+pub fn check_loopback(targets: &[SocketAddr]) -> Result<(), String> {
+    if targets.is_empty() {
+        return Err("no target".into());
     }
+    for target in targets {
+        match target.ip() {
+            IpAddr::V4(ip) if ip.is_loopback() => {}
+            other => {
+                return Err(format!(
+                    "refusing target {other}: only 127.0.0.0/8 is allowed"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the arguments come to: which connections carry load, and who each connection is.
@@ -137,6 +173,9 @@ pub struct Plan {
     pub users: usize,
     /// Source addresses 127.0.0.1 ..= 127.0.0.sources.
     pub sources: u8,
+    /// Instances (targets) the connections are spread over.
+    pub instances: usize,
+    pub placement: Placement,
 }
 
 impl Plan {
@@ -156,6 +195,10 @@ impl Plan {
         }
         if args.contacts > 0 && args.flavour != Flavour::Duet {
             return Err("--contacts needs --flavour duet".into());
+        }
+        let instances = args.target.len().max(1);
+        if args.placement != Placement::Local && instances < 2 {
+            return Err("--placement cross or mixed needs at least two targets".into());
         }
         let idle_conns = args.conns - active;
         let idle_users = args
@@ -177,7 +220,41 @@ impl Plan {
             idle_users,
             users,
             sources,
+            instances,
+            placement: args.placement,
         })
+    }
+
+    /// Whether active connection `conn`'s pair has its ends on two instances.
+    pub fn is_cross(&self, conn: usize) -> bool {
+        let pair = conn / 2;
+        match self.placement {
+            Placement::Local => false,
+            Placement::Cross => self.instances > 1,
+            Placement::Mixed => self.instances > 1 && pair % 2 == 1,
+        }
+    }
+
+    /// The instance (index into the targets) connection `conn` opens its socket on. Active
+    /// pairs are spread evenly; an end of a cross pair sits on the next instance from the other.
+    /// Idle connections go round-robin.
+    pub fn instance(&self, conn: usize) -> usize {
+        let n = self.instances.max(1);
+        if conn >= self.active {
+            return conn % n;
+        }
+        let pair = conn / 2;
+        // Mixed: local and cross pairs alternate, each kind spread over all instances.
+        let slot = match self.placement {
+            Placement::Mixed => pair / 2,
+            _ => pair,
+        };
+        let first = slot % n;
+        if conn % 2 == 1 && self.is_cross(conn) {
+            (first + 1) % n
+        } else {
+            first
+        }
     }
 
     /// The user behind connection `conn`. Active connection i is user `prefix i`; idle
@@ -195,12 +272,73 @@ impl Plan {
 mod tests {
     use super::*;
 
+    fn check(target: &str) -> Result<(), String> {
+        check_loopback(&[target.parse().unwrap()])
+    }
+
     #[test]
     fn only_loopback_targets() {
-        assert!(check_loopback(&"127.0.0.1:8080".parse().unwrap()).is_ok());
-        assert!(check_loopback(&"127.3.2.1:80".parse().unwrap()).is_ok());
-        assert!(check_loopback(&"10.0.0.1:8080".parse().unwrap()).is_err());
-        assert!(check_loopback(&"0.0.0.0:8080".parse().unwrap()).is_err());
-        assert!(check_loopback(&"[::1]:8080".parse().unwrap()).is_err());
+        assert!(check("127.0.0.1:8080").is_ok());
+        assert!(check("127.3.2.1:80").is_ok());
+        assert!(check("10.0.0.1:8080").is_err());
+        assert!(check("0.0.0.0:8080").is_err());
+        assert!(check("[::1]:8080").is_err());
+        let mixed = [
+            "127.0.0.1:1".parse().unwrap(),
+            "10.0.0.1:1".parse().unwrap(),
+        ];
+        assert!(check_loopback(&mixed).is_err());
+        assert!(check_loopback(&[]).is_err());
+    }
+
+    fn plan(targets: &str, placement: &str, conns: usize) -> Plan {
+        let args = Args::parse_from([
+            "loadgen",
+            "--targets",
+            targets,
+            "--placement",
+            placement,
+            "--conns",
+            &conns.to_string(),
+        ]);
+        Plan::new(&args).unwrap()
+    }
+
+    #[test]
+    fn one_target_still_parses_as_before() {
+        let args = Args::parse_from(["loadgen", "--target", "127.0.0.1:9000", "--server-pid", "7"]);
+        assert_eq!(args.target, vec!["127.0.0.1:9000".parse().unwrap()]);
+        assert_eq!(args.server_pid, vec![7]);
+        let plan = Plan::new(&args).unwrap();
+        assert!((0..args.conns).all(|c| plan.instance(c) == 0 && !plan.is_cross(c)));
+    }
+
+    #[test]
+    fn pairs_are_placed_as_asked_and_spread_evenly() {
+        let targets = "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,127.0.0.1:4";
+        for (placement, cross_pairs) in [("local", 0), ("cross", 48), ("mixed", 24)] {
+            let plan = plan(targets, placement, 96);
+            let mut load = [0usize; 4];
+            let mut crossing = 0;
+            for pair in 0..48 {
+                let (a, b) = (plan.instance(2 * pair), plan.instance(2 * pair + 1));
+                assert_eq!(a != b, plan.is_cross(2 * pair), "{placement} pair {pair}");
+                assert_eq!(plan.is_cross(2 * pair), plan.is_cross(2 * pair + 1));
+                crossing += usize::from(a != b);
+                load[a] += 1;
+                load[b] += 1;
+            }
+            assert_eq!(crossing, cross_pairs, "{placement}");
+            assert_eq!(load, [24; 4], "{placement}");
+        }
+        let mixed = plan("127.0.0.1:1,127.0.0.1:2", "mixed", 8);
+        let local_on: Vec<usize> = [0, 4].iter().map(|&c| mixed.instance(c)).collect();
+        assert_eq!(local_on, vec![0, 1], "local pairs use both instances");
+    }
+
+    #[test]
+    fn cross_needs_two_targets() {
+        let args = Args::parse_from(["loadgen", "--placement", "cross"]);
+        assert!(Plan::new(&args).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! WebSocket connections: a socket from a chosen loopback source address, each flavour's URL,
-//! and the handshake up to the server's greeting.
+//! WebSocket connections: a socket from a chosen loopback source address to the instance the
+//! plan places it on, each flavour's URL, and the handshake up to the server's greeting.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -68,17 +68,27 @@ pub async fn open_all(
         } else {
             None
         };
+        let target = shared.args.target[plan.instance(conn)];
+        // With several instances, active connections' latency is also kept by placement.
+        let placed = (conn < plan.active && plan.instances > 1).then(|| plan.is_cross(conn));
         opens.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
             let ws = tokio::time::timeout_at(
                 setup_deadline.into(),
-                connect(&shared.args, source, id, conn, cookie),
+                connect(&shared.args, target, source, id, conn, cookie),
             )
             .await
             .map_err(|_| format!("connection {conn}: setup deadline passed"))??;
             // Read from the first moment: the server queues presence frames for us.
             let (sink, stream) = ws.split();
-            let reader = tokio::spawn(read_loop(shared.clone(), stream, conn, peer, windows));
+            let reader = tokio::spawn(read_loop(
+                shared.clone(),
+                stream,
+                conn,
+                peer,
+                placed,
+                windows,
+            ));
             Ok::<_, String>((sink, reader))
         }));
     }
@@ -171,6 +181,7 @@ pub fn peer_id(prefix: &str, index: usize) -> String {
 
 async fn connect(
     args: &Args,
+    target: SocketAddr,
     source: Ipv4Addr,
     identity: usize,
     conn: usize,
@@ -181,18 +192,15 @@ async fn connect(
         .bind(SocketAddr::new(IpAddr::V4(source), 0))
         .map_err(|e| format!("bind {source}: {e}"))?;
     let stream = socket
-        .connect(args.target)
+        .connect(target)
         .await
         .map_err(|e| format!("connect from {source}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let id = peer_id(&args.prefix, identity);
     let url = match args.flavour {
-        Flavour::Duet => format!("ws://{}/video", args.target),
-        Flavour::Minimal => format!("ws://{}/?name={id}", args.target),
-        Flavour::Peerjs => format!(
-            "ws://{}/peerjs?key=peerjs&id={id}&token=t{conn}",
-            args.target
-        ),
+        Flavour::Duet => format!("ws://{target}/video"),
+        Flavour::Minimal => format!("ws://{target}/?name={id}"),
+        Flavour::Peerjs => format!("ws://{target}/peerjs?key=peerjs&id={id}&token=t{conn}"),
     };
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
     if let Some(cookie) = cookie {

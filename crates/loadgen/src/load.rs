@@ -16,7 +16,8 @@ use crate::accounts::login_burst;
 use crate::cli::{Envelope, Flavour, Mode};
 use crate::connections::{Sink, Ws, peer_id};
 use crate::report::{
-    ALL, BURST, OUTSIDE_BURST, RampUp, SEND_LAG, cpu_used, own_rss, record, rss_bytes,
+    ALL, BURST, CROSS, LOCAL, OUTSIDE_BURST, RampUp, SEND_LAG, cpu_each, cpu_used_each, own_rss,
+    record, round2, rss_total,
 };
 use crate::shared::{Shared, now_ns};
 
@@ -29,7 +30,7 @@ pub fn windows(active: usize, window: usize) -> Windows {
 }
 
 /// Holds the connections for `--settle` seconds, then reads what the ramp-up cost.
-pub async fn settle(shared: &Shared, ramp_up_cpu_before: Option<f64>) -> RampUp {
+pub async fn settle(shared: &Shared, ramp_up_cpu_before: Option<Vec<f64>>) -> RampUp {
     let args = &shared.args;
     // Let the ramp-up's presence traffic settle, then read memory.
     let frames_at_connect = shared.counters.server_frames.load(Ordering::Relaxed);
@@ -39,9 +40,10 @@ pub async fn settle(shared: &Shared, ramp_up_cpu_before: Option<f64>) -> RampUp 
     RampUp {
         frames_at_connect,
         settle_started,
-        server_cpu: cpu_used(ramp_up_cpu_before, args.server_pid),
+        server_cpu: cpu_used_each(ramp_up_cpu_before, cpu_each(&args.server_pid))
+            .map(|each| round2(each.iter().sum())),
         frames: shared.counters.server_frames.load(Ordering::Relaxed),
-        server_rss: args.server_pid.and_then(rss_bytes),
+        server_rss: rss_total(&args.server_pid),
         own_rss: own_rss(),
     }
 }
@@ -149,11 +151,14 @@ struct Payload {
 }
 
 /// Reads until told to stop: relayed messages are checked and timed, the rest counted.
+/// `placed`: with several instances, whether this connection's pair crosses instances (its
+/// latency is then also kept apart, local or cross).
 pub async fn read_loop(
     shared: Arc<Shared>,
     mut stream: SplitStream<Ws>,
     me: usize,
     peer: Option<usize>,
+    placed: Option<bool>,
     windows: Windows,
 ) {
     let prefix = &shared.args.prefix;
@@ -236,6 +241,9 @@ pub async fn read_loop(
         if stamp.ts >= from && stamp.ts < to {
             c.measured.fetch_add(1, Ordering::Relaxed);
             record(ALL, latency);
+            if let Some(cross) = placed {
+                record(if cross { CROSS } else { LOCAL }, latency);
+            }
             if shared.args.login_burst > 0 {
                 let b_from = shared.burst_from.load(Ordering::Relaxed);
                 let b_to = shared.burst_to.load(Ordering::Relaxed);

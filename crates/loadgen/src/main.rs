@@ -6,6 +6,8 @@
 //! recipient and send time (nanoseconds since an `Instant` shared by the whole process), so the
 //! receiver measures one-way latency and counts lost, duplicated and misrouted messages.
 //! `--mode idle` only holds the connections and reports the server's memory per connection.
+//! Several targets (instances of one service sharing a database and Redis) share the
+//! connections; `--placement` puts each pair's ends on one instance or on two.
 //!
 //! Every loop is bounded in time and only loopback (127.0.0.0/8) targets are accepted.
 
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use cli::{Args, Mode, Plan, check_loopback};
-use report::{LoadStart, Readings, cpu_secs, rss_bytes};
+use report::{LoadStart, Readings, cpu_each, rss_total};
 use shared::{EPOCH, Shared};
 
 fn main() {
@@ -74,17 +76,17 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
 
     // 1. Accounts (Duet only).
     let accounts = accounts::set_up(args, plan.users, setup_deadline).await?;
-    let server_rss_before = args.server_pid.and_then(rss_bytes);
+    let server_rss_before = rss_total(&args.server_pid);
 
     // 2. Connections. Each one's reader starts at once: Duet queues presence frames for it.
-    let ramp_up_cpu_before = args.server_pid.and_then(cpu_secs);
+    let ramp_up_cpu_before = cpu_each(&args.server_pid);
     let windows = load::windows(plan.active, args.window);
     let mut conns =
         connections::open_all(&shared, &plan, &accounts.cookies, &windows, setup_deadline).await;
     let ramp_up = load::settle(&shared, ramp_up_cpu_before).await;
 
     // 3. Load.
-    let load_start = LoadStart::read(args.server_pid);
+    let load_start = LoadStart::read(args);
     if args.mode != Mode::Idle {
         load::drive(
             &shared,
@@ -95,7 +97,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         )
         .await;
     }
-    let load = load_start.finish(args.server_pid);
+    let load = load_start.finish(args);
     shared.stop_reading.store(true, Ordering::Relaxed);
 
     // 4. Report.

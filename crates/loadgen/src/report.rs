@@ -1,5 +1,5 @@
-//! What a run measured: latency histograms, the server's (and our own) readings from /proc,
-//! and the JSON report.
+//! What a run measured: latency histograms (with several instances, also local and cross pairs
+//! apart), the servers' (Redis's, our own) readings from /proc, and the JSON report.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
-use crate::cli::{Flavour, Mode, Plan};
+use crate::cli::{Args, Flavour, Mode, Plan};
 use crate::shared::{Shared, TIMELINE_SECS};
 
 /// Everything measured along the way that the counters and histograms do not hold.
@@ -37,34 +37,44 @@ pub struct RampUp {
 pub struct LoadStart {
     started: Instant,
     loadavg: String,
-    server_cpu: Option<f64>,
+    server_cpu: Option<Vec<f64>>,
+    redis_cpu: Option<f64>,
     own_cpu: Option<f64>,
 }
 
 pub struct LoadReadings {
     pub secs: f64,
     pub loadavg_before: String,
+    /// All the servers' CPU seconds together, and each one's (in `--server-pid` order).
     pub server_cpu: Option<f64>,
+    pub server_cpu_each: Option<Vec<f64>>,
+    pub redis_cpu: Option<f64>,
     pub own_cpu: Option<f64>,
     pub server_rss_after: Option<u64>,
 }
 
 impl LoadStart {
-    pub fn read(server_pid: Option<u32>) -> LoadStart {
+    pub fn read(args: &Args) -> LoadStart {
         LoadStart {
             started: Instant::now(),
             loadavg: loadavg(),
-            server_cpu: server_pid.and_then(cpu_secs),
+            server_cpu: cpu_each(&args.server_pid),
+            redis_cpu: args.redis_pid.and_then(cpu_secs),
             own_cpu: cpu_secs(std::process::id()),
         }
     }
 
-    pub fn finish(self, server_pid: Option<u32>) -> LoadReadings {
+    pub fn finish(self, args: &Args) -> LoadReadings {
+        let server_cpu_each = cpu_used_each(self.server_cpu, cpu_each(&args.server_pid));
         LoadReadings {
             secs: self.started.elapsed().as_secs_f64(),
-            server_cpu: cpu_used(self.server_cpu, server_pid),
+            server_cpu: server_cpu_each
+                .as_ref()
+                .map(|each| round2(each.iter().sum())),
+            server_cpu_each,
+            redis_cpu: cpu_used(self.redis_cpu, args.redis_pid),
             own_cpu: cpu_used(self.own_cpu, Some(std::process::id())),
-            server_rss_after: server_pid.and_then(rss_bytes),
+            server_rss_after: rss_total(&args.server_pid),
             loadavg_before: self.loadavg,
         }
     }
@@ -99,7 +109,11 @@ pub fn build(shared: &Shared, plan: &Plan, readings: &Readings) -> serde_json::V
     let unique = received.saturating_sub(duplicated + misrouted);
     let lost = sent.saturating_sub(unique);
     let measured = c.measured.load(Ordering::Relaxed);
-    let [h_all, h_burst, h_outside, h_send_lag] = merged_histograms();
+    let [h_all, h_burst, h_outside, h_send_lag, h_local, h_cross] = merged_histograms();
+    let per_msg = |cpu: Option<f64>| match cpu {
+        Some(cpu) if received > 0 => json!(round2(cpu * 1e6 / received as f64)),
+        _ => serde_json::Value::Null,
+    };
     let per_conn = |after: Option<u64>| match (rss_before, after) {
         (Some(b), Some(a)) if connected > 0 => json!(a.saturating_sub(b) / connected as u64),
         _ => serde_json::Value::Null,
@@ -151,11 +165,18 @@ pub fn build(shared: &Shared, plan: &Plan, readings: &Readings) -> serde_json::V
         "loadavg_after_load": loadavg(),
         "server_cpu_secs": load.server_cpu,
         "loadgen_cpu_secs": load.own_cpu,
-        "server_cpu_us_per_msg": match load.server_cpu {
-            Some(cpu) if received > 0 => json!(round2(cpu * 1e6 / received as f64)),
-            _ => serde_json::Value::Null,
-        },
+        "server_cpu_us_per_msg": per_msg(load.server_cpu),
+        "targets": args.target.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        "instances": plan.instances,
+        "placement": if plan.instances > 1 { json!(format!("{:?}", plan.placement).to_lowercase()) } else { json!(null) },
+        "server_cpu_secs_each": load.server_cpu_each,
+        "redis_cpu_secs": load.redis_cpu,
+        "redis_cpu_us_per_msg": per_msg(load.redis_cpu),
     });
+    if plan.instances > 1 && args.mode != Mode::Idle {
+        report["latency_local"] = quantiles(&h_local);
+        report["latency_cross"] = quantiles(&h_cross);
+    }
     if args.mode != Mode::Idle {
         report["timeline"] = timeline(shared);
     }
@@ -258,13 +279,17 @@ pub const ALL: usize = 0;
 pub const BURST: usize = 1;
 pub const OUTSIDE_BURST: usize = 2;
 pub const SEND_LAG: usize = 3;
-type ThreadHistograms = Arc<std::sync::Mutex<[Histogram<u64>; 4]>>;
+/// With several instances: messages between two ends on one instance, and across two.
+pub const LOCAL: usize = 4;
+pub const CROSS: usize = 5;
+const HISTOGRAMS: usize = 6;
+type ThreadHistograms = Arc<std::sync::Mutex<[Histogram<u64>; HISTOGRAMS]>>;
 static THREAD_HISTOGRAMS: std::sync::Mutex<Vec<ThreadHistograms>> =
     std::sync::Mutex::new(Vec::new());
 
 thread_local! {
     static LOCAL_HISTOGRAMS: ThreadHistograms = {
-        let own = Arc::new(std::sync::Mutex::new([histogram(), histogram(), histogram(), histogram()]));
+        let own = Arc::new(std::sync::Mutex::new(std::array::from_fn(|_| histogram())));
         THREAD_HISTOGRAMS.lock().unwrap_or_else(|e| e.into_inner()).push(own.clone());
         own
     };
@@ -277,8 +302,8 @@ pub fn record(which: usize, nanos: u64) {
 }
 
 /// All threads' histograms merged.
-pub fn merged_histograms() -> [Histogram<u64>; 4] {
-    let mut total = [histogram(), histogram(), histogram(), histogram()];
+pub fn merged_histograms() -> [Histogram<u64>; HISTOGRAMS] {
+    let mut total: [Histogram<u64>; HISTOGRAMS] = std::array::from_fn(|_| histogram());
     for h in THREAD_HISTOGRAMS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -295,6 +320,35 @@ pub fn merged_histograms() -> [Histogram<u64>; 4] {
 fn histogram() -> Histogram<u64> {
     // 1 µs .. 100 s, 3 significant figures; values are in nanoseconds.
     Histogram::new_with_bounds(1_000, 100_000_000_000, 3).expect("valid bounds")
+}
+
+/// Each process's CPU seconds (user + system), or `None` without processes or when one could
+/// not be read.
+pub fn cpu_each(pids: &[u32]) -> Option<Vec<f64>> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_secs(pid)).collect()
+}
+
+/// The processes' resident memory together, or `None` as for [`cpu_each`].
+pub fn rss_total(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| rss_bytes(pid)).sum()
+}
+
+/// Each process's CPU seconds between two readings of [`cpu_each`].
+pub fn cpu_used_each(before: Option<Vec<f64>>, after: Option<Vec<f64>>) -> Option<Vec<f64>> {
+    let (before, after) = (before?, after?);
+    Some(
+        before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| round2(a - b))
+            .collect(),
+    )
 }
 
 /// CPU seconds a process used since `before`, when both readings were had.
