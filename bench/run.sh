@@ -19,6 +19,11 @@
 #   contacts     #15: the presence ramp-up of CONTACTS_USERS (10,000) users with CONTACTS_EACH (20)
 #                contacts each, presence scoped to contacts (the default), beside the same users
 #                who all see each other (DUET_PRESENCE=everyone), in one run
+#   instances    #17: the relay's pair workload (PAIRS pairs, closed loop at 1 and 8 in flight)
+#                on 1 instance (without and with Redis), 2 and 4 instances sharing one SQLite
+#                file and a private redis-server, pairs local (both ends on one instance) and
+#                cross (ends on two instances); then open loop at OPEN_RATES msg/s with half
+#                the pairs local and half cross, latency of each kind in the same run
 #
 # Servers listen on 127.0.0.1 only and are killed on exit, error or interrupt.
 # Results: one JSON file per run in bench/results/<UTC stamp>/, plus a log.
@@ -60,9 +65,13 @@ ulimit -n "$(ulimit -Hn)"
 MAX_CONNS=${MAX_CONNS:-$(( $(ulimit -Hn) - 500 ))}
 
 SERVER_PID=""
+SERVER_PIDS=()
+REDIS_PID=""
 DATA_DIRS=()
 cleanup() {
     stop_server
+    stop_instances
+    stop_redis
     for dir in "${DATA_DIRS[@]}"; do rm -rf "$dir"; done
 }
 trap cleanup EXIT
@@ -76,6 +85,76 @@ stop_server() {
         wait "$SERVER_PID" 2>/dev/null || true
         SERVER_PID=""
     fi
+}
+
+# stop_pid PID: TERM, up to 5 s, then KILL; by process id only.
+stop_pid() {
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# port_free PORT: fails when something (another checkout's server) already listens there, so
+# that wait_port cannot mistake it for ours.
+port_free() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        echo "port $1 is taken: set BASE_PORT to another range" | tee -a "$LOG"
+        return 1
+    fi
+}
+
+# start_redis PORT: a private redis-server on loopback, nothing saved to disk.
+start_redis() {
+    local dir; dir=$(mktemp -d); DATA_DIRS+=("$dir")
+    port_free "$1"
+    "${SERVER_CPU[@]}" nice -n "$NICE" redis-server --bind 127.0.0.1 --port "$1" --save '' \
+        --appendonly no --dir "$dir" >>"$OUT/redis-$1.log" 2>&1 &
+    REDIS_PID=$!
+    wait_port "$1"
+}
+
+stop_redis() {
+    if [ -n "$REDIS_PID" ]; then stop_pid "$REDIS_PID"; REDIS_PID=""; fi
+}
+
+# start_instances N FIRST_PORT [VAR=value ...]: N Duet instances on ports FIRST_PORT.. sharing
+# one fresh SQLite file (and whatever the variables add, such as DUET_REDIS_URL). TARGETS and
+# SERVER_PIDS say where they are.
+start_instances() {
+    local n=$1 first=$2; shift 2
+    local shared; shared=$(mktemp -d); DATA_DIRS+=("$shared")
+    SERVER_PIDS=(); TARGETS=""
+    for i in $(seq 0 $((n - 1))); do
+        local port=$((first + i)) dir; dir=$(mktemp -d); DATA_DIRS+=("$dir")
+        port_free "$port"
+        "${SERVER_CPU[@]}" nice -n "$NICE" env DUET_ADDR=127.0.0.1:$port DUET_DATA_DIR="$dir" \
+            DUET_DATABASE_URL="sqlite://$shared/duet.db" \
+            DUET_REGISTER_LIMIT=1000000 DUET_MAX_CONNECTIONS_PER_IP=1000000 DUET_MAX_CONNECTIONS=1000000 \
+            DUET_PRESENCE=everyone DUET_RATE_LIMIT=1000000 \
+            "$@" "$DUET" >>"$OUT/duet-$port.log" 2>&1 &
+        SERVER_PIDS+=($!)
+        TARGETS+="${TARGETS:+,}127.0.0.1:$port"
+        # The first one creates the database; the others open it.
+        wait_port "$port"
+    done
+}
+
+stop_instances() {
+    for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
+    SERVER_PIDS=()
+}
+
+# wait_linked REDIS_PORT N: until N instances listen on Redis's `duet:all` channel.
+wait_linked() {
+    for _ in $(seq 100); do
+        local subs
+        subs=$(redis-cli -h 127.0.0.1 -p "$1" pubsub numsub duet:all 2>/dev/null | tail -n 1)
+        [ "${subs:-0}" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "instances did not link through Redis on port $1" | tee -a "$LOG"
+    return 1
 }
 
 wait_port() {
@@ -118,7 +197,9 @@ start_peerjs() {
 loadgen() {
     local name=$1$SUFFIX; shift
     echo "== $name: loadgen $*" | tee -a "$LOG"
-    if timeout 900 "${GEN_CPU[@]}" nice -n "$NICE" "$LOADGEN" --server-pid "$SERVER_PID" --label "$name" \
+    local pids=${SERVER_PID:-$(IFS=,; echo "${SERVER_PIDS[*]}")}
+    local redis=(); [ -z "$REDIS_PID" ] || redis=(--redis-pid "$REDIS_PID")
+    if timeout 900 "${GEN_CPU[@]}" nice -n "$NICE" "$LOADGEN" --server-pid "$pids" "${redis[@]}" --label "$name" \
         --json-out "$OUT/$name.json" "${GEN_ARGS[@]}" "$@" >>"$LOG" 2>&1; then
         echo "   ok" | tee -a "$LOG"
     else
@@ -144,6 +225,15 @@ if r.get("server_cpu_ramp_up_secs") is not None:
     print(f'   ramp-up (connecting, then a {r["settle_secs"]} s settle): '
           f'{r["server_frames_ramp_up"]} frames, server CPU {r["server_cpu_ramp_up_secs"]} s; '
           f'{r["contacts_each"]} contacts each, set up in {r["contacts_secs"]} s')
+if r.get("instances", 1) > 1 or r.get("redis_cpu_secs") is not None:
+    each = r.get("server_cpu_secs_each")
+    print(f'   {r["instances"]} instance(s), placement {r.get("placement")}: server CPU each {each} s, '
+          f'redis CPU {r.get("redis_cpu_secs")} s = {r.get("redis_cpu_us_per_msg")} us/msg')
+    for kind in ("latency_local", "latency_cross"):
+        if kind in r and r[kind]["count"]:
+            k = r[kind]
+            print(f'   {kind}: {k["count"]} msgs, p50 {k["p50_us"]} p99 {k["p99_us"]} '
+                  f'p99.9 {k["p99_9_us"]} max {k["max_us"]} us')
 if "login_burst" in r:
     b = r["login_burst"]
     print(f'   burst of {b["logins"]} logins took {b["burst_secs"]} s: p99 during '
@@ -152,7 +242,8 @@ if "login_burst" in r:
 EOF
 }
 
-PORT=18400
+# Other checkouts run this script on the same machine: BASE_PORT moves every port it uses.
+PORT=${BASE_PORT:-18400}
 for scenario in "${SCENARIOS[@]}"; do
     PORT=$((PORT + 1))
     case $scenario in
@@ -292,6 +383,45 @@ for scenario in "${SCENARIOS[@]}"; do
         start_peerjs $PORT
         loadgen peerjs-idle-$N --flavour peerjs --target 127.0.0.1:$PORT --mode idle --conns "$N" --settle 12
         stop_server
+        ;;
+    instances)
+        # One database, one Redis; 1, 2 and 4 instances on the same cores. Each run registers
+        # its own users (a prefix per run) through the first instance.
+        PAIRS=${PAIRS:-200}
+        CONNS=$((PAIRS * 2))
+        REDIS_PORT=$((PORT + 100))
+        start_redis $REDIS_PORT
+        REDIS=redis://127.0.0.1:$REDIS_PORT/
+        # The default deployment first: one instance, no Redis.
+        start_instances 1 $PORT
+        REDIS_PID_KEPT=$REDIS_PID; REDIS_PID=""
+        for window in 1 8; do
+            loadgen duet-1i-noredis-w$window --flavour duet --envelope duet --targets "$TARGETS" --prefix n1w$window- \
+                --mode closed --window $window --conns $CONNS --duration "$DURATION"
+        done
+        REDIS_PID=$REDIS_PID_KEPT
+        stop_instances
+        for n in 1 2 4; do
+            start_instances $n $PORT DUET_REDIS_URL=$REDIS
+            wait_linked $REDIS_PORT $n
+            placements=(local); [ $n -eq 1 ] || placements=(local cross)
+            for placement in "${placements[@]}"; do
+                for window in 1 8; do
+                    loadgen duet-${n}i-$placement-w$window --flavour duet --envelope duet --targets "$TARGETS" \
+                        --placement $placement --prefix i$n$placement$window- \
+                        --mode closed --window $window --conns $CONNS --duration "$DURATION"
+                done
+            done
+            if [ $n -gt 1 ]; then
+                for rate in ${OPEN_RATES:-5000 10000}; do
+                    loadgen duet-${n}i-mixed-open-$rate --flavour duet --envelope duet --targets "$TARGETS" \
+                        --placement mixed --prefix i${n}mixed$rate- \
+                        --mode open --rate "$rate" --conns $CONNS --duration "$DURATION"
+                done
+            fi
+            stop_instances
+        done
+        stop_redis
         ;;
     *)
         echo "unknown scenario $scenario" >&2
