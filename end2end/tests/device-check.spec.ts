@@ -34,6 +34,7 @@ test('the check shows the camera, the meter follows the microphone, and closing 
   // The meter moves with the fake microphone's beeps: loud and quiet within two seconds.
   await expect.poll(async () => (await deviceTracks(page)).liveKinds.sort()).toEqual(['audio', 'video']);
   const values = await readings(page, 2_500);
+  console.log(`meter: loudest ${Math.max(...values).toFixed(3)}, quietest ${Math.min(...values).toFixed(3)}`);
   expect(Math.max(...values), values.join(' ')).toBeGreaterThan(0.2);
   expect(Math.min(...values), values.join(' ')).toBeLessThan(0.05);
 

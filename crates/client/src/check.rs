@@ -22,6 +22,9 @@ impl DeviceCheck {
         let media = LocalMedia::open(true, &crate::devices::choice()).await?;
         let broken = |_| MediaError::Failed("audio analysis".into());
         let analyser = audio.create_analyser().map_err(broken)?;
+        // A window longer than the meter's tick (8192 samples are 170 ms at 48 kHz), so that a
+        // short sound between two readings is never missed.
+        analyser.set_fft_size(WINDOW as u32);
         let source = audio
             .create_media_stream_source(media.stream())
             .map_err(broken)?;
@@ -41,7 +44,7 @@ impl DeviceCheck {
         self.media.share_stream()
     }
 
-    /// How loud the microphone is now, from 0 to 1.
+    /// How loud the microphone was at its loudest moment in the last window, from 0 to 1.
     pub fn level(&mut self) -> f64 {
         self.analyser.get_byte_time_domain_data(&mut self.samples);
         level(&self.samples)
@@ -64,20 +67,29 @@ impl Drop for DeviceCheck {
     }
 }
 
-/// The level a meter shows for unsigned 8-bit samples (128 is silence): their RMS, scaled so
-/// that speech, whose RMS seldom passes a quarter of full scale, fills most of the meter.
+/// Samples the analyser keeps: more than a tick of the meter holds.
+const WINDOW: usize = 8192;
+
+/// Samples in one moment of the meter (about 10 ms): short enough that a click or a syllable
+/// fills one whole, so its loudness is not averaged away with the silence around it.
+const MOMENT: usize = 512;
+
+/// The level a meter shows for unsigned 8-bit samples (128 is silence): the RMS of the loudest
+/// moment, scaled so that speech, whose RMS seldom passes a quarter of full scale, fills most of
+/// the meter.
 pub fn level(samples: &[u8]) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    let sum: f64 = samples
-        .iter()
-        .map(|&s| {
-            let x = (f64::from(s) - 128.0) / 128.0;
-            x * x
-        })
-        .sum();
-    ((sum / samples.len() as f64).sqrt() * 4.0).min(1.0)
+    let rms = |moment: &[u8]| {
+        let sum: f64 = moment
+            .iter()
+            .map(|&s| {
+                let x = (f64::from(s) - 128.0) / 128.0;
+                x * x
+            })
+            .sum();
+        (sum / moment.len() as f64).sqrt()
+    };
+    let loudest = samples.chunks(MOMENT).map(rms).fold(0.0, f64::max);
+    (loudest * 4.0).min(1.0)
 }
 
 #[cfg(test)]
@@ -92,5 +104,14 @@ mod tests {
         // A quiet tone (an eighth of full scale) shows as half.
         let quiet = level(&[112, 144].repeat(32));
         assert!((quiet - 0.5).abs() < 0.01, "{quiet}");
+    }
+
+    #[test]
+    fn a_short_sound_in_a_long_silence_shows_at_its_own_loudness() {
+        // 20 ms of a quiet tone (at 48 kHz) somewhere in 170 ms of silence.
+        let mut window = vec![128; super::WINDOW];
+        window[3000..3960].copy_from_slice(&[112, 144].repeat(480));
+        let shown = level(&window);
+        assert!((shown - 0.5).abs() < 0.01, "{shown}");
     }
 }
