@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use leptos_meta::*;
+use leptos_meta::HashedStylesheet;
 
 use crate::api;
 use crate::i18n::Lang;
@@ -17,12 +17,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                // Written here rather than with leptos_meta's `<Title>`: the title never changes
+                // but while a call rings (`crate::ringer`), and leptos_meta's context in the
+                // browser cost 2 kB of the bundle.
+                <title>Duet</title>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HashedStylesheet options=options.clone() id="duet"/>
                 // Only under `cargo leptos watch` (LEPTOS_WATCH): reloads the page after a rebuild.
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
-                <MetaTags/>
             </head>
             <body>
                 <App/>
@@ -38,7 +41,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// language, so the hydrated page starts out identical to the server's.
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     let lang = RwSignal::new(Lang::En);
     let session = RwSignal::new(Session::Checking);
     let phone = Phone::new();
@@ -113,7 +115,6 @@ pub fn App() -> impl IntoView {
     };
 
     view! {
-        <Title text="Duet"/>
         <div class="app">
             <Header/>
             <OfflineBanner/>
