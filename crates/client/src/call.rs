@@ -161,10 +161,11 @@ pub enum CallState {
         video: bool,
         devices: Devices,
     },
-    /// `peer` invites us; we are ringing.
+    /// `peer` invites us; we are ringing. `video`: a video call rings (false: a voice call).
     Incoming {
         peer: String,
         call_id: CallId,
+        video: bool,
     },
     /// Both sides said yes: from opening the devices to hanging up.
     Active(Active),
@@ -215,13 +216,18 @@ impl Phase {
 }
 
 impl Active {
-    fn new(peer: String, call_id: CallId, role: Role, video: bool) -> Self {
+    /// `video`: whether we open our camera; `peer_video`: whether the peer opens theirs (a video
+    /// call's caller does; its callee says otherwise once its devices are open).
+    fn new(peer: String, call_id: CallId, role: Role, video: bool, peer_video: bool) -> Self {
         Self {
             peer,
             call_id,
             role,
             local: MediaFlags { audio: true, video },
-            remote: MediaFlags::ON,
+            remote: MediaFlags {
+                audio: true,
+                video: peer_video,
+            },
             phase: Phase::OpeningDevices,
             losses: 0,
             signaling: SignalingLink::Up,
@@ -275,7 +281,10 @@ pub enum Event {
         video: bool,
     },
     Cancel,
+    /// Answer the ringing call as it rings (a video call with our camera).
     Accept,
+    /// Answer the ringing call with our microphone only, whichever kind it is.
+    AcceptVoice,
     Decline,
     HangUp,
     ToggleMic,
@@ -485,6 +494,7 @@ impl CallState {
                         &peer,
                         PeerMessage::Invite {
                             call_id: call_id.clone(),
+                            video,
                         },
                     ),
                     timer(Timer::NoAnswer, &call_id, NO_ANSWER_MS),
@@ -620,10 +630,36 @@ impl CallState {
 
             // Calling the person who is calling us is answering them (the other half of glare:
             // their invite arrived before we pressed "call").
-            (S::Incoming { peer, call_id }, E::Dial { peer: wanted, .. }) if wanted == peer => {
-                S::Incoming { peer, call_id }.on(E::Accept)
+            (
+                S::Incoming {
+                    peer,
+                    call_id,
+                    video: rung,
+                },
+                E::Dial {
+                    peer: wanted,
+                    video,
+                    ..
+                },
+            ) if wanted == peer => {
+                let answer = if video { E::Accept } else { E::AcceptVoice };
+                S::Incoming {
+                    peer,
+                    call_id,
+                    video: rung,
+                }
+                .on(answer)
             }
-            (S::Incoming { peer, call_id }, E::Accept) => {
+            (
+                S::Incoming {
+                    peer,
+                    call_id,
+                    video: rung,
+                },
+                answer @ (E::Accept | E::AcceptVoice),
+            ) => {
+                // A voice call opens no camera here, whatever the answer.
+                let video = rung && answer == E::Accept;
                 // `accept` goes out at once, the offer prepared while ringing right behind it,
                 // and our devices open meanwhile.
                 let effects = vec![
@@ -637,23 +673,36 @@ impl CallState {
                     Effect::SendHeld,
                     Effect::OpenMedia {
                         call_id: call_id.clone(),
-                        video: true,
+                        video,
                         polite: true,
                     },
                     timer(Timer::Connect, &call_id, CONNECT_TIMEOUT_MS),
                 ];
-                let call = Active::new(peer, call_id, Role::Callee, true);
+                let call = Active::new(peer, call_id, Role::Callee, video, rung);
                 (S::Active(call), effects)
             }
-            (S::Incoming { peer, call_id }, E::Decline) => {
+            (S::Incoming { peer, call_id, .. }, E::Decline) => {
                 stop_ringing((S::Idle, vec![send(&peer, PeerMessage::Decline { call_id })]))
             }
-            (S::Incoming { peer, call_id }, E::PeerOffline(user)) if user == peer => {
+            (S::Incoming { peer, call_id, .. }, E::PeerOffline(user)) if user == peer => {
                 stop_ringing(ended(&peer, &call_id, EndReason::Cancelled, true))
             }
-            (S::Incoming { peer, call_id }, E::Peer { from, message }) => {
-                on_incoming_message(peer, call_id, from, message)
-            }
+            (
+                S::Incoming {
+                    peer,
+                    call_id,
+                    video,
+                },
+                E::Peer { from, message },
+            ) => on_incoming_message(
+                Ringing {
+                    peer,
+                    call_id,
+                    video,
+                },
+                from,
+                message,
+            ),
 
             (S::Active(call), event) => on_active(call, event),
 
@@ -683,7 +732,7 @@ fn on_free_message(
     message: PeerMessage,
 ) -> (CallState, Vec<Effect>) {
     match message {
-        PeerMessage::Invite { call_id } => {
+        PeerMessage::Invite { call_id, video } => {
             let effects = vec![
                 send(
                     &from,
@@ -702,6 +751,7 @@ fn on_free_message(
                 CallState::Incoming {
                     peer: from,
                     call_id,
+                    video,
                 },
                 effects,
             )
@@ -754,7 +804,11 @@ fn on_outgoing_message(
     from: String,
     message: PeerMessage,
 ) -> (CallState, Vec<Effect>) {
-    if let PeerMessage::Invite { call_id: theirs } = &message {
+    if let PeerMessage::Invite {
+        call_id: theirs,
+        video: their_video,
+    } = &message
+    {
         if from != call.peer {
             let busy = send(
                 &from,
@@ -768,7 +822,15 @@ fn on_outgoing_message(
         // one call survives without another round trip.
         if *theirs < call.call_id {
             let theirs = theirs.clone();
-            let active = Active::new(call.peer.clone(), theirs.clone(), Role::Callee, call.video);
+            // Their call is the one that goes on: a voice call if either of us placed one.
+            let video = call.video && *their_video;
+            let active = Active::new(
+                call.peer.clone(),
+                theirs.clone(),
+                Role::Callee,
+                video,
+                *their_video,
+            );
             let effects = vec![
                 // Our invite also rang the peer's other tabs: silence them.
                 send(
@@ -787,7 +849,7 @@ fn on_outgoing_message(
                 Effect::Release,
                 Effect::OpenMedia {
                     call_id: theirs.clone(),
-                    video: call.video,
+                    video,
                     polite: true,
                 },
                 timer(Timer::Connect, &theirs, CONNECT_TIMEOUT_MS),
@@ -806,7 +868,14 @@ fn on_outgoing_message(
             (call.state(), vec![])
         }
         PeerMessage::Accept { .. } => {
-            let active = Active::new(call.peer, call.call_id.clone(), Role::Caller, call.video);
+            // The callee of a video call that answers with voice says so once its devices open.
+            let active = Active::new(
+                call.peer,
+                call.call_id.clone(),
+                Role::Caller,
+                call.video,
+                call.video,
+            );
             match call.devices {
                 Devices::Ready { video } => {
                     let (state, mut effects) = CallState::Active(active).on(Event::MediaReady {
@@ -830,15 +899,35 @@ fn on_outgoing_message(
     }
 }
 
-fn on_incoming_message(
+/// A ringing call's fields, handed to [`on_incoming_message`] as one value.
+struct Ringing {
     peer: String,
     call_id: CallId,
+    video: bool,
+}
+
+fn on_incoming_message(
+    ringing: Ringing,
     from: String,
     message: PeerMessage,
 ) -> (CallState, Vec<Effect>) {
-    let unchanged = |peer, call_id| (CallState::Incoming { peer, call_id }, vec![]);
+    let Ringing {
+        peer,
+        call_id,
+        video,
+    } = ringing;
+    let unchanged = |peer, call_id| {
+        (
+            CallState::Incoming {
+                peer,
+                call_id,
+                video,
+            },
+            vec![],
+        )
+    };
     match message {
-        PeerMessage::Invite { call_id: other } if other != call_id => (
+        PeerMessage::Invite { call_id: other, .. } if other != call_id => (
             unchanged(peer, call_id).0,
             vec![send(&from, PeerMessage::Busy { call_id: other })],
         ),
@@ -1145,7 +1234,7 @@ fn restart(mut call: Active) -> (CallState, Vec<Effect>) {
 
 fn on_active_message(call: Active, from: String, message: PeerMessage) -> (CallState, Vec<Effect>) {
     let mut call = call;
-    if let PeerMessage::Invite { call_id } = &message
+    if let PeerMessage::Invite { call_id, .. } = &message
         && *call_id != call.call_id
     {
         let effects = vec![send(

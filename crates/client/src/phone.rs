@@ -396,7 +396,8 @@ impl CallMedia {
     /// screen holds it: then the camera's turn comes when sharing stops (`stop_sharing`).
     fn send_camera(&self, track: Option<MediaStreamTrack>) {
         if !matches!(self.screen, Screen::Shared(_)) {
-            crate::rtc::send_video(self.link.peer_connection(), track);
+            let stream = self.local().map(LocalMedia::share_stream);
+            crate::rtc::send_video(self.link.peer_connection(), track, stream);
         }
     }
 }
@@ -517,7 +518,7 @@ impl Runtime {
                 });
             }
             Input::Command(Command::Call(event)) => {
-                if event == Event::Accept {
+                if matches!(event, Event::Accept | Event::AcceptVoice) {
                     self.ringer.unlock();
                 }
                 self.apply(event);
@@ -1070,7 +1071,8 @@ impl Runtime {
         match result {
             Ok(mut screen) => {
                 let pc = media.link.peer_connection();
-                crate::rtc::send_video(pc, Some(screen.track()));
+                let stream = media.local().map(LocalMedia::share_stream);
+                crate::rtc::send_video(pc, Some(screen.track()), stream);
                 // A shared tab's sound goes out mixed with the microphone, on its sender.
                 let mic = media.local().and_then(LocalMedia::microphone_track);
                 if let Some(mix) = screen.mix_with(mic.as_ref()) {

@@ -20,7 +20,7 @@ use web_sys::{
     MediaDevices, MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration,
     RtcDataChannel, RtcDataChannelInit, RtcDataChannelType, RtcIceCandidateInit,
     RtcIceConnectionState, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
-    RtcRtpSender, RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcRtpTransceiverInit,
+    RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcRtpTransceiverInit,
     RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
@@ -119,8 +119,6 @@ fn tracks(stream: &MediaStream) -> impl Iterator<Item = MediaStreamTrack> {
 /// goes off).
 pub struct LocalMedia {
     stream: MediaStream,
-    /// It was opened with a camera: turning the camera on again may open it anew.
-    camera: bool,
     /// Told when a device track ends by itself (unplugged, or taken by the system); every track
     /// of the stream carries it, those put in later too.
     on_ended: Option<Closure<dyn FnMut(web_sys::Event)>>,
@@ -186,10 +184,8 @@ impl LocalMedia {
             other => other?,
         };
         set_hook(STREAM_HOOK, &stream);
-        let camera = stream.get_video_tracks().length() > 0;
         Ok(Self {
             stream,
-            camera,
             on_ended: None,
         })
     }
@@ -211,10 +207,10 @@ impl LocalMedia {
         self.on_ended = Some(handler);
     }
 
-    /// Whether the camera may be opened again for this call (it had one to begin with) and is
-    /// not open now.
+    /// Whether the camera is not open now: turning it on opens it (anew, or for the first time
+    /// in a voice call).
     pub fn camera_closed(&self) -> bool {
-        self.camera && !self.has_video()
+        !self.has_video()
     }
 
     /// Stops the camera (its light goes out) and takes its track out of the stream; the
@@ -329,47 +325,78 @@ pub async fn open_device(kind: &str, id: &str) -> Result<MediaStreamTrack, Media
     tracks(&stream).next().ok_or(MediaError::Missing)
 }
 
-/// The connection's sender for `kind` ("audio" or "video"), if the call has one (an audio-only
-/// call has no video sender).
-fn sender(pc: &RtcPeerConnection, kind: &str) -> Option<RtcRtpSender> {
+/// The connection's transceiver for `kind` ("audio" or "video"), if the call has one.
+fn transceiver(pc: &RtcPeerConnection, kind: &str) -> Option<RtcRtpTransceiver> {
     pc.get_transceivers()
         .iter()
         .filter_map(|transceiver| transceiver.dyn_into::<RtcRtpTransceiver>().ok())
         .find(|transceiver| transceiver.receiver().track().kind() == kind)
-        .map(|transceiver| transceiver.sender())
 }
 
-/// Whether the call sends video (something to put a shared screen on without renegotiating).
+/// Whether the call can carry video (something to put a camera or a shared screen on).
 pub fn has_video_sender(pc: &RtcPeerConnection) -> bool {
-    sender(pc, "video").is_some()
+    transceiver(pc, "video").is_some()
 }
 
 /// [`replace_track`] on the video sender, in the background: the caller's state moves on at
-/// once, and the peer sees the new track from its next frame.
-pub fn send_video(pc: &RtcPeerConnection, track: Option<MediaStreamTrack>) {
-    send(pc, "video", track);
+/// once, and the peer sees the new track from its next frame. `stream` is the one our sound goes
+/// out in, for the peer to play the picture with it.
+pub fn send_video(
+    pc: &RtcPeerConnection,
+    track: Option<MediaStreamTrack>,
+    stream: Option<MediaStream>,
+) {
+    send(pc, "video", track, stream);
 }
 
 /// [`send_video`]'s twin for the audio sender (the microphone, or it mixed with a shared tab).
 pub fn send_audio(pc: &RtcPeerConnection, track: Option<MediaStreamTrack>) {
-    send(pc, "audio", track);
+    send(pc, "audio", track, None);
 }
 
-fn send(pc: &RtcPeerConnection, kind: &'static str, track: Option<MediaStreamTrack>) {
+fn send(
+    pc: &RtcPeerConnection,
+    kind: &'static str,
+    track: Option<MediaStreamTrack>,
+    stream: Option<MediaStream>,
+) {
     let pc = pc.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        replace_track(&pc, kind, track.as_ref()).await;
+        replace_track(&pc, kind, track.as_ref(), stream.as_ref()).await;
     });
 }
 
 /// Puts `track` (or nothing, while the camera is off) on the connection's sender of its `kind`
 /// ("audio" or "video"), in place of what it sent: no renegotiation, the peer sees the next frame
-/// or none.
-pub async fn replace_track(pc: &RtcPeerConnection, kind: &str, track: Option<&MediaStreamTrack>) {
-    if let Some(sender) = sender(pc, kind)
-        && let Err(error) = JsFuture::from(sender.replace_track(track)).await
-    {
+/// or none. The one exception is the first picture of a call placed as a voice call on a side
+/// whose video transceiver only receives (it answered an offer without a camera): that side
+/// starts sending, in `stream`, which renegotiates once (perfect negotiation).
+pub async fn replace_track(
+    pc: &RtcPeerConnection,
+    kind: &str,
+    track: Option<&MediaStreamTrack>,
+    stream: Option<&MediaStream>,
+) {
+    let Some(transceiver) = transceiver(pc, kind) else {
+        return;
+    };
+    let sender = transceiver.sender();
+    if let Err(error) = JsFuture::from(sender.replace_track(track)).await {
         web_sys::console::warn_1(&error);
+        return;
+    }
+    let receives_only = matches!(
+        transceiver.direction(),
+        RtcRtpTransceiverDirection::Recvonly | RtcRtpTransceiverDirection::Inactive
+    );
+    if let (Some(_), Some(stream), true) = (track, stream, receives_only) {
+        // Without a stream the peer would see the picture apart from our sound.
+        if let Ok(set_streams) = Reflect::get(&sender, &"setStreams".into())
+            .and_then(|f| f.dyn_into::<js_sys::Function>())
+        {
+            let _ = set_streams.call1(&sender, stream);
+        }
+        transceiver.set_direction(RtcRtpTransceiverDirection::Sendrecv);
     }
 }
 
@@ -377,7 +404,7 @@ pub async fn replace_track(pc: &RtcPeerConnection, kind: &str, track: Option<&Me
 /// [`Senders::Later`], on the senders waiting for them.
 pub async fn attach(pc: &RtcPeerConnection, media: &MediaStream) {
     for track in tracks(media) {
-        replace_track(pc, &track.kind(), Some(&track)).await;
+        replace_track(pc, &track.kind(), Some(&track), Some(media)).await;
     }
 }
 

@@ -38,6 +38,7 @@ mod tests {
         let incoming = CallState::Incoming {
             peer: "bob".into(),
             call_id: "c1".into(),
+            video: true,
         };
         assert_eq!(action("Escape", &incoming), Some(Event::Decline));
         assert_eq!(

@@ -247,10 +247,13 @@ fn peer_message(
             audio: flag(audio, "audio")?,
             video: flag(video, "video")?,
         },
+        PeerKind::Invite => PeerMessage::Invite {
+            call_id: text(call_id, "call_id")?,
+            video: video.is_none() || flag(video, "video")?,
+        },
         call_control => {
             let call_id = text(call_id, "call_id")?;
             match call_control {
-                PeerKind::Invite => PeerMessage::Invite { call_id },
                 PeerKind::Ringing => PeerMessage::Ringing { call_id },
                 PeerKind::Accept => PeerMessage::Accept { call_id },
                 PeerKind::Decline => PeerMessage::Decline { call_id },

@@ -67,8 +67,14 @@ pub enum PeerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call_id: Option<CallId>,
     },
-    /// The caller asks the callee to ring.
-    Invite { call_id: CallId },
+    /// The caller asks the callee to ring. `video` says which kind of call rings: false for a
+    /// voice call, which opens no camera on either side. A caller that does not say (an older
+    /// Duet) places a video call.
+    Invite {
+        call_id: CallId,
+        #[serde(default = "video_call")]
+        video: bool,
+    },
     /// The callee's client is ringing.
     Ringing { call_id: CallId },
     /// The callee picked up; the caller now sends an offer.
@@ -87,6 +93,12 @@ pub enum PeerMessage {
         audio: bool,
         video: bool,
     },
+}
+
+/// An invite that does not say which kind of call it is asks for video, as every invite did
+/// before voice calls.
+fn video_call() -> bool {
+    true
 }
 
 /// The `type` of a peer message, without its fields: what the relay needs to route it.
@@ -190,7 +202,7 @@ impl PeerMessage {
             | Self::Answer { call_id, .. }
             | Self::Candidate { call_id, .. }
             | Self::Leave { call_id } => call_id.as_deref(),
-            Self::Invite { call_id }
+            Self::Invite { call_id, .. }
             | Self::Ringing { call_id }
             | Self::Accept { call_id }
             | Self::Decline { call_id }

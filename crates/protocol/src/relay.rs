@@ -163,6 +163,9 @@ impl<'a> RelayRequest<'a> {
             PeerKind::Media => {
                 matches!(call_id, Some(Some(_))) && is_bool(raw.audio) && is_bool(raw.video)
             }
+            PeerKind::Invite => {
+                matches!(call_id, Some(Some(_))) && (raw.video.is_none() || is_bool(raw.video))
+            }
             _ => matches!(call_id, Some(Some(_))),
         };
         if !fields_ok {
@@ -229,7 +232,8 @@ struct RawFields<'a> {
     call_id: Option<&'a RawValue>,
     #[serde(borrow)]
     audio: Option<&'a RawValue>,
-    #[serde(borrow)]
+    // An invite may leave `video` out, but not set it to null: null must reach the check.
+    #[serde(default, borrow, deserialize_with = "raw_even_null")]
     video: Option<&'a RawValue>,
 }
 

@@ -64,6 +64,14 @@ fn bad_frames_get_the_documented_codes() {
         ),
         (r#"{"type":"offer","name":"bob"}"#, ErrorCode::Malformed),
         (r#"{"type":"invite","name":"bob"}"#, ErrorCode::Malformed),
+        (
+            r#"{"type":"invite","name":"bob","call_id":"c","video":"no"}"#,
+            ErrorCode::Malformed,
+        ),
+        (
+            r#"{"type":"invite","name":"bob","call_id":"c","video":null}"#,
+            ErrorCode::Malformed,
+        ),
         (r#"{"type":"offer","sdp":{}}"#, ErrorCode::InvalidTarget),
         (
             r#"{"type":"offer","sdp":{},"name":"  "}"#,
@@ -85,6 +93,34 @@ fn bad_frames_get_the_documented_codes() {
 }
 
 #[test]
+fn an_invite_says_whether_it_is_a_voice_call_and_an_older_one_asks_for_video() {
+    let voice: PeerMessage =
+        serde_json::from_str(r#"{"type":"invite","call_id":"c","video":false}"#).unwrap();
+    assert_eq!(
+        voice,
+        PeerMessage::Invite {
+            call_id: "c".into(),
+            video: false
+        }
+    );
+    let older: PeerMessage = serde_json::from_str(r#"{"type":"invite","call_id":"c"}"#).unwrap();
+    assert_eq!(
+        older,
+        PeerMessage::Invite {
+            call_id: "c".into(),
+            video: true
+        }
+    );
+    for text in [
+        r#"{"type":"invite","name":"bob","call_id":"c","video":false}"#,
+        r#"{"type":"invite","name":"bob","call_id":"c"}"#,
+    ] {
+        let request = RelayRequest::parse(text).expect(text);
+        assert_eq!(request.kind(), PeerKind::Invite);
+    }
+}
+
+#[test]
 fn every_peer_message_round_trips() {
     let id = || "call-1".to_owned();
     let messages = vec![
@@ -101,7 +137,14 @@ fn every_peer_message_round_trips() {
             call_id: Some(id()),
         },
         PeerMessage::Leave { call_id: None },
-        PeerMessage::Invite { call_id: id() },
+        PeerMessage::Invite {
+            call_id: id(),
+            video: true,
+        },
+        PeerMessage::Invite {
+            call_id: id(),
+            video: false,
+        },
         PeerMessage::Ringing { call_id: id() },
         PeerMessage::Accept { call_id: id() },
         PeerMessage::Decline { call_id: id() },

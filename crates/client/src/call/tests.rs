@@ -36,6 +36,7 @@ fn incoming(call_id: &str) -> CallState {
     CallState::Incoming {
         peer: "bob".into(),
         call_id: id(call_id),
+        video: true,
     }
 }
 
@@ -43,7 +44,7 @@ fn incoming(call_id: &str) -> CallState {
 fn active(role: Role) -> Active {
     Active {
         phase: Phase::Negotiating { restarted: false },
-        ..Active::new("bob".into(), id("c1"), role, true)
+        ..Active::new("bob".into(), id("c1"), role, true, true)
     }
 }
 
@@ -121,7 +122,10 @@ fn dialing_sends_an_invite_and_arms_the_no_answer_timer() {
         vec![
             Effect::Send {
                 to: "bob".into(),
-                message: PeerMessage::Invite { call_id: id("c1") }
+                message: PeerMessage::Invite {
+                    call_id: id("c1"),
+                    video: true
+                }
             },
             Effect::StartTimer {
                 timer: Timer::NoAnswer,
@@ -374,8 +378,13 @@ fn accept_before_the_callers_devices_are_open_waits_for_them() {
 
 #[test]
 fn an_invite_rings_and_answers_ringing() {
-    let (state, effects) =
-        CallState::Idle.on(peer("bob", PeerMessage::Invite { call_id: id("c1") }));
+    let (state, effects) = CallState::Idle.on(peer(
+        "bob",
+        PeerMessage::Invite {
+            call_id: id("c1"),
+            video: true,
+        },
+    ));
     assert_eq!(state, incoming("c1"));
     assert!(effects.contains(&Effect::Ring {
         from: Some("bob".into())
@@ -500,9 +509,13 @@ fn another_tab_answering_silences_this_one() {
 #[test]
 fn a_second_caller_gets_busy() {
     for state in [incoming("c1"), in_call(Role::Callee), outgoing("c1")] {
-        let (after, effects) = state
-            .clone()
-            .on(peer("carol", PeerMessage::Invite { call_id: id("c7") }));
+        let (after, effects) = state.clone().on(peer(
+            "carol",
+            PeerMessage::Invite {
+                call_id: id("c7"),
+                video: true,
+            },
+        ));
         assert_eq!(after, state);
         assert_eq!(
             sent(&effects),
@@ -528,8 +541,20 @@ fn glare_the_smaller_call_id_wins_on_both_sides() {
         video: true,
         devices: Devices::Ready { video: true },
     };
-    let (alice, alice_effects) = alice.on(peer("bob", PeerMessage::Invite { call_id: id("b") }));
-    let (bob, bob_effects) = bob.on(peer("alice", PeerMessage::Invite { call_id: id("a") }));
+    let (alice, alice_effects) = alice.on(peer(
+        "bob",
+        PeerMessage::Invite {
+            call_id: id("b"),
+            video: true,
+        },
+    ));
+    let (bob, bob_effects) = bob.on(peer(
+        "alice",
+        PeerMessage::Invite {
+            call_id: id("a"),
+            video: true,
+        },
+    ));
     assert_eq!(alice.tag(), "outgoing", "alice's call survives");
     assert!(alice_effects.is_empty());
     let CallState::Active(call) = &bob else {
@@ -990,6 +1015,7 @@ fn sharing_a_screen_changes_the_sender_only_and_says_nothing_to_the_peer() {
     let ringing = CallState::Incoming {
         peer: "bob".into(),
         call_id: id("c1"),
+        video: true,
     };
     assert_eq!(ringing.clone().on(Event::ToggleShare), (ringing, vec![]));
 }
@@ -1169,4 +1195,81 @@ fn a_callee_whose_devices_never_open_is_bounded_by_the_connect_timer() {
         ),
         "{state:?}"
     );
+}
+
+/// The devices an effect list opens: `Some(video)` when it opens any.
+fn opens_camera(effects: &[Effect]) -> Option<bool> {
+    effects.iter().find_map(|effect| match effect {
+        Effect::OpenMedia { video, .. } => Some(*video),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_voice_call_says_so_in_its_invite_and_opens_no_camera_on_either_side() {
+    let (_, effects) = CallState::Idle.on(Event::Dial {
+        peer: "bob".into(),
+        call_id: id("c1"),
+        video: false,
+    });
+    let invite = PeerMessage::Invite {
+        call_id: id("c1"),
+        video: false,
+    };
+    assert_eq!(sent(&effects)[0], ("bob".into(), invite.clone()));
+    assert_eq!(opens_camera(&effects), Some(false));
+
+    let (ringing, _) = CallState::Idle.on(peer("alice", invite));
+    assert!(matches!(ringing, CallState::Incoming { video: false, .. }));
+    // Answering it "with video" cannot turn it into a video call.
+    let (state, effects) = ringing.on(Event::Accept);
+    assert_eq!(opens_camera(&effects), Some(false));
+    let call = state.active().expect("answered");
+    assert!(!call.local.video && !call.remote.video);
+}
+
+#[test]
+fn a_video_call_can_be_answered_with_voice_only() {
+    let (state, effects) = incoming("c1").on(Event::AcceptVoice);
+    assert_eq!(opens_camera(&effects), Some(false));
+    assert!(sent(&effects).contains(&("bob".into(), PeerMessage::Accept { call_id: id("c1") })));
+    let call = state.active().expect("answered");
+    // The caller's camera is on; ours never opens.
+    assert!(!call.local.video && call.remote.video);
+    // Once the microphone is open, the caller is told not to expect our picture.
+    let (_, effects) = state.on(Event::MediaReady {
+        call_id: id("c1"),
+        video: false,
+    });
+    assert!(
+        sent(&effects)
+            .iter()
+            .any(|(_, message)| matches!(message, PeerMessage::Media { video: false, .. }))
+    );
+}
+
+#[test]
+fn calling_someone_who_rings_us_with_voice_answers_with_voice() {
+    let (state, effects) = incoming("c1").on(Event::Dial {
+        peer: "bob".into(),
+        call_id: id("c2"),
+        video: false,
+    });
+    assert_eq!(opens_camera(&effects), Some(false));
+    assert!(!state.active().expect("answered").local.video);
+}
+
+#[test]
+fn crossing_invites_keep_voice_if_either_side_placed_a_voice_call() {
+    let (state, effects) = outgoing("c9").on(peer(
+        "bob",
+        PeerMessage::Invite {
+            call_id: id("c1"),
+            video: false,
+        },
+    ));
+    assert_eq!(opens_camera(&effects), Some(false));
+    let call = state.active().expect("their call goes on");
+    assert_eq!(call.call_id, id("c1"));
+    assert!(!call.local.video && !call.remote.video);
 }

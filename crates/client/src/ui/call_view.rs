@@ -195,14 +195,25 @@ fn IncomingCall() -> impl IntoView {
     let locale = Locale::use_context();
     let phone = expect_context::<Phone>();
     let peer = peer_memo(phone);
+    let call = phone.call();
+    let video =
+        Memo::new(move |_| call.with(|s| matches!(s, CallState::Incoming { video: true, .. })));
     // Answering is one key press away.
     let accept = focused_when_shown();
     view! {
-        <div class="call-card incoming" role="alertdialog" aria-labelledby="incoming-title">
+        <div
+            class="call-card incoming"
+            role="alertdialog"
+            aria-labelledby="incoming-title"
+            aria-describedby="incoming-kind"
+        >
             <div class="pulse ringing">
                 <Avatar name=peer.get_untracked() large=true/>
             </div>
             <h2 id="incoming-title">{move || fill(locale.t().incoming_name, &peer.get())}</h2>
+            <p id="incoming-kind" class="muted" data-testid="incoming-kind">
+                {move || if video.get() { locale.t().video_call } else { locale.t().voice_call }}
+            </p>
             <div class="call-actions">
                 <button
                     type="button"
@@ -223,6 +234,17 @@ fn IncomingCall() -> impl IntoView {
                 >
                     <PhoneIcon/>
                     <span>{move || locale.t().accept}</span>
+                </button>
+                // A video call may be answered without the camera.
+                <button
+                    type="button"
+                    class="btn success round-label"
+                    data-testid="accept-voice"
+                    hidden=move || !video.get()
+                    on:click=move |_| phone.act(Event::AcceptVoice)
+                >
+                    <PhoneIcon/>
+                    <span>{move || locale.t().answer_voice}</span>
                 </button>
             </div>
         </div>

@@ -4,6 +4,7 @@ use protocol::{AuthErrorCode, CallsFrom, ContactAction, ContactBook, ContactStat
 use crate::api::{self, ApiError};
 use crate::i18n::{Strings, fill};
 use crate::phone::Phone;
+use crate::ui::icons::{CameraIcon, PhoneIcon};
 use crate::ui::recent::RecentCalls;
 use crate::ui::{Avatar, Locale};
 
@@ -108,6 +109,9 @@ pub fn ContactList() -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     });
+    // No server to ring through, or a call already in progress.
+    let cannot_dial = move |name: String| move || down.get() || !call.with(|c| c.can_dial(&name));
+
     // The one person a filter leaves, if calling them is possible now.
     let only_match = move || {
         let names = shown.get_untracked();
@@ -182,7 +186,7 @@ pub fn ContactList() -> impl IntoView {
             />
             <ul class="contact-list" role="list">
                 <For each=move || shown.get() key=|name| name.clone() let:name>
-                    <li>
+                    <li class="contact-row">
                         <button
                             type="button"
                             class="contact"
@@ -200,11 +204,8 @@ pub fn ContactList() -> impl IntoView {
                                     }
                                 }
                             }
-                            disabled={
-                                let name = name.clone();
-                                // No server to ring through, or a call already in progress.
-                                move || down.get() || !call.with(|c| c.can_dial(&name))
-                            }
+                            title=move || locale.t().video_call
+                            disabled=cannot_dial(name.clone())
                             on:click={
                                 let name = name.clone();
                                 move |_| phone.dial(name.clone(), true)
@@ -227,6 +228,25 @@ pub fn ContactList() -> impl IntoView {
                                 }
                             }
                             <span class="presence-dot" aria-hidden="true"></span>
+                            <CameraIcon off=false/>
+                        </button>
+                        <button
+                            type="button"
+                            class="btn ghost voice-call"
+                            data-testid="voice-call"
+                            data-user=name.clone()
+                            title=move || locale.t().voice_call
+                            aria-label={
+                                let name = name.clone();
+                                move || fill(locale.t().voice_call_name, &name)
+                            }
+                            disabled=cannot_dial(name.clone())
+                            on:click={
+                                let name = name.clone();
+                                move |_| phone.dial(name.clone(), false)
+                            }
+                        >
+                            <PhoneIcon/>
                         </button>
                     </li>
                 </For>
