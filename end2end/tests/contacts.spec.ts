@@ -117,7 +117,7 @@ test('contacts see who is in a call: live, after a reload, and no longer once it
   // C sees both in a call, in words and in the button's accessible name.
   for (const who of [a, b]) {
     await expect(inACall(c, who)).toHaveText('in a call');
-    await expect(entry(c, who)).toHaveAccessibleName(`Call ${who.name} (in a call)`);
+    await expect(entry(c, who)).toHaveAccessibleName(`Video call ${who.name} (in a call)`);
   }
   await c.page.screenshot({ path: test.info().outputPath('in-a-call.png') });
   // A page opened now learns it from its first presence list.
@@ -127,6 +127,6 @@ test('contacts see who is in a call: live, after a reload, and no longer once it
   await hangUp(a.page);
   for (const who of [a, b]) {
     await expect(inACall(c, who)).toHaveCount(0);
-    await expect(entry(c, who)).toHaveAccessibleName(`Call ${who.name}`);
+    await expect(entry(c, who)).toHaveAccessibleName(`Video call ${who.name}`);
   }
 });
