@@ -1,4 +1,6 @@
-// Two Duet instances sharing one database and a private Redis (issue #17): users on different
+// Two Duet instances sharing one database (PostgreSQL under the test command, which starts a
+// private cluster for the run; the first instance's SQLite file for a spec run on its own) and a
+// private Redis (issue #17): users on different
 // instances see and call each other, and behind a real HAProxy (Debian's `haproxy`, a private
 // child process on loopback ports running the repository's own deploy/haproxy.cfg) an instance
 // dies during a call: media keeps flowing (it never went through Duet), both pages reconnect
@@ -9,6 +11,7 @@ import { test, expect, DuetServer, befriend, newUser } from './fixtures';
 import { connect, expectState, expectFramesKeepDecoding, expectMediaFlowing, backToIdle, hangUp } from './calls';
 import { freePort } from './coturn';
 import { RedisServer } from './redis';
+import { PostgresDatabase } from './postgres';
 
 const CONFIG = path.resolve(__dirname, '..', '..', 'deploy', 'haproxy.cfg');
 
@@ -61,24 +64,46 @@ class Balancer {
   }
 }
 
-/** Two instances on one database (the first one's SQLite file: two processes on one file in WAL
- * mode; PostgreSQL in production) and one Redis, trusting a balancer's forwarded headers. */
-async function linkedInstances(redis: RedisServer): Promise<[DuetServer, DuetServer]> {
-  const shared = { DUET_TRUSTED_PROXIES: '127.0.0.1/32', DUET_REDIS_URL: redis.url() };
-  const first = new DuetServer(shared);
-  await first.start();
-  const second = new DuetServer({
-    ...shared,
-    DUET_DATABASE_URL: `sqlite://${path.join(first.dataDir, 'duet.db')}`,
-  });
-  await second.start();
-  return [first, second];
+/** Everything two linked instances stand on, stopped and removed together. */
+class Cluster {
+  private constructor(
+    readonly first: DuetServer,
+    readonly second: DuetServer,
+    private readonly redis: RedisServer,
+    private readonly database: PostgresDatabase | null,
+  ) {}
+
+  /** Two instances on one database and one Redis, trusting a balancer's forwarded headers. The
+   * database is PostgreSQL when the test command gave a cluster; else the first instance's SQLite
+   * file (two processes on one file in WAL mode), said in the test's output. */
+  static async start(): Promise<Cluster> {
+    const redis = new RedisServer();
+    await redis.start();
+    const database = PostgresDatabase.create();
+    const shared: Record<string, string> = { DUET_TRUSTED_PROXIES: '127.0.0.1/32', DUET_REDIS_URL: redis.url() };
+    if (database) shared.DUET_DATABASE_URL = database.url();
+    const first = new DuetServer(shared);
+    await first.start();
+    const second = new DuetServer({
+      DUET_DATABASE_URL: `sqlite://${path.join(first.dataDir, 'duet.db')}`,
+      ...shared,
+    });
+    await second.start();
+    console.log(`two instances on ${database ? 'PostgreSQL' : 'one SQLite file'} and Redis`);
+    return new Cluster(first, second, redis, database);
+  }
+
+  async dispose(): Promise<void> {
+    await this.second.dispose();
+    await this.first.dispose();
+    await this.redis.stop();
+    this.database?.drop();
+  }
 }
 
 test('users on two instances see each other online and call each other, media flowing', async ({ browser }) => {
-  const redis = new RedisServer();
-  await redis.start();
-  const [first, second] = await linkedInstances(redis);
+  const cluster = await Cluster.start();
+  const { first, second } = cluster;
   try {
     // Each page talks to its own instance only.
     const a = await newUser(browser, first, 'a');
@@ -94,16 +119,13 @@ test('users on two instances see each other online and call each other, media fl
     await a.context.close();
     await b.context.close();
   } finally {
-    await second.dispose();
-    await first.dispose();
-    await redis.stop();
+    await cluster.dispose();
   }
 });
 
 test('an instance dies during a call: media keeps flowing, both pages move to the other, a new call connects', async ({ browser }) => {
-  const redis = new RedisServer();
-  await redis.start();
-  const [first, second] = await linkedInstances(redis);
+  const cluster = await Cluster.start();
+  const { first, second } = cluster;
   const balancer = await Balancer.start(first, second);
   try {
     // Through the balancer, which spreads them over both instances.
@@ -136,8 +158,6 @@ test('an instance dies during a call: media keeps flowing, both pages move to th
     throw error;
   } finally {
     await balancer.stop();
-    await second.dispose();
-    await first.dispose();
-    await redis.stop();
+    await cluster.dispose();
   }
 });
