@@ -273,6 +273,8 @@ impl Phone {
             held: Vec::new(),
             ringer: Ringer::default(),
             on_signed_out: Box::new(on_signed_out),
+            state: CallState::Idle,
+            view_behind: false,
         };
         self.commands.set_value(Some(commands));
         wasm_bindgen_futures::spawn_local(runtime.run(command_inbox, input_inbox));
@@ -339,6 +341,8 @@ enum Input {
         call_id: CallId,
         result: Result<ScreenShare, MediaError>,
     },
+    /// Time to draw the call as it is, if the page is still behind.
+    ShowCall,
     /// The shared screen's capture ended by itself (the browser's own "Stop sharing").
     ScreenEnded {
         call_id: CallId,
@@ -456,6 +460,9 @@ impl Drop for QualityWatch {
     }
 }
 
+/// How long the page may show a call that was just answered as still ringing.
+const VIEW_BEHIND_MS: u32 = 250;
+
 /// How often the quality indicator is brought up to date.
 const SAMPLE_EVERY_MS: u32 = 1_000;
 
@@ -480,6 +487,15 @@ struct Runtime {
     held: Vec<PeerMessage>,
     ringer: Ringer,
     on_signed_out: Box<dyn Fn()>,
+    /// The call as the state machine has it. The page shows `phone.call`, which follows it at
+    /// once, except at the moment a call is answered (see `view_behind`).
+    state: CallState,
+    /// The page still shows the ringing card of a call that was just answered. Drawing the call's
+    /// pane takes the page's main thread for tens of milliseconds, and at that moment the
+    /// negotiation needs it more: the caller must answer the offer that came with the accept,
+    /// and the callee must hand the caller's answer to its connection. The pane is drawn once
+    /// that is done, or after [`VIEW_BEHIND_MS`] at the latest.
+    view_behind: bool,
     /// Feeds network changes in while the phone runs.
     _network: NetworkWatch,
     /// Feeds devices plugged in or out.
@@ -559,6 +575,7 @@ impl Runtime {
             Input::Sampled { call_id, sample } => self.on_sample(&call_id, *sample),
             Input::Camera { call_id, result } => self.on_camera(&call_id, result),
             Input::Screen { call_id, result } => self.on_screen(&call_id, result),
+            Input::ShowCall => self.show_call(),
             Input::ScreenEnded { call_id } => {
                 if self.media.as_ref().is_some_and(|m| m.call_id == call_id) {
                     self.stop_sharing();
@@ -570,7 +587,7 @@ impl Runtime {
 
     /// Leaves any call properly (the peer is told), then lets go of everything.
     fn shut_down(&mut self) {
-        let farewell = match self.phone.call.get_untracked() {
+        let farewell = match &self.state {
             CallState::Outgoing { .. } => Some(Event::Cancel),
             CallState::Incoming { .. } => Some(Event::Decline),
             CallState::Active(_) => Some(Event::HangUp),
@@ -688,7 +705,7 @@ impl Runtime {
             .media
             .as_ref()
             .is_none_or(|media| matches!(media.devices, OwnDevices::Opening));
-        let wanted = self.phone.call.with_untracked(|state| match state {
+        let wanted = self.state_with(|state| match state {
             CallState::Active(call) => call.call_id == call_id && awaited,
             CallState::Outgoing {
                 call_id: calling,
@@ -712,11 +729,7 @@ impl Runtime {
         };
         // Whatever the user chose while the devices opened (mute, camera off) holds from the
         // first frame.
-        if let Some(flags) = self
-            .phone
-            .call
-            .with_untracked(|state| state.active().map(|call| call.local))
-        {
+        if let Some(flags) = self.state_with(|state| state.active().map(|call| call.local)) {
             local.set_enabled(flags);
         }
         {
@@ -814,7 +827,7 @@ impl Runtime {
         match event {
             LinkEvent::Outbound(outbound) => {
                 // Nothing goes to the peer before the call is accepted.
-                let (peer, ringing) = self.phone.call.with_untracked(|s| {
+                let (peer, ringing) = self.state_with(|s| {
                     (
                         s.peer().map(str::to_owned),
                         matches!(s, CallState::Outgoing { .. } | CallState::Incoming { .. }),
@@ -838,7 +851,11 @@ impl Runtime {
                     call_id,
                     report,
                     now_ms: js_sys::Date::now(),
-                })
+                });
+                // The media path is up: the call's pane may take the page now.
+                if report == LinkReport::Connected {
+                    self.show_call();
+                }
             }
         }
     }
@@ -847,7 +864,7 @@ impl Runtime {
     fn on_sample(&mut self, call_id: &CallId, sample: StatsSample) {
         // Whether video should be arriving: not with the peer's camera off, nor while the path
         // is lost (starved video then is the outage, which the view already shows).
-        let video_expected = self.phone.call.with_untracked(|state| {
+        let video_expected = self.state_with(|state| {
             state
                 .active()
                 .is_some_and(|call| call.remote.video && !call.is_reconnecting())
@@ -902,9 +919,21 @@ impl Runtime {
         });
     }
 
+    /// Reads the call as the state machine has it (the page may show it a moment behind).
+    fn state_with<R>(&self, read: impl FnOnce(&CallState) -> R) -> R {
+        read(&self.state)
+    }
+
+    /// Draws the call as it is, if the page is behind (see `view_behind`).
+    fn show_call(&mut self) {
+        if std::mem::take(&mut self.view_behind) {
+            self.phone.call.set(self.state.clone());
+        }
+    }
+
     /// Runs one transition of the state machine and carries out its effects.
     fn apply(&mut self, event: Event) {
-        let current = self.phone.call.get_untracked();
+        let current = self.state.clone();
         let (next, effects) = current.clone().on(event);
         // The caller hears ringback exactly while the other phone is ringing.
         let ringback =
@@ -912,9 +941,27 @@ impl Runtime {
         if ringback(&next) != ringback(&current) {
             self.ringer.ringback(ringback(&next));
         }
-        if next != current {
-            self.phone.call.set(next);
+        let answered = matches!(
+            (&current, &next),
+            (
+                CallState::Outgoing { .. } | CallState::Incoming { .. },
+                CallState::Active(_)
+            )
+        );
+        if answered {
+            self.view_behind = true;
+            let inputs = self.inputs.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                gloo_timers::future::TimeoutFuture::new(VIEW_BEHIND_MS).await;
+                let _ = inputs.unbounded_send(Input::ShowCall);
+            });
+        } else if self.view_behind && matches!(next, CallState::Active(_)) {
+            // Still answering: `show_call` draws the call as it is by then.
+        } else if next != current || self.view_behind {
+            self.view_behind = false;
+            self.phone.call.set(next.clone());
         }
+        self.state = next;
         for effect in effects {
             self.perform(effect);
         }
@@ -1012,11 +1059,7 @@ impl Runtime {
                 }
             }
             Effect::SendHeld => {
-                if let Some(peer) = self
-                    .phone
-                    .call
-                    .with_untracked(|s| s.peer().map(str::to_owned))
-                {
+                if let Some(peer) = self.state_with(|s| s.peer().map(str::to_owned)) {
                     for message in std::mem::take(&mut self.held) {
                         self.send(&peer, message);
                     }
@@ -1111,7 +1154,7 @@ impl Runtime {
     /// The camera opened again: on the call's sender if the user still wants it (they may have
     /// turned it off again, or the call ended, while it opened), stopped otherwise.
     fn on_camera(&mut self, call_id: &CallId, result: Result<MediaStreamTrack, MediaError>) {
-        let wanted = self.phone.call.with_untracked(|state| match state {
+        let wanted = self.state_with(|state| match state {
             CallState::Active(call) => &call.call_id == call_id && call.local.video,
             _ => false,
         });
