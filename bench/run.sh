@@ -446,16 +446,19 @@ for scenario in "${SCENARIOS[@]}"; do
         # Once every connection is held (the instances' own gauges), each instance's memory is
         # read, and an open loop at 10,000 msg/s runs on 1,000 more connections (pairs half local,
         # half across instances) beside them.
-        # Run once (2026-12-04) with the table read from /metrics, which is not on the instances'
-        # own ports: every generator connected its 16,666 and held them (0 errors) but the table
-        # read 0 and the load ran after the hold. Since fixed (connections counted with `ss`),
-        # not run again yet: see docs/benchmarks.md "Across instances".
+        # A closed loop (window 8, 400 connections, pairs half local, half across instances)
+        # before the crowd and again while it is held gives the server CPU per message at
+        # 100,000. See docs/benchmarks.md "Across instances".
         N=${N100K:-6}; TOTAL=${TOTAL:-100000}; GENS=${GENERATORS:-6}; HOLD=${HOLD:-180}
         REDIS_PORT=$((PORT + 100))
         start_redis $REDIS_PORT
         start_instances "$N" $PORT DUET_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/ DUET_PRESENCE=contacts
         wait_linked $REDIS_PORT "$N"
         instance_table > "$OUT/instances-100k-before.txt"
+        # The cost of a message on these 6 instances before the crowd arrives, for comparison
+        # with the same closed loop while the 100,000 are held.
+        loadgen duet-6i-closed-w8 --flavour duet --envelope duet --targets "$TARGETS" \
+            --placement mixed --prefix c0- --mode closed --window 8 --conns 400 --duration "$DURATION"
         GEN_PIDS=()
         for g in $(seq 1 "$GENS"); do
             timeout $((HOLD + 600)) nice -n "$NICE" "$LOADGEN" --flavour duet --targets "$TARGETS" \
@@ -473,6 +476,8 @@ for scenario in "${SCENARIOS[@]}"; do
         instance_table > "$OUT/instances-100k-held.txt"
         loadgen duet-100k-open-10000 --flavour duet --envelope duet --targets "$TARGETS" \
             --placement mixed --prefix h0- --mode open --rate 10000 --conns 1000 --duration "$DURATION"
+        loadgen duet-100k-closed-w8 --flavour duet --envelope duet --targets "$TARGETS" \
+            --placement mixed --prefix c1- --mode closed --window 8 --conns 400 --duration "$DURATION"
         instance_table > "$OUT/instances-100k-after-load.txt"
         for pid in "${GEN_PIDS[@]}"; do wait "$pid" || true; done
         stop_instances
