@@ -493,8 +493,9 @@ struct Runtime {
     /// The page still shows the ringing card of a call that was just answered. Drawing the call's
     /// pane takes the page's main thread for tens of milliseconds, and at that moment the
     /// negotiation needs it more: the caller must answer the offer that came with the accept,
-    /// and the callee must hand the caller's answer to its connection. The pane is drawn once
-    /// that is done, or after [`VIEW_BEHIND_MS`] at the latest.
+    /// and both must hand out and take in candidates. The pane is drawn once the media path is
+    /// up, or after [`VIEW_BEHIND_MS`] at the latest (drawing it once the answer was out or in
+    /// was tried and measured slower: docs/benchmarks.md).
     view_behind: bool,
     /// Feeds network changes in while the phone runs.
     _network: NetworkWatch,
