@@ -6,7 +6,7 @@
 import { test, expect } from './fixtures';
 import type { Page } from '@playwright/test';
 import type { User } from './fixtures';
-import { expectOnline, expectState, hangUp, inbound } from './calls';
+import { dial, expectOnline, expectState, hangUp, inbound } from './calls';
 import { deviceTracks, expectNoLiveDeviceTracks, mediaRequests } from './device-ledger';
 
 /** Whether the page ever asked for a camera (getUserMedia with video constraints). */
@@ -90,8 +90,7 @@ test('a voice call opens no camera on either side, sound flows, and either side 
 
 test('a video call answered with voice: the callee never opens its camera, and sees the caller', async ({ users }) => {
   const [a, b] = await users(2);
-  await expectOnline(a, b);
-  await a.page.locator(`[data-testid="contact"][data-user="${b.name}"]`).click();
+  await dial(a, b);
   await expectState(b.page, 'incoming');
   await expect(b.page.getByTestId('incoming-kind')).toHaveText('Video call');
   await b.page.getByTestId('accept-voice').click();

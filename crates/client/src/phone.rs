@@ -706,7 +706,7 @@ impl Runtime {
             .media
             .as_ref()
             .is_none_or(|media| matches!(media.devices, OwnDevices::Opening));
-        let wanted = self.state_with(|state| match state {
+        let wanted = match &self.state {
             CallState::Active(call) => call.call_id == call_id && awaited,
             CallState::Outgoing {
                 call_id: calling,
@@ -714,7 +714,7 @@ impl Runtime {
                 ..
             } => *calling == call_id,
             _ => false,
-        });
+        };
         if !wanted {
             // The call ended while the devices were opening: `result` drops here, which stops
             // the tracks again at once.
@@ -730,7 +730,7 @@ impl Runtime {
         };
         // Whatever the user chose while the devices opened (mute, camera off) holds from the
         // first frame.
-        if let Some(flags) = self.state_with(|state| state.active().map(|call| call.local)) {
+        if let Some(flags) = self.state.active().map(|call| call.local) {
             local.set_enabled(flags);
         }
         {
@@ -828,12 +828,11 @@ impl Runtime {
         match event {
             LinkEvent::Outbound(outbound) => {
                 // Nothing goes to the peer before the call is accepted.
-                let (peer, ringing) = self.state_with(|s| {
-                    (
-                        s.peer().map(str::to_owned),
-                        matches!(s, CallState::Outgoing { .. } | CallState::Incoming { .. }),
-                    )
-                });
+                let peer = self.state.peer().map(str::to_owned);
+                let ringing = matches!(
+                    self.state,
+                    CallState::Outgoing { .. } | CallState::Incoming { .. }
+                );
                 let message = outbound.into_message(Some(media.call_id.clone()));
                 match (peer, message) {
                     (_, Some(message)) if ringing => self.held.push(message),
@@ -865,11 +864,10 @@ impl Runtime {
     fn on_sample(&mut self, call_id: &CallId, sample: StatsSample) {
         // Whether video should be arriving: not with the peer's camera off, nor while the path
         // is lost (starved video then is the outage, which the view already shows).
-        let video_expected = self.state_with(|state| {
-            state
-                .active()
-                .is_some_and(|call| call.remote.video && !call.is_reconnecting())
-        });
+        let video_expected = self
+            .state
+            .active()
+            .is_some_and(|call| call.remote.video && !call.is_reconnecting());
         let Some(media) = self.media.as_mut().filter(|m| &m.call_id == call_id) else {
             return;
         };
@@ -918,11 +916,6 @@ impl Runtime {
                 gloo_timers::future::TimeoutFuture::new(250).await;
             }
         });
-    }
-
-    /// Reads the call as the state machine has it (the page may show it a moment behind).
-    fn state_with<R>(&self, read: impl FnOnce(&CallState) -> R) -> R {
-        read(&self.state)
     }
 
     /// Draws the call as it is, if the page is behind (see `view_behind`).
@@ -1060,7 +1053,7 @@ impl Runtime {
                 }
             }
             Effect::SendHeld => {
-                if let Some(peer) = self.state_with(|s| s.peer().map(str::to_owned)) {
+                if let Some(peer) = self.state.peer().map(str::to_owned) {
                     for message in std::mem::take(&mut self.held) {
                         self.send(&peer, message);
                     }
@@ -1155,10 +1148,10 @@ impl Runtime {
     /// The camera opened again: on the call's sender if the user still wants it (they may have
     /// turned it off again, or the call ended, while it opened), stopped otherwise.
     fn on_camera(&mut self, call_id: &CallId, result: Result<MediaStreamTrack, MediaError>) {
-        let wanted = self.state_with(|state| match state {
+        let wanted = match &self.state {
             CallState::Active(call) => &call.call_id == call_id && call.local.video,
             _ => false,
-        });
+        };
         let media = self.media.as_ref().filter(|m| &m.call_id == call_id);
         let local = media
             .and_then(CallMedia::local)
