@@ -55,6 +55,9 @@ enum Command {
 #[derive(Clone, Copy)]
 pub struct Phone {
     call: RwSignal<CallState>,
+    /// The ringing call on the page was answered and the call's pane is not shown yet (see
+    /// `Runtime::view_behind`): the ringing card stops ringing.
+    answered: RwSignal<bool>,
     online: RwSignal<Vec<String>>,
     /// Those of `online` who are in a call now.
     in_call: RwSignal<Vec<String>>,
@@ -96,6 +99,7 @@ impl Phone {
     pub fn new() -> Self {
         Self {
             call: RwSignal::new(CallState::Idle),
+            answered: RwSignal::new(false),
             online: RwSignal::new(Vec::new()),
             in_call: RwSignal::new(Vec::new()),
             server_down: RwSignal::new(false),
@@ -179,6 +183,11 @@ impl Phone {
     /// Whether we share a screen now.
     pub fn sharing(&self) -> ReadSignal<bool> {
         self.sharing.read_only()
+    }
+
+    /// Whether the ringing call the page shows was answered (the call's pane comes next).
+    pub fn answered(&self) -> ReadSignal<bool> {
+        self.answered.read_only()
     }
 
     /// Whether the peer's video is a shared screen.
@@ -298,6 +307,7 @@ impl Phone {
 
     fn reset(&self) {
         self.call.set(CallState::Idle);
+        self.answered.set(false);
         self.online.set(Vec::new());
         self.in_call.set(Vec::new());
         self.server_down.set(false);
@@ -921,8 +931,14 @@ impl Runtime {
     /// Draws the call as it is, if the page is behind (see `view_behind`).
     fn show_call(&mut self) {
         if std::mem::take(&mut self.view_behind) {
-            self.phone.call.set(self.state.clone());
+            self.draw(self.state.clone());
         }
+    }
+
+    /// Shows `state` on the page.
+    fn draw(&self, state: CallState) {
+        self.phone.answered.set(false);
+        self.phone.call.set(state);
     }
 
     /// Runs one transition of the state machine and carries out its effects.
@@ -944,6 +960,7 @@ impl Runtime {
         );
         if answered {
             self.view_behind = true;
+            self.phone.answered.set(true);
             let inputs = self.inputs.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 gloo_timers::future::TimeoutFuture::new(VIEW_BEHIND_MS).await;
@@ -953,7 +970,7 @@ impl Runtime {
             // Still answering: `show_call` draws the call as it is by then.
         } else if next != current || self.view_behind {
             self.view_behind = false;
-            self.phone.call.set(next.clone());
+            self.draw(next.clone());
         }
         self.state = next;
         for effect in effects {

@@ -83,11 +83,19 @@ pub fn CallView() -> impl IntoView {
                 Pane::Idle => view! { <IdleHint/> }.into_any(),
                 Pane::Outgoing => view! { <OutgoingCall/> }.into_any(),
                 Pane::Incoming => view! { <IncomingCall/> }.into_any(),
-                Pane::Active => view! { <InCall/> }.into_any(),
+                Pane::Active => ().into_any(),
                 Pane::Ended => view! { <CallEnded/> }.into_any(),
             }}
-            <Show when=move || matches!(pane.get(), Pane::Active | Pane::Ended)>
-                <ChatDock/>
+            // Built hidden while the call rings, so that answering it shows a pane that is
+            // already there: building it took tens of milliseconds of the main thread right
+            // when the first frame was due (docs/benchmarks.md).
+            <Show when=move || matches!(pane.get(), Pane::Outgoing | Pane::Incoming | Pane::Active)>
+                <InCall shown=Signal::derive(move || pane.get() == Pane::Active)/>
+            </Show>
+            <Show when=move || pane.get() != Pane::Idle>
+                <ChatDock shown=Signal::derive(move || {
+                    matches!(pane.get(), Pane::Active | Pane::Ended)
+                })/>
             </Show>
             <p class="visually-hidden" role="status" data-testid="call-announcement">
                 {announcement}
@@ -112,9 +120,15 @@ fn link_status(strings: &'static Strings, connected: bool, reconnecting: bool) -
 /// A button that takes the keyboard focus when its pane appears, so every state of the call
 /// has its main control one key press away.
 pub(super) fn focused_when_shown() -> NodeRef<html::Button> {
+    focused_when(Signal::stored(true))
+}
+
+/// A button that takes the keyboard focus whenever `shown` turns true (for a pane that is built
+/// before it is shown).
+fn focused_when(shown: Signal<bool>) -> NodeRef<html::Button> {
     let button = NodeRef::<html::Button>::new();
     Effect::new(move |_| {
-        if let Some(button) = button.get() {
+        if let (true, Some(button)) = (shown.get(), button.get()) {
             let _ = button.focus();
         }
     });
@@ -153,9 +167,10 @@ fn OutgoingCall() -> impl IntoView {
     let ringing =
         Memo::new(move |_| call.with(|s| matches!(s, CallState::Outgoing { ringing: true, .. })));
     let cancel = focused_when_shown();
+    let answered = phone.answered();
     view! {
         <div class="call-card">
-            <div class="pulse">
+            <div class="pulse" class:answered=answered>
                 <Avatar name=peer.get_untracked() large=true/>
             </div>
             <h2>{move || fill(locale.t().calling_name, &peer.get())}</h2>
@@ -200,6 +215,7 @@ fn IncomingCall() -> impl IntoView {
         Memo::new(move |_| call.with(|s| matches!(s, CallState::Incoming { video: true, .. })));
     // Answering is one key press away.
     let accept = focused_when_shown();
+    let answered = phone.answered();
     view! {
         <div
             class="call-card incoming"
@@ -207,7 +223,7 @@ fn IncomingCall() -> impl IntoView {
             aria-labelledby="incoming-title"
             aria-describedby="incoming-kind"
         >
-            <div class="pulse ringing">
+            <div class="pulse ringing" class:answered=answered>
                 <Avatar name=peer.get_untracked() large=true/>
             </div>
             <h2 id="incoming-title">{move || fill(locale.t().incoming_name, &peer.get())}</h2>
@@ -251,9 +267,10 @@ fn IncomingCall() -> impl IntoView {
     }
 }
 
-/// Connecting and talking: the peer large, ourselves small, and the controls.
+/// Connecting and talking: the peer large, ourselves small, and the controls. Built while the
+/// call rings and `shown` once it is answered.
 #[component]
-fn InCall() -> impl IntoView {
+fn InCall(shown: Signal<bool>) -> impl IntoView {
     let locale = Locale::use_context();
     let phone = expect_context::<Phone>();
     let call = phone.call();
@@ -270,7 +287,7 @@ fn InCall() -> impl IntoView {
     let remote_muted = field(|a| !a.remote.audio);
     let remote_camera_off = field(|a| !a.remote.video);
     // Not hang-up: a stray Enter must not end the call.
-    let mic = focused_when_shown();
+    let mic = focused_when(shown);
     let peer = peer_memo(phone);
 
     let status = move || link_status(locale.t(), started_at.get().is_some(), reconnecting.get());
@@ -331,6 +348,7 @@ fn InCall() -> impl IntoView {
     view! {
         <div
             class="in-call"
+            hidden=move || !shown.get()
             node_ref=in_call
             on:fullscreenchange=move |_| full_screen.set(document().fullscreen_element().is_some())
             class:connecting=move || started_at.get().is_none()

@@ -155,7 +155,10 @@ fn clock(at: f64) -> String {
 /// [`sync_rows`] straight into the DOM (text only ever as text nodes): a few hundred bytes of
 /// wasm instead of a typed view per row kind.
 #[component]
-pub fn ChatDock() -> impl IntoView {
+pub fn ChatDock(
+    /// Built before the call is answered, shown from then on.
+    shown: Signal<bool>,
+) -> impl IntoView {
     let talk = expect_context::<Talk>();
     let locale = Locale::use_context();
     let phone = expect_context::<Phone>();
@@ -226,7 +229,7 @@ pub fn ChatDock() -> impl IntoView {
     };
 
     view! {
-        <div class="chat-dock">
+        <div class="chat-dock" hidden=move || !shown.get()>
             <button
                 type="button"
                 class="btn chat-toggle"
