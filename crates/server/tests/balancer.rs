@@ -35,7 +35,7 @@ impl Balancer {
             .expect("a free port");
         let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/haproxy.cfg");
         let log = tempfile::NamedTempFile::new().expect("a log file");
-        let child = Command::new("haproxy")
+        let child = common::dies_with_test(&mut Command::new("haproxy"))
             // In the foreground, as this test's child.
             .args(["-db", "-f", config])
             .env("DUET_LB_BIND", addr.to_string())

@@ -239,3 +239,76 @@ async fn without_redis_an_instance_says_so_and_keeps_counting_alone() {
         "ready again once Redis answers"
     );
 }
+
+/// Set for the victim of the test below.
+const HOLD_REDIS: &str = "DUET_TEST_HOLD_REDIS";
+
+/// A test's Redis goes when the test binary is killed and no destructor runs (a CI timeout): the
+/// kernel stops it. The binary runs itself as the victim (a test that starts a Redis, says where,
+/// and waits), kills it with SIGKILL, and watches the Redis port close.
+#[tokio::test]
+async fn a_test_redis_goes_with_a_killed_test_binary() {
+    use std::io::BufRead;
+    let mut victim = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "holds_a_redis_until_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(HOLD_REDIS, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let said = std::io::BufReader::new(victim.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let (pid, port) = line.strip_prefix("redis ")?.split_once(' ')?;
+            Some((pid.parse::<i32>().ok()?, port.parse::<u16>().ok()?))
+        });
+    let Some((pid, port)) = said else {
+        let _ = victim.kill();
+        panic!("the victim did not say where its Redis is");
+    };
+    let listening = || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    };
+    assert!(listening().await, "the victim's Redis serves");
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    for _ in 0..100 {
+        if !listening().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SAFETY: signals the Redis the victim started (still its process: it never exited).
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    panic!("the Redis of a killed test binary still served 5 s later");
+}
+
+/// The victim of the test above, run only by it.
+#[tokio::test]
+#[ignore = "run by a_test_redis_goes_with_a_killed_test_binary"]
+async fn holds_a_redis_until_killed() {
+    use std::io::Write;
+    if std::env::var_os(HOLD_REDIS).is_none() {
+        return;
+    }
+    let redis = common::redis::RedisServer::start().await;
+    let port = redis
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned();
+    println!("redis {} {port}", redis.pid().unwrap());
+    std::io::stdout().flush().unwrap();
+    // Bounded, should the test above not kill it.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}

@@ -407,6 +407,25 @@ pub async fn befriend(a: &Browser, a_name: &str, b: &Browser, b_name: &str) {
     }
 }
 
+/// Makes a helper process of a test (Redis, HAProxy) die with the thread that starts it: the
+/// kernel kills it when that thread ends, so it goes even when the test binary is killed (a CI
+/// timeout) and no destructor runs. Start it from the test's own thread (a test body, which
+/// `#[tokio::test]` polls there), not from a thread that ends before the test does.
+pub fn dies_with_test(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: runs in the child between fork and exec, where only async-signal-safe calls are
+    // allowed; `prctl` is one, and nothing else is done there.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
 /// Sends a request to the local server and reads its status and JSON body.
 pub async fn json_answer(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) {
     let response = request.send().await.expect("request");

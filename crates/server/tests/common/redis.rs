@@ -1,5 +1,6 @@
 //! A private Redis (Debian's `redis-server`, installed by `scripts/install-tools test`) for one
-//! test: a free loopback port, nothing saved to disk, stopped (by its PID) when dropped.
+//! test: a free loopback port, nothing saved to disk, stopped (by its PID) when dropped, and by
+//! the kernel if the test binary dies first.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -21,12 +22,17 @@ impl RedisServer {
         server
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
     async fn run(&mut self) {
-        let child = Command::new("redis-server")
+        let child = super::dies_with_test(&mut Command::new("redis-server"))
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
