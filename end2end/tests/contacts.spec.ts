@@ -109,6 +109,8 @@ test('contacts see who is in a call: live, after a reload, and no longer once it
   const entry = (viewer: User, who: User) =>
     viewer.page.locator(`[data-testid="contact"][data-user="${who.name}"]`);
   const inACall = (viewer: User, who: User) => entry(viewer, who).getByTestId('in-a-call');
+  const voiceCall = (viewer: User, who: User) =>
+    viewer.page.locator(`[data-testid="voice-call"][data-user="${who.name}"]`);
 
   await expectOnline(c, a);
   await expectOnline(c, b);
@@ -118,6 +120,7 @@ test('contacts see who is in a call: live, after a reload, and no longer once it
   for (const who of [a, b]) {
     await expect(inACall(c, who)).toHaveText('in a call');
     await expect(entry(c, who)).toHaveAccessibleName(`Video call ${who.name} (in a call)`);
+    await expect(voiceCall(c, who)).toHaveAccessibleName(`Voice call ${who.name} (in a call)`);
   }
   await c.page.screenshot({ path: test.info().outputPath('in-a-call.png') });
   // A page opened now learns it from its first presence list.
@@ -128,5 +131,6 @@ test('contacts see who is in a call: live, after a reload, and no longer once it
   for (const who of [a, b]) {
     await expect(inACall(c, who)).toHaveCount(0);
     await expect(entry(c, who)).toHaveAccessibleName(`Video call ${who.name}`);
+    await expect(voiceCall(c, who)).toHaveAccessibleName(`Voice call ${who.name}`);
   }
 });

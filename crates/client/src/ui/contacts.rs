@@ -111,6 +111,18 @@ pub fn ContactList() -> impl IntoView {
     });
     // No server to ring through, or a call already in progress.
     let cannot_dial = move |name: String| move || down.get() || !call.with(|c| c.can_dial(&name));
+    // A dial button's accessible name says whether the contact is in a call, as the row shows.
+    let dial_label = move |template: fn(&Strings) -> &'static str, name: String| {
+        move || {
+            let strings = locale.t();
+            let label = fill(template(strings), &name);
+            if in_call.with(|busy| busy.contains(&name)) {
+                format!("{label} ({})", strings.in_a_call)
+            } else {
+                label
+            }
+        }
+    };
 
     // The one person a filter leaves, if calling them is possible now.
     let only_match = move || {
@@ -192,18 +204,7 @@ pub fn ContactList() -> impl IntoView {
                             class="contact"
                             data-testid="contact"
                             data-user=name.clone()
-                            aria-label={
-                                let name = name.clone();
-                                move || {
-                                    let strings = locale.t();
-                                    let label = fill(strings.call_name, &name);
-                                    if in_call.with(|busy| busy.contains(&name)) {
-                                        format!("{label} ({})", strings.in_a_call)
-                                    } else {
-                                        label
-                                    }
-                                }
-                            }
+                            aria-label=dial_label(|t| t.call_name, name.clone())
                             title=move || locale.t().video_call
                             disabled=cannot_dial(name.clone())
                             on:click={
@@ -236,10 +237,7 @@ pub fn ContactList() -> impl IntoView {
                             data-testid="voice-call"
                             data-user=name.clone()
                             title=move || locale.t().voice_call
-                            aria-label={
-                                let name = name.clone();
-                                move || fill(locale.t().voice_call_name, &name)
-                            }
+                            aria-label=dial_label(|t| t.voice_call_name, name.clone())
                             disabled=cannot_dial(name.clone())
                             on:click={
                                 let name = name.clone();
