@@ -55,8 +55,9 @@ enum Command {
 #[derive(Clone, Copy)]
 pub struct Phone {
     call: RwSignal<CallState>,
-    /// The ringing call on the page was answered and the call's pane is not shown yet (see
-    /// `Runtime::view_behind`): the ringing card stops ringing.
+    /// The ringing call on the page was answered and the call's pane is not shown yet: the
+    /// ringing card stops ringing. The runtime draws the pane once the media path is up (see
+    /// `Runtime::view_behind`).
     answered: RwSignal<bool>,
     online: RwSignal<Vec<String>>,
     /// Those of `online` who are in a call now.
@@ -283,7 +284,6 @@ impl Phone {
             ringer: Ringer::default(),
             on_signed_out: Box::new(on_signed_out),
             state: CallState::Idle,
-            view_behind: false,
         };
         self.commands.set_value(Some(commands));
         wasm_bindgen_futures::spawn_local(runtime.run(command_inbox, input_inbox));
@@ -500,13 +500,6 @@ struct Runtime {
     /// The call as the state machine has it. The page shows `phone.call`, which follows it at
     /// once, except at the moment a call is answered (see `view_behind`).
     state: CallState,
-    /// The page still shows the ringing card of a call that was just answered. Drawing the call's
-    /// pane takes the page's main thread for tens of milliseconds, and at that moment the
-    /// negotiation needs it more: the caller must answer the offer that came with the accept,
-    /// and both must hand out and take in candidates. The pane is drawn once the media path is
-    /// up, or after [`VIEW_BEHIND_MS`] at the latest (drawing it once the answer was out or in
-    /// was tried and measured slower: docs/benchmarks.md).
-    view_behind: bool,
     /// Feeds network changes in while the phone runs.
     _network: NetworkWatch,
     /// Feeds devices plugged in or out.
@@ -928,9 +921,20 @@ impl Runtime {
         });
     }
 
+    /// Whether the page still shows the ringing card of a call that was just answered. Drawing the call's
+    /// pane takes the page's main thread for tens of milliseconds, and at that moment the
+    /// negotiation needs it more: the caller must answer the offer that came with the accept,
+    /// and both must hand out and take in candidates. The pane is drawn once the media path is
+    /// up, or after [`VIEW_BEHIND_MS`] at the latest (drawing it once the answer was out or in
+    /// was tried and measured slower: docs/benchmarks.md).
+    /// (`Phone::answered`, which the ringing card shows, is the one record of it.)
+    fn view_behind(&self) -> bool {
+        self.phone.answered.get_untracked()
+    }
+
     /// Draws the call as it is, if the page is behind (see `view_behind`).
     fn show_call(&mut self) {
-        if std::mem::take(&mut self.view_behind) {
+        if self.view_behind() {
             self.draw(self.state.clone());
         }
     }
@@ -959,17 +963,15 @@ impl Runtime {
             )
         );
         if answered {
-            self.view_behind = true;
             self.phone.answered.set(true);
             let inputs = self.inputs.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 gloo_timers::future::TimeoutFuture::new(VIEW_BEHIND_MS).await;
                 let _ = inputs.unbounded_send(Input::ShowCall);
             });
-        } else if self.view_behind && matches!(next, CallState::Active(_)) {
+        } else if self.view_behind() && matches!(next, CallState::Active(_)) {
             // Still answering: `show_call` draws the call as it is by then.
-        } else if next != current || self.view_behind {
-            self.view_behind = false;
+        } else if next != current || self.view_behind() {
             self.draw(next.clone());
         }
         self.state = next;

@@ -300,14 +300,7 @@ async fn holds_a_redis_until_killed() {
         return;
     }
     let redis = common::redis::RedisServer::start().await;
-    let port = redis
-        .url()
-        .rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_owned();
-    println!("redis {} {port}", redis.pid().unwrap());
+    println!("redis {} {}", redis.pid().unwrap(), redis.port());
     std::io::stdout().flush().unwrap();
     // Bounded, should the test above not kill it.
     tokio::time::sleep(Duration::from_secs(60)).await;

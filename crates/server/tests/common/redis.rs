@@ -27,6 +27,10 @@ impl RedisServer {
         self.child.as_ref().map(Child::id)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
